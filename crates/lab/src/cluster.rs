@@ -1,0 +1,258 @@
+//! Where Kafka is: a real cluster by bootstrap address (the course's local
+//! Apache Kafka, docker compose, or any broker), or librdkafka's in-process mock
+//! cluster when explicitly asked for.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Doing, Error, Result};
+use crate::local::LocalCluster;
+use crate::semantics::Semantic;
+
+/// The address the course's single local broker listens on.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+/// How long `Cluster::connect` waits for a broker to answer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Which kind of cluster produced a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// A real Apache Kafka cluster: the reference for every claim.
+    Kafka,
+    /// librdkafka's in-process mock cluster: fast, but not Kafka (see `why_not_on_mock`).
+    Mock,
+}
+
+/// A connection target plus what is known about it.
+pub struct Cluster {
+    bootstrap: String,
+    backend: Backend,
+    kafka_version: String,
+    broker_count: usize,
+    // Keeps the mock cluster alive as long as this value.
+    _mock: Option<MockCluster<'static, DefaultProducerContext>>,
+}
+
+impl Cluster {
+    /// The cluster named by `KAFKA_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092),
+    /// or the mock cluster if `LAB_BACKEND=mock`.
+    pub fn from_env() -> Result<Cluster> {
+        if std::env::var("LAB_BACKEND").map(|b| b == "mock").unwrap_or(false) {
+            return Cluster::mock();
+        }
+        let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_BOOTSTRAP.to_string());
+        Cluster::connect(&bootstrap)
+    }
+
+    /// Connects to a real Kafka cluster and checks that it answers a metadata
+    /// request within `CONNECT_TIMEOUT`.
+    pub fn connect(bootstrap: &str) -> Result<Cluster> {
+        let broker_count = probe(bootstrap, CONNECT_TIMEOUT)?;
+        // The protocol does not tell a client the broker's version: take it from
+        // the course's own launcher, or from KAFKA_VERSION (docker compose users).
+        let kafka_version = LocalCluster::serving(bootstrap)
+            .map(|c| c.kafka_version)
+            .or_else(|| std::env::var("KAFKA_VERSION").ok())
+            .unwrap_or_else(|| "unknown version".to_string());
+        Ok(Cluster {
+            bootstrap: bootstrap.to_string(),
+            backend: Backend::Kafka,
+            kafka_version,
+            broker_count,
+            _mock: None,
+        })
+    }
+
+    /// An in-process librdkafka mock cluster with one broker. Not Apache Kafka:
+    /// use it for quick starts and fast tests of at-most-once and at-least-once.
+    pub fn mock() -> Result<Cluster> {
+        let mock = MockCluster::new(1).doing("starting librdkafka's mock cluster")?;
+        Ok(Cluster {
+            bootstrap: mock.bootstrap_servers(),
+            backend: Backend::Mock,
+            kafka_version: "none (librdkafka mock cluster)".to_string(),
+            broker_count: 1,
+            _mock: Some(mock),
+        })
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn kafka_version(&self) -> &str {
+        &self.kafka_version
+    }
+
+    pub fn broker_count(&self) -> usize {
+        self.broker_count
+    }
+
+    /// One line naming what produced a result, e.g.
+    /// `Apache Kafka 4.1.1, 1 broker at 127.0.0.1:9092`.
+    pub fn describe(&self) -> String {
+        match self.backend {
+            Backend::Kafka => format!(
+                "Apache Kafka {}, {} broker{} at {}",
+                self.kafka_version,
+                self.broker_count,
+                if self.broker_count == 1 { "" } else { "s" },
+                self.bootstrap
+            ),
+            Backend::Mock => format!(
+                "librdkafka {} mock cluster (not Apache Kafka)",
+                librdkafka_version()
+            ),
+        }
+    }
+
+    /// Refuses what this backend cannot show faithfully, with the reason.
+    pub fn require_faithful(&self, semantic: Semantic) -> Result<()> {
+        if self.backend == Backend::Mock && semantic == Semantic::ExactlyOnce {
+            return Err(Error::Unsupported {
+                what: "exactly-once".into(),
+                backend: self.describe(),
+                why: why_not_on_mock().into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A name no earlier run used: `prefix-<time>-<pid>-<n>`. Every run gets a
+    /// fresh topic and group, so re-running a notebook cell never sees old data.
+    pub fn fresh_name(&self, prefix: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{millis}-{}-{n}", std::process::id())
+    }
+
+    /// Creates `topic` with `partitions` partitions, replicated on up to three
+    /// brokers, and waits until every partition has a leader.
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .client_config()
+            .create()
+            .doing("creating an admin client")?;
+        let replication = self.broker_count.clamp(1, 3) as i32;
+        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = futures_executor::block_on(admin.create_topics([&new_topic], &options))
+            .doing(format!("creating topic {topic}"))?;
+        for result in results {
+            result.map_err(|(name, code)| Error::Kafka {
+                doing: format!("creating topic {name}"),
+                source: rdkafka::error::KafkaError::AdminOp(code),
+            })?;
+        }
+        self.wait_for_leaders(topic, partitions as usize)
+    }
+
+    fn wait_for_leaders(&self, topic: &str, partitions: usize) -> Result<()> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .create()
+            .doing("creating a metadata client")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .doing(format!("reading metadata of {topic}"))?;
+            let ready = metadata.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().is_none()
+                    && t.partitions().len() == partitions
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            });
+            if ready {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Stalled {
+                    stage: "topic creation",
+                    waited: Duration::from_secs(15),
+                    detail: format!("{topic} has no leader for every partition yet"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The number of partitions of `topic`.
+    pub fn partition_count(&self, topic: &str) -> Result<usize> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .create()
+            .doing("creating a metadata client")?;
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .doing(format!("reading metadata of {topic}"))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len())
+            .unwrap_or(0))
+    }
+
+    /// A client configuration with just the bootstrap address.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        config
+    }
+}
+
+/// Why the mock cluster cannot stand in for Kafka where exactly-once is concerned.
+pub fn why_not_on_mock() -> &'static str {
+    "librdkafka's mock cluster does not filter aborted transactions (read_committed \
+     readers see them), never stores offsets sent in a transaction, does not \
+     de-duplicate an idempotent producer without a transactional.id, and does not \
+     replicate. Run it on Apache Kafka: `cargo xtask kafka up`, then use the default \
+     bootstrap address or set KAFKA_BOOTSTRAP_SERVERS."
+}
+
+/// The bundled librdkafka's version, e.g. `2.12.1`.
+pub fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}
+
+/// Asks `bootstrap` for cluster metadata; returns the number of brokers.
+pub fn probe(bootstrap: &str, timeout: Duration) -> Result<usize> {
+    let no_broker = |cause: String| Error::NoBroker {
+        bootstrap: bootstrap.to_string(),
+        waited: timeout,
+        cause,
+    };
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| no_broker(e.to_string()))?;
+    let metadata = consumer
+        .fetch_metadata(None, timeout)
+        .map_err(|e| no_broker(e.to_string()))?;
+    if metadata.brokers().is_empty() {
+        return Err(no_broker("the metadata named no brokers".into()));
+    }
+    Ok(metadata.brokers().len())
+}

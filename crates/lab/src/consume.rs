@@ -1,0 +1,243 @@
+//! Consumer loops, one per semantic: commit before processing, commit after
+//! processing, and read-process-write with the consumed offsets committed
+//! inside the producer's transaction.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::cluster::Cluster;
+use crate::error::{Doing, Error, Result};
+use crate::produce;
+use crate::record;
+use crate::semantics::Semantic;
+
+/// How many records a consumer takes per poll round (and per transaction).
+pub const BATCH: usize = 500;
+
+/// How long a consumer may see nothing new before the run is declared stalled.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
+
+/// What the consumer side of a run did.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumeReport {
+    /// Ids in the order they were processed; an id twice was processed twice.
+    pub processed: Vec<u64>,
+    /// Ids written in transactions that were aborted (exactly-once only).
+    pub aborted: Vec<u64>,
+    /// Offset commits made (or transactions committed).
+    pub commits: u64,
+    pub elapsed: Duration,
+}
+
+/// Consumes all of `input` as a member of `group`, per `semantic`, until every
+/// partition has been read to its end. Exactly-once writes each record to
+/// `output` in a transaction that also carries the consumed offsets.
+pub fn consume(
+    cluster: &Cluster,
+    semantic: Semantic,
+    input: &str,
+    output: Option<&str>,
+    group: &str,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ConsumeReport> {
+    let started = Instant::now();
+    let partitions = cluster.partition_count(input)?;
+    let mut config = semantic.consumer_config(cluster.bootstrap(), group, &[]);
+    // Lab mechanics, not part of the guarantee: report reaching a partition's
+    // end, so the loop knows when the topic is drained.
+    config.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = config.create().doing("creating the consumer")?;
+    consumer
+        .subscribe(&[input])
+        .doing(format!("subscribing to {input}"))?;
+
+    let mut report = ConsumeReport::default();
+    let mut drained = Drained::new(partitions);
+    match semantic {
+        Semantic::AtMostOnce | Semantic::AtLeastOnce => loop {
+            let batch = next_batch(&consumer, &mut drained)?;
+            if batch.is_empty() {
+                if drained.all() {
+                    break;
+                }
+                continue;
+            }
+            let offsets = next_offsets(&batch);
+            if semantic == Semantic::AtMostOnce {
+                // Commit first: after a crash here the batch is never seen again.
+                commit(&consumer, &offsets)?;
+                report.processed.extend(batch.iter().map(|r| r.id));
+            } else {
+                // Process first: after a crash here the batch is processed again.
+                report.processed.extend(batch.iter().map(|r| r.id));
+                commit(&consumer, &offsets)?;
+            }
+            report.commits += 1;
+            progress(report.processed.len() as u64);
+        },
+        Semantic::ExactlyOnce => {
+            let output = output.ok_or_else(|| {
+                Error::BadConfig("exactly-once needs an output topic to write to".into())
+            })?;
+            transform(cluster, &consumer, output, group, &mut drained, &mut report, progress)?;
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Read-process-write: consumed records are written to `output`, and the
+/// consumed offsets are committed in the same transaction, using the consumer's
+/// group metadata (KIP-447), so either both happen or neither does.
+fn transform(
+    cluster: &Cluster,
+    consumer: &BaseConsumer,
+    output: &str,
+    group: &str,
+    drained: &mut Drained,
+    report: &mut ConsumeReport,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    // One transactional.id per processor instance: a restart with the same id
+    // fences the previous instance and aborts whatever it left open.
+    let transactional_id = format!("{group}-processor");
+    let producer: BaseProducer<produce::LoggingContext> = Semantic::ExactlyOnce
+        .producer_config(cluster.bootstrap(), Some(&transactional_id), &[])?
+        .create_with_context(produce::LoggingContext(Default::default()))
+        .doing("creating the transactional producer")?;
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .doing("initialising transactions")?;
+    loop {
+        let batch = next_batch(consumer, drained)?;
+        if batch.is_empty() {
+            if drained.all() {
+                return Ok(());
+            }
+            continue;
+        }
+        producer.begin_transaction().doing("beginning a transaction")?;
+        for r in &batch {
+            produce::send(&producer, output, r.id, r.value_len)?;
+        }
+        let metadata = consumer.group_metadata().ok_or_else(|| {
+            Error::BadConfig("the consumer has no group metadata: is group.id set?".into())
+        })?;
+        produce::drain(&producer, Duration::from_secs(60))?;
+        producer
+            .send_offsets_to_transaction(&next_offsets(&batch), &metadata, Duration::from_secs(30))
+            .doing("adding the consumed offsets to the transaction")?;
+        produce::commit(&producer)?;
+        report.commits += 1;
+        report.processed.extend(batch.iter().map(|r| r.id));
+        progress(report.processed.len() as u64);
+    }
+}
+
+/// The part of a consumed record the loops need (a `BorrowedMessage` cannot
+/// outlive the next poll).
+pub(crate) struct Consumed {
+    pub id: u64,
+    pub partition: i32,
+    pub offset: i64,
+    pub topic: String,
+    pub value_len: usize,
+}
+
+impl Consumed {
+    fn from_message(m: &BorrowedMessage<'_>) -> Option<Consumed> {
+        Some(Consumed {
+            id: record::parse_key(m.key())?,
+            partition: m.partition(),
+            offset: m.offset(),
+            topic: m.topic().to_string(),
+            value_len: m.payload().map(<[u8]>::len).unwrap_or(0),
+        })
+    }
+}
+
+/// Which partitions have been read to their end.
+pub(crate) struct Drained {
+    partitions: usize,
+    at_end: HashSet<i32>,
+    last_progress: Instant,
+}
+
+impl Drained {
+    pub(crate) fn new(partitions: usize) -> Drained {
+        Drained {
+            partitions,
+            at_end: HashSet::new(),
+            last_progress: Instant::now(),
+        }
+    }
+
+    pub(crate) fn all(&self) -> bool {
+        self.at_end.len() >= self.partitions
+    }
+}
+
+/// Polls up to `BATCH` records; returns early when nothing more is waiting.
+/// Fails if nothing at all arrives for `IDLE_LIMIT`.
+pub(crate) fn next_batch(consumer: &BaseConsumer, drained: &mut Drained) -> Result<Vec<Consumed>> {
+    let mut batch = Vec::new();
+    while batch.len() < BATCH {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => break,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                drained.at_end.insert(p);
+                drained.last_progress = Instant::now();
+                if drained.all() {
+                    break;
+                }
+            }
+            Some(Err(e)) => return Err(e).doing("consuming"),
+            Some(Ok(m)) => {
+                drained.at_end.remove(&m.partition());
+                drained.last_progress = Instant::now();
+                if let Some(r) = Consumed::from_message(&m) {
+                    batch.push(r);
+                }
+            }
+        }
+    }
+    if batch.is_empty() && !drained.all() && drained.last_progress.elapsed() > IDLE_LIMIT {
+        return Err(Error::Stalled {
+            stage: "consumer",
+            waited: IDLE_LIMIT,
+            detail: format!(
+                "read {} of {} partitions to their end; is another consumer in the group holding the rest?",
+                drained.at_end.len(),
+                drained.partitions
+            ),
+        });
+    }
+    Ok(batch)
+}
+
+/// The offsets to commit after `batch`: per partition, one past the last record.
+pub(crate) fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for r in batch {
+        let slot = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        *slot = (*slot).max(r.offset + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .expect("a plain offset is always valid");
+    }
+    list
+}
+
+fn commit(consumer: &BaseConsumer, offsets: &TopicPartitionList) -> Result<()> {
+    consumer
+        .commit(offsets, CommitMode::Sync)
+        .doing("committing offsets")
+}

@@ -1,0 +1,64 @@
+//! One error type for the lab, whose messages say what to do next.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in a lab run, worded for a learner.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Nothing answered a metadata request at the bootstrap address.
+    #[error(
+        "no Kafka broker answered at {bootstrap} within {waited:?} ({cause}).\n\
+         Start the course's broker with `cargo xtask kafka up` (or `docker compose up -d --wait`),\n\
+         or point KAFKA_BOOTSTRAP_SERVERS at a running broker."
+    )]
+    NoBroker {
+        bootstrap: String,
+        waited: Duration,
+        cause: String,
+    },
+
+    /// A combination of client settings that Kafka or librdkafka rejects, or that
+    /// would silently break the guarantee the run is meant to show.
+    #[error("bad configuration: {0}")]
+    BadConfig(String),
+
+    /// The backend cannot show this semantic or scenario faithfully.
+    #[error("{what} is refused on {backend}: {why}")]
+    Unsupported {
+        what: String,
+        backend: String,
+        why: String,
+    },
+
+    /// A stage did not finish in time (e.g. a consumer never got its partitions).
+    #[error("{stage} did not finish within {waited:?}: {detail}")]
+    Stalled {
+        stage: &'static str,
+        waited: Duration,
+        detail: String,
+    },
+
+    /// An error reported by librdkafka, with what the lab was doing at the time.
+    #[error("{doing}: {source}")]
+    Kafka {
+        doing: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches what the lab was doing to a librdkafka error.
+pub(crate) trait Doing<T> {
+    fn doing(self, what: impl Into<String>) -> Result<T>;
+}
+
+impl<T> Doing<T> for std::result::Result<T, rdkafka::error::KafkaError> {
+    fn doing(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|source| Error::Kafka {
+            doing: what.into(),
+            source,
+        })
+    }
+}

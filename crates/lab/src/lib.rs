@@ -1,0 +1,40 @@
+//! `lab`: the helper crate of the course *Delivery Semantics in Kafka, hands-on
+//! in Rust*. The book's listings, the notebooks and the tests all use it.
+//!
+//! A map of the modules, in the order an experiment uses them:
+//!
+//! - [`semantics`]: `Semantic::{AtMostOnce, AtLeastOnce, ExactlyOnce}` and the
+//!   exact producer and consumer settings behind each, with the reasons.
+//! - [`cluster`]: where Kafka is (a real broker by address, or the mock cluster),
+//!   fresh topics and group names.
+//! - [`local`]: the course's cache and the local brokers `cargo xtask kafka up` started.
+//! - [`record`]: every record carries a unique id; this is its format.
+//! - [`produce`] and [`consume`]: the producer and consumer loops per semantic.
+//! - [`audit`]: reads back what the log holds and counts, by id, what was
+//!   lost and duplicated.
+//! - [`run`]: one experiment end to end; [`outcome`]: its result.
+//!
+//! ```no_run
+//! use lab::{Cluster, RunOptions, Semantic};
+//! let cluster = Cluster::from_env()?;
+//! let outcome = lab::run(&cluster, Semantic::AtLeastOnce, &RunOptions::records(1000))?;
+//! println!("{outcome}");
+//! # Ok::<(), lab::Error>(())
+//! ```
+
+pub mod audit;
+pub mod cluster;
+pub mod consume;
+pub mod error;
+pub mod local;
+pub mod outcome;
+pub mod produce;
+pub mod record;
+pub mod run;
+pub mod semantics;
+
+pub use cluster::{Backend, Cluster};
+pub use error::{Error, Result};
+pub use outcome::Outcome;
+pub use run::{run, run_with_progress, RunOptions, Stage};
+pub use semantics::Semantic;

@@ -1,0 +1,94 @@
+//! The result of a run: the counts, what produced them, and how long it took.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Counts;
+use crate::cluster::Backend;
+use crate::semantics::Semantic;
+
+/// One run of one semantic, as the audit counted it. Serializes to JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub semantic: Semantic,
+    pub backend: Backend,
+    /// e.g. `Apache Kafka 4.1.1, 1 broker at 127.0.0.1:9092`.
+    pub backend_description: String,
+    pub kafka_version: String,
+    pub librdkafka_version: String,
+    pub input_topic: String,
+    pub output_topic: Option<String>,
+    pub records: u64,
+    pub payload_bytes: usize,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub produce_seconds: f64,
+    pub consume_seconds: f64,
+}
+
+impl Outcome {
+    /// Records per second through the producer stage.
+    pub fn produce_rate(&self) -> f64 {
+        self.counts.sent as f64 / self.produce_seconds.max(1e-9)
+    }
+
+    /// Pretty JSON, for files and for `lab run --json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("an outcome always serializes")
+    }
+
+    /// A Markdown table of several outcomes, with the line naming the backend(s).
+    pub fn markdown_table(outcomes: &[Outcome]) -> String {
+        let mut out = String::from(
+            "| semantic | sent | acknowledged | durable | delivered | lost | duplicated | aborted reads |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for o in outcomes {
+            let c = &o.counts;
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                o.semantic, c.sent, c.acknowledged, c.durable, c.delivered, c.lost,
+                c.duplicated, c.aborted_reads
+            );
+        }
+        let mut sources: Vec<&str> =
+            outcomes.iter().map(|o| o.backend_description.as_str()).collect();
+        sources.dedup();
+        if let Some(first) = outcomes.first() {
+            out += &format!(
+                "\nMeasured on {}, librdkafka {}.\n",
+                sources.join("; "),
+                first.librdkafka_version
+            );
+        }
+        out
+    }
+}
+
+impl fmt::Display for Outcome {
+    /// A summary table for a terminal or a notebook cell.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        writeln!(f, "{} on {}", self.semantic, self.backend_description)?;
+        let rows = [
+            ("sent", c.sent, "records handed to the producer"),
+            ("acknowledged", c.acknowledged, "delivery report said success"),
+            ("durable", c.durable, "distinct ids in the log (read_committed)"),
+            ("written twice", c.written_twice, "extra copies in the log"),
+            ("delivered", c.delivered, "distinct ids at the end of the pipeline"),
+            ("lost", c.lost, "acknowledged, never delivered"),
+            ("duplicated", c.duplicated, "deliveries beyond the first"),
+            ("aborted reads", c.aborted_reads, "aborted records a reader saw"),
+        ];
+        for (name, value, meaning) in rows {
+            writeln!(f, "  {name:<14} {value:>9}   {meaning}")?;
+        }
+        write!(
+            f,
+            "  produced at {:.0} records/s; consumed in {:.2} s",
+            self.produce_rate(),
+            self.consume_seconds
+        )
+    }
+}

@@ -1,0 +1,120 @@
+//! One experiment end to end: fresh topics, produce, consume, audit.
+
+use crate::audit::{self, Isolation};
+use crate::cluster::Cluster;
+use crate::consume;
+use crate::error::Result;
+use crate::outcome::Outcome;
+use crate::produce::{self, ProduceOptions};
+use crate::semantics::Semantic;
+
+/// The workload of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub records: u64,
+    pub payload_bytes: usize,
+    pub partitions: i32,
+    /// Exactly-once: records per transaction of the upstream producer.
+    pub transaction_size: u64,
+    /// Extra producer settings, applied after the semantic's (and checked).
+    pub producer_overrides: Vec<(String, String)>,
+}
+
+impl RunOptions {
+    /// `records` records of 100 bytes on 3 partitions.
+    pub fn records(records: u64) -> RunOptions {
+        RunOptions {
+            records,
+            payload_bytes: 100,
+            partitions: 3,
+            transaction_size: 500,
+            producer_overrides: Vec::new(),
+        }
+    }
+}
+
+/// Which stage a progress report is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Produce,
+    Consume,
+    Audit,
+}
+
+/// Runs `semantic` on the happy path: a fresh input topic (and output topic for
+/// exactly-once) and consumer group, `options.records` records, then the audit.
+pub fn run(cluster: &Cluster, semantic: Semantic, options: &RunOptions) -> Result<Outcome> {
+    run_with_progress(cluster, semantic, options, &mut |_, _| {})
+}
+
+/// `run`, reporting progress as (stage, records so far).
+pub fn run_with_progress(
+    cluster: &Cluster,
+    semantic: Semantic,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Stage, u64),
+) -> Result<Outcome> {
+    cluster.require_faithful(semantic)?;
+    // Check the settings before creating anything.
+    semantic.producer_config(cluster.bootstrap(), Some("check"), &options.producer_overrides)?;
+
+    let input = cluster.fresh_name(&format!("{semantic}-in"));
+    cluster.create_topic(&input, options.partitions)?;
+    let output = if semantic == Semantic::ExactlyOnce {
+        let name = cluster.fresh_name(&format!("{semantic}-out"));
+        cluster.create_topic(&name, options.partitions)?;
+        Some(name)
+    } else {
+        None
+    };
+    let group = cluster.fresh_name(&format!("{semantic}-group"));
+
+    let produced = produce::produce(
+        cluster,
+        semantic,
+        &input,
+        &ProduceOptions {
+            ids: 0..options.records,
+            payload_bytes: options.payload_bytes,
+            transaction_size: options.transaction_size,
+            overrides: options.producer_overrides.clone(),
+        },
+        &mut |n| progress(Stage::Produce, n),
+    )?;
+    let consumed = consume::consume(
+        cluster,
+        semantic,
+        &input,
+        output.as_deref(),
+        &group,
+        &mut |n| progress(Stage::Consume, n),
+    )?;
+
+    progress(Stage::Audit, 0);
+    let in_log = audit::read_ids(cluster, &input, Isolation::ReadCommitted)?;
+    let delivered = match &output {
+        Some(topic) => audit::read_ids(cluster, topic, Isolation::ReadCommitted)?,
+        None => consumed.processed.clone(),
+    };
+    let counts = audit::count(
+        produced.sent,
+        &produced.acknowledged,
+        &in_log,
+        &delivered,
+        &consumed.aborted,
+    );
+    Ok(Outcome {
+        semantic,
+        backend: cluster.backend(),
+        backend_description: cluster.describe(),
+        kafka_version: cluster.kafka_version().to_string(),
+        librdkafka_version: crate::cluster::librdkafka_version(),
+        input_topic: input,
+        output_topic: output,
+        records: options.records,
+        payload_bytes: options.payload_bytes,
+        counts,
+        produce_seconds: produced.elapsed.as_secs_f64(),
+        consume_seconds: consumed.elapsed.as_secs_f64(),
+    })
+}
