@@ -1,0 +1,413 @@
+//! Apache Kafka without Docker: fetch the broker's jars from Maven Central (once,
+//! cached), format KRaft storage, start one broker or three on loopback, wait
+//! until they answer a metadata request, and stop them cleanly.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use lab::local::{cache_dir, LocalBroker, LocalCluster};
+
+use crate::{repo_root, run_quiet};
+
+/// The two local clusters the course uses. They use different ports, so both
+/// can run at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One broker on 127.0.0.1:9092: every chapter but leader failure.
+    Single,
+    /// Three brokers on 127.0.0.1:19092-19094, replication factor 3,
+    /// min.insync.replicas=2: the leader-failure scenarios.
+    Three,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Single => "single",
+            Layout::Three => "three",
+        }
+    }
+
+    /// (node id, client port, controller port) of each broker.
+    pub fn nodes(self) -> Vec<(u32, u16, u16)> {
+        match self {
+            Layout::Single => vec![(1, 9092, 9093)],
+            Layout::Three => (0..3).map(|i| (i + 1, 19092 + i as u16, 19192 + i as u16)).collect(),
+        }
+    }
+
+    pub fn bootstrap(self) -> String {
+        self.nodes()
+            .iter()
+            .map(|(_, port, _)| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The server.properties of one broker, apart from its data directory. The
+/// docker-compose.yml test checks the compose file against these.
+pub fn broker_properties(layout: Layout, node_id: u32) -> Vec<(&'static str, String)> {
+    let nodes = layout.nodes();
+    let (_, port, controller_port) = *nodes
+        .iter()
+        .find(|(id, _, _)| *id == node_id)
+        .expect("node id belongs to the layout");
+    let voters = nodes
+        .iter()
+        .map(|(id, _, c)| format!("{id}@127.0.0.1:{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let replicas = nodes.len().to_string();
+    // A single broker can only keep one copy; three keep three and refuse
+    // acks=all writes unless two are in sync.
+    let min_isr = if nodes.len() >= 3 { "2" } else { "1" }.to_string();
+    vec![
+        // KRaft: each process is both a broker and a controller.
+        ("process.roles", "broker,controller".into()),
+        ("node.id", node_id.to_string()),
+        ("controller.quorum.voters", voters),
+        ("listeners", format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}")),
+        ("advertised.listeners", format!("PLAINTEXT://127.0.0.1:{port}")),
+        ("controller.listener.names", "CONTROLLER".into()),
+        ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into()),
+        ("inter.broker.listener.name", "PLAINTEXT".into()),
+        ("default.replication.factor", replicas.clone()),
+        ("min.insync.replicas", min_isr.clone()),
+        // Consumer offsets and transaction state live in internal topics; with
+        // their defaults (3 replicas) a single broker could not run transactions.
+        ("offsets.topic.replication.factor", replicas.clone()),
+        ("transaction.state.log.replication.factor", replicas),
+        ("transaction.state.log.min.isr", min_isr),
+        // A new consumer group starts at once instead of waiting 3 s for more members.
+        ("group.initial.rebalance.delay.ms", "0".into()),
+        ("auto.create.topics.enable", "false".into()),
+    ]
+}
+
+/// The Kafka version pinned in xtask/kafka-pom.xml.
+pub fn kafka_version() -> Result<String> {
+    let pom = fs::read_to_string(pom_path())?;
+    let start = pom.find("<kafka.version>").context("no <kafka.version> in kafka-pom.xml")?
+        + "<kafka.version>".len();
+    let end = pom[start..].find('<').context("unterminated <kafka.version>")? + start;
+    Ok(pom[start..end].trim().to_string())
+}
+
+fn pom_path() -> PathBuf {
+    repo_root().join("xtask/kafka-pom.xml")
+}
+
+/// Kafka's jars, fetched from Maven Central on first use.
+pub fn ensure_jars() -> Result<PathBuf> {
+    let version = kafka_version()?;
+    let libs = cache_dir().join("kafka").join(&version).join("libs");
+    let complete = libs.join(".complete");
+    if complete.exists() {
+        return Ok(libs);
+    }
+    which("mvn").context(
+        "Maven (mvn) is needed once to fetch Apache Kafka from Maven Central: \
+         install it (Debian: apt-get install maven), or use docker compose",
+    )?;
+    println!("fetching Apache Kafka {version} from Maven Central into {}", libs.display());
+    let _ = fs::remove_dir_all(&libs);
+    run_quiet(
+        Command::new("mvn")
+            .args(["-q", "-B", "-f"])
+            .arg(pom_path())
+            .arg("dependency:copy-dependencies")
+            .arg(format!("-DoutputDirectory={}", libs.display()))
+            .arg("-DincludeScope=runtime"),
+        "fetching Kafka with Maven",
+    )?;
+    fs::write(&complete, &version)?;
+    Ok(libs)
+}
+
+fn java() -> Result<PathBuf> {
+    let java = std::env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin/java"))
+        .filter(|p| p.exists())
+        .or_else(|| which("java"))
+        .context("Java 17 or newer is needed to run Apache Kafka: install a JDK, or use docker compose")?;
+    let out = Command::new(&java).arg("-version").output()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let major: u32 = text
+        .split('"')
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 17 {
+        bail!("Apache Kafka 4 needs Java 17 or newer; {} reports: {}", java.display(), text.lines().next().unwrap_or(""));
+    }
+    Ok(java)
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn cluster_dir(layout: Layout) -> PathBuf {
+    lab::local::run_dir().join(layout.name())
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has /proc/<pid> but is dead: read its state.
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+/// The recorded cluster of `layout` if all its brokers are still running.
+pub fn running(layout: Layout) -> Option<LocalCluster> {
+    let bytes = fs::read(LocalCluster::state_file(layout.name())).ok()?;
+    let cluster: LocalCluster = serde_json::from_slice(&bytes).ok()?;
+    cluster.brokers.iter().all(|b| alive(b.pid)).then_some(cluster)
+}
+
+/// Starts `layout` (or finds it already running) and waits until it answers.
+pub fn up(layout: Layout) -> Result<LocalCluster> {
+    if let Some(cluster) = running(layout) {
+        println!("Apache Kafka {} ({}) is already running at {}", cluster.kafka_version, layout.name(), cluster.bootstrap);
+        return Ok(cluster);
+    }
+    down(layout)?; // clears what a dead or half-started cluster left behind
+    for (_, port, controller) in layout.nodes() {
+        for p in [port, controller] {
+            if TcpStream::connect(("127.0.0.1", p)).is_ok() {
+                bail!(
+                    "port {p} on 127.0.0.1 is already in use by a process this course did not start \
+                     (another Kafka? `docker compose down`, or stop it). To use that broker instead, \
+                     set KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{port}"
+                );
+            }
+        }
+    }
+    let started = Instant::now();
+    let libs = ensure_jars()?;
+    let java = java()?;
+    let version = kafka_version()?;
+    let dir = cluster_dir(layout);
+    fs::create_dir_all(&dir)?;
+    let classpath = format!("{}/*", libs.display());
+    let log_config = dir.join("log4j2.properties");
+    fs::write(&log_config, LOG4J2)?;
+    let cluster_id = random_cluster_id();
+
+    let mut brokers = Vec::new();
+    for (node_id, port, controller_port) in layout.nodes() {
+        let node_dir = dir.join(format!("broker-{node_id}"));
+        let data = node_dir.join("data");
+        fs::create_dir_all(&data)?;
+        let props = node_dir.join("server.properties");
+        let mut text = String::new();
+        for (k, v) in broker_properties(layout, node_id) {
+            text += &format!("{k}={v}\n");
+        }
+        text += &format!("log.dirs={}\n", data.display());
+        fs::write(&props, text)?;
+        run_quiet(
+            Command::new(&java)
+                .args(["-cp", &classpath, "kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
+                .arg(&props),
+            &format!("formatting the storage of broker {node_id}"),
+        )?;
+        let log = fs::File::create(node_dir.join("broker.log"))?;
+        let child = Command::new(&java)
+            .args(["-Xms256m", "-Xmx768m", "-XX:+UseG1GC"])
+            .arg(format!("-Dlog4j2.configurationFile={}", log_config.display()))
+            .args(["-cp", &classpath, "kafka.Kafka"])
+            .arg(&props)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group: closing the terminal or Ctrl-C in the
+            // shell that ran `kafka up` does not take the broker down.
+            .process_group(0)
+            .spawn()
+            .context("starting the broker's JVM")?;
+        brokers.push(LocalBroker { node_id, port, controller_port, pid: child.id() });
+    }
+    let cluster = LocalCluster {
+        name: layout.name().into(),
+        bootstrap: layout.bootstrap(),
+        kafka_version: version,
+        brokers,
+    };
+    fs::write(LocalCluster::state_file(layout.name()), serde_json::to_vec_pretty(&cluster)?)?;
+    wait_ready(layout, &cluster)?;
+    println!(
+        "Apache Kafka {} ({}, {} broker{}) is up at {} after {:.1} s; logs in {}",
+        cluster.kafka_version,
+        layout.name(),
+        cluster.brokers.len(),
+        if cluster.brokers.len() == 1 { "" } else { "s" },
+        cluster.bootstrap,
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    Ok(cluster)
+}
+
+fn wait_ready(layout: Layout, cluster: &LocalCluster) -> Result<()> {
+    let limit = Duration::from_secs(90);
+    let deadline = Instant::now() + limit;
+    loop {
+        for b in &cluster.brokers {
+            if !alive(b.pid) {
+                let log = cluster_dir(layout).join(format!("broker-{}/broker.log", b.node_id));
+                let tail = tail_of(&log, 15);
+                let _ = down(layout);
+                bail!("broker {} exited while starting; the end of {}:\n{tail}", b.node_id, log.display());
+            }
+        }
+        if let Ok(n) = lab::cluster::probe(&cluster.bootstrap, Duration::from_secs(2)) {
+            if n == cluster.brokers.len() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = down(layout);
+            bail!("the {} cluster did not answer within {limit:?}; see the logs under {}", layout.name(), cluster_dir(layout).display());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn tail_of(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Stops the brokers of `layout` (SIGTERM, then SIGKILL after 30 s) and removes
+/// their data. Does nothing if none is running.
+pub fn down(layout: Layout) -> Result<()> {
+    let dir = cluster_dir(layout);
+    let state = LocalCluster::state_file(layout.name());
+    if let Ok(bytes) = fs::read(&state) {
+        if let Ok(cluster) = serde_json::from_slice::<LocalCluster>(&bytes) {
+            let pids: Vec<u32> = cluster.brokers.iter().map(|b| b.pid).filter(|&p| alive(p)).collect();
+            signal("-TERM", &pids);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let stubborn: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+            signal("-KILL", &stubborn);
+            if !pids.is_empty() {
+                println!("stopped the {} cluster ({} broker process{})", layout.name(), pids.len(), if pids.len() == 1 { "" } else { "es" });
+            }
+        }
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn signal(sig: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(sig)
+        .args(pids.iter().map(u32::to_string))
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+fn random_cluster_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = Vec::with_capacity(16);
+    for i in 0..2u64 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        bytes.extend_from_slice(&h.finish().to_le_bytes());
+    }
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Prints what is running.
+pub fn status() -> Result<()> {
+    for layout in [Layout::Single, Layout::Three] {
+        match running(layout) {
+            Some(c) => println!("{}: Apache Kafka {} at {} (pids {:?})", layout.name(), c.kafka_version, c.bootstrap,
+                c.brokers.iter().map(|b| b.pid).collect::<Vec<_>>()),
+            None => println!("{}: not running (start it with `cargo xtask kafka up{}`)", layout.name(),
+                if layout == Layout::Three { " --three" } else { "" }),
+        }
+    }
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+const LOG4J2: &str = "\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.state.name = state.change.logger
+logger.state.level = WARN
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_are_22_url_safe_base64_characters() {
+        let id = random_cluster_id();
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(id, random_cluster_id());
+    }
+
+    #[test]
+    fn a_three_broker_cluster_replicates_and_needs_two_in_sync() {
+        let props: std::collections::HashMap<_, _> = broker_properties(Layout::Three, 2).into_iter().collect();
+        assert_eq!(props["default.replication.factor"], "3");
+        assert_eq!(props["min.insync.replicas"], "2");
+        assert_eq!(props["controller.quorum.voters"], "1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194");
+        assert_eq!(props["advertised.listeners"], "PLAINTEXT://127.0.0.1:19093");
+    }
+
+    #[test]
+    fn a_single_broker_can_run_transactions() {
+        let props: std::collections::HashMap<_, _> = broker_properties(Layout::Single, 1).into_iter().collect();
+        assert_eq!(props["transaction.state.log.replication.factor"], "1");
+        assert_eq!(props["transaction.state.log.min.isr"], "1");
+        assert_eq!(props["offsets.topic.replication.factor"], "1");
+    }
+
+    #[test]
+    fn the_pinned_kafka_version_is_4_x() {
+        assert!(kafka_version().unwrap().starts_with("4."));
+    }
+}

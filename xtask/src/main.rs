@@ -1,0 +1,216 @@
+//! The course's tasks. `cargo xtask --help` lists them; the two that matter:
+//!
+//!     cargo xtask course   # a fresh clone to a working course: Kafka, book, JupyterLab
+//!     cargo xtask test     # every test, against a real Apache Kafka broker
+
+mod book;
+mod kafka;
+mod notebooks;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use kafka::Layout;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Tasks of the course Delivery Semantics in Kafka")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Start everything a learner needs: Kafka, the book at http://localhost:3000,
+    /// and JupyterLab with the Rust kernel on notebooks/
+    Course,
+    /// Run every test: unit tests, the semantics on real Kafka, the book, the notebooks
+    Test,
+    /// Install mdBook, the evcxr Jupyter kernel and Jupyter (pinned, cached)
+    Setup,
+    /// A local Apache Kafka without Docker
+    Kafka {
+        #[command(subcommand)]
+        action: KafkaAction,
+    },
+    /// Check the book's includes and build it into book/book
+    Book,
+    /// Regenerate the book's generated pages (measured ones need a running broker)
+    Regen,
+    /// Execute the notebooks headlessly, failing on any failed cell
+    Notebooks,
+}
+
+#[derive(Subcommand)]
+enum KafkaAction {
+    /// Start the broker(s) and wait until they answer
+    Up {
+        /// Three brokers on 127.0.0.1:19092-19094 (replication 3, min.insync.replicas=2)
+        #[arg(long)]
+        three: bool,
+    },
+    /// Stop the broker(s) and delete their data
+    Down {
+        #[arg(long)]
+        three: bool,
+    },
+    /// Show which local clusters are running
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Course => course(),
+        Task::Test => test(),
+        Task::Setup => tools::setup(tools::Purpose::Course),
+        Task::Kafka { action } => match action {
+            KafkaAction::Up { three } => kafka::up(layout(three)).map(|_| ()),
+            KafkaAction::Down { three } => kafka::down(layout(three)),
+            KafkaAction::Status => kafka::status(),
+        },
+        Task::Book => book::build(),
+        Task::Regen => book::regen(),
+        Task::Notebooks => notebooks::run_all(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn layout(three: bool) -> Layout {
+    if three {
+        Layout::Three
+    } else {
+        Layout::Single
+    }
+}
+
+/// The repository's root (xtask lives one level below it).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the repository")
+        .to_path_buf()
+}
+
+/// Runs a command with its output captured; shows the output only if it fails.
+pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Runs a command with its output shown as it goes.
+pub fn run_loud(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn course() -> Result<()> {
+    tools::setup(tools::Purpose::Course)?;
+    let cluster = kafka::up(Layout::Single)?;
+    let mut book = Command::new("mdbook")
+        .args(["serve", "--port", "3000"])
+        .arg(repo_root().join("book"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting mdbook serve")?;
+    println!("\nThe book:      http://localhost:3000");
+    println!("Kafka:         {} (stop it with `cargo xtask kafka down`)", cluster.bootstrap);
+    println!("JupyterLab:    starting on notebooks/ (its address follows; Ctrl-C stops it and the book)\n");
+    let lab = Command::new(tools::venv_bin("jupyter"))
+        .args(["lab", "--no-browser"])
+        .current_dir(repo_root().join("notebooks"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", &cluster.bootstrap)
+        .status();
+    let _ = book.kill();
+    lab.context("starting JupyterLab")?;
+    Ok(())
+}
+
+/// Every test, in the order a failure is cheapest to find. The local broker is
+/// stopped at the end whatever happens.
+fn test() -> Result<()> {
+    struct StopBrokers;
+    impl Drop for StopBrokers {
+        fn drop(&mut self) {
+            let _ = kafka::down(Layout::Three);
+            let _ = kafka::down(Layout::Single);
+        }
+    }
+    let _stop = StopBrokers;
+    let started = Instant::now();
+    let steps: Vec<(&str, Box<dyn Fn() -> Result<()>>)> = vec![
+        ("install tools", Box::new(|| tools::setup(tools::Purpose::Test))),
+        ("formatting", Box::new(|| run_loud(Command::new("cargo").args(["fmt", "--all", "--check"]), "cargo fmt --check"))),
+        ("start Apache Kafka", Box::new(|| kafka::up(Layout::Single).map(|_| ()))),
+        ("cargo test (unit, mock, real Kafka)", Box::new(cargo_test)),
+        ("three-broker cluster", Box::new(three_brokers)),
+        ("book", Box::new(|| book::check_generated().and_then(|_| book::build()))),
+        ("notebook runner catches failures", Box::new(notebooks::check_runner)),
+        ("notebooks on real Kafka", Box::new(notebooks::run_all)),
+    ];
+    let total = steps.len();
+    let mut passed = 0;
+    for (name, step) in &steps {
+        let t = Instant::now();
+        println!("\n==> {name}");
+        if let Err(e) = step() {
+            println!("\nFAILED: {name} after {:.1} s", t.elapsed().as_secs_f64());
+            println!("xtask test: {passed} passed, 1 failed, {} skipped", total - passed - 1);
+            return Err(e);
+        }
+        passed += 1;
+        println!("ok: {name} ({:.1} s)", t.elapsed().as_secs_f64());
+    }
+    println!("\nall steps passed in {:.1} s", started.elapsed().as_secs_f64());
+    println!("xtask test: {passed} passed, 0 failed");
+    Ok(())
+}
+
+fn cargo_test() -> Result<()> {
+    run_loud(
+        Command::new("cargo")
+            .args(["test", "--workspace", "--", "--include-ignored"])
+            .env("KAFKA_BOOTSTRAP_SERVERS", Layout::Single.bootstrap())
+            .env_remove("LAB_BACKEND"),
+        "cargo test",
+    )
+}
+
+/// The three-broker layout starts, every broker answers, and a replicated
+/// at-least-once run loses and duplicates nothing.
+fn three_brokers() -> Result<()> {
+    let local = kafka::up(Layout::Three)?;
+    let cluster = lab::Cluster::connect(&local.bootstrap)?;
+    if cluster.broker_count() != 3 {
+        bail!("expected 3 brokers, metadata lists {}", cluster.broker_count());
+    }
+    let outcome = lab::run(&cluster, lab::Semantic::AtLeastOnce, &lab::RunOptions::records(2000))?;
+    println!("{outcome}");
+    let c = &outcome.counts;
+    if (c.sent, c.acknowledged, c.durable, c.delivered, c.lost, c.duplicated) != (2000, 2000, 2000, 2000, 0, 0) {
+        bail!("unexpected counts on the three-broker cluster: {c:?}");
+    }
+    kafka::down(Layout::Three)
+}

@@ -1,0 +1,101 @@
+//! Executes the notebooks headlessly on the evcxr kernel, and proves the runner
+//! catches failures that nbconvert alone would let pass.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use lab::local::cache_dir;
+
+use crate::{repo_root, tools};
+
+/// The course's notebooks, in order.
+pub fn notebooks() -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = fs::read_dir(repo_root().join("notebooks"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ipynb"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Runs one notebook; Ok(false) if a cell failed (the runner printed why).
+pub fn execute(notebook: &Path) -> Result<bool> {
+    let stem = notebook.file_stem().and_then(|s| s.to_str()).unwrap_or("notebook");
+    let out_dir = repo_root().join("target/notebooks");
+    fs::create_dir_all(&out_dir)?;
+    // One fixed build directory per notebook: its `:dep` cell then reuses the
+    // compiled crates of the previous run (80 s cold, a few seconds warm).
+    let evcxr_tmp = cache_dir().join("evcxr").join(stem);
+    fs::create_dir_all(&evcxr_tmp)?;
+    let status = Command::new(tools::venv_bin("python"))
+        .arg(repo_root().join("xtask/run_notebook.py"))
+        .arg(notebook)
+        .arg("--out")
+        .arg(out_dir.join(notebook.file_name().unwrap_or_default()))
+        .env("EVCXR_TMPDIR", &evcxr_tmp)
+        .status()
+        .context("running the notebook runner: set it up with `cargo xtask setup`")?;
+    Ok(status.success())
+}
+
+/// Committed notebooks carry no outputs: a learner's first run is their own.
+pub fn check_clean(notebook: &Path) -> Result<()> {
+    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(notebook)?)
+        .with_context(|| format!("{} is not valid JSON", notebook.display()))?;
+    let cells = json["cells"].as_array().context("a notebook has cells")?;
+    for (i, cell) in cells.iter().enumerate() {
+        let has_outputs = cell["outputs"].as_array().is_some_and(|o| !o.is_empty());
+        let counted = !cell["execution_count"].is_null() && cell.get("execution_count").is_some();
+        if has_outputs || counted {
+            bail!("{} cell {} has outputs: clear them before committing (Jupyter: Edit > Clear All Outputs)", notebook.display(), i + 1);
+        }
+    }
+    if json["metadata"]["kernelspec"]["name"] != "rust" {
+        bail!("{} does not use the `rust` (evcxr) kernel", notebook.display());
+    }
+    Ok(())
+}
+
+/// The runner must pass the passing fixture and fail every failing one.
+pub fn check_runner() -> Result<()> {
+    let fixtures = repo_root().join("xtask/fixtures");
+    let mut wrong = Vec::new();
+    let mut names: Vec<PathBuf> = fs::read_dir(&fixtures)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ipynb"))
+        .collect();
+    names.sort();
+    for fixture in &names {
+        let name = fixture.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let should_pass = name.starts_with("passes");
+        println!("fixture {name}: expected to {}", if should_pass { "pass" } else { "fail" });
+        if execute(fixture)? != should_pass {
+            wrong.push(name);
+        }
+    }
+    if names.len() < 2 {
+        bail!("expected passing and failing fixtures in {}", fixtures.display());
+    }
+    if !wrong.is_empty() {
+        bail!("the notebook runner judged these fixtures wrongly: {}", wrong.join(", "));
+    }
+    println!("notebook runner: {} fixtures judged correctly", names.len());
+    Ok(())
+}
+
+/// Runs every notebook of the course; fails if any cell fails.
+pub fn run_all() -> Result<()> {
+    let mut failed = Vec::new();
+    for nb in notebooks()? {
+        check_clean(&nb)?;
+        if !execute(&nb)? {
+            failed.push(nb.file_name().unwrap_or_default().to_string_lossy().to_string());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("notebooks failed: {} (executed copies in target/notebooks/)", failed.join(", "));
+    }
+    Ok(())
+}

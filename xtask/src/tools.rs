@@ -1,0 +1,101 @@
+//! Installs what the course needs beyond Rust, each pinned and cached:
+//! mdBook and the evcxr Jupyter kernel with cargo, Jupyter in a Python venv.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use lab::local::cache_dir;
+
+use crate::{repo_root, run_loud};
+
+pub const MDBOOK_VERSION: &str = "0.5.4";
+pub const EVCXR_VERSION: &str = "0.22.0";
+
+/// What to install: the test runner needs less than a learner's JupyterLab.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Test,
+    Course,
+}
+
+pub fn setup(purpose: Purpose) -> Result<()> {
+    cargo_install("mdbook", MDBOOK_VERSION, &["--version"])?;
+    cargo_install("evcxr_jupyter", EVCXR_VERSION, &["--version"])?;
+    python_venv("requirements-test.txt")?;
+    if purpose == Purpose::Course {
+        python_venv("requirements-lab.txt")?;
+    }
+    install_kernel()?;
+    Ok(())
+}
+
+/// `cargo install --locked NAME --version VERSION`, unless that version is on PATH.
+fn cargo_install(name: &str, version: &str, version_args: &[&str]) -> Result<()> {
+    let installed = Command::new(name)
+        .args(version_args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(version))
+        .unwrap_or(false);
+    if installed {
+        return Ok(());
+    }
+    println!("installing {name} {version} with cargo (once; several minutes on a small machine)");
+    run_loud(
+        Command::new("cargo").args(["install", "--locked", name, "--version", version]),
+        &format!("installing {name}"),
+    )
+}
+
+pub fn venv_dir() -> PathBuf {
+    cache_dir().join("venv")
+}
+
+pub fn venv_bin(program: &str) -> PathBuf {
+    venv_dir().join("bin").join(program)
+}
+
+/// Creates the venv once and installs a requirements file into it, again only
+/// when the file changes.
+fn python_venv(requirements: &str) -> Result<()> {
+    let venv = venv_dir();
+    if !venv_bin("python").exists() {
+        println!("creating a Python venv in {}", venv.display());
+        let python = ["python3", "python"]
+            .into_iter()
+            .find(|p| Command::new(p).arg("--version").output().is_ok())
+            .context("Python 3 is needed for Jupyter: install python3 (with venv)")?;
+        run_loud(Command::new(python).args(["-m", "venv"]).arg(&venv), "creating the Python venv")?;
+    }
+    let file = repo_root().join("xtask").join(requirements);
+    let wanted = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let stamp = venv.join(format!(".{requirements}.installed"));
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    println!("installing {requirements} into the venv");
+    run_loud(
+        Command::new(venv_bin("python"))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&file),
+        &format!("pip install -r {requirements}"),
+    )?;
+    fs::write(stamp, wanted)?;
+    Ok(())
+}
+
+/// Registers evcxr as the Jupyter kernel named `rust`.
+fn install_kernel() -> Result<()> {
+    let status = Command::new("evcxr_jupyter")
+        .arg("--install")
+        .output()
+        .context("running evcxr_jupyter --install")?;
+    if !status.status.success() {
+        bail!(
+            "evcxr_jupyter --install failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+    Ok(())
+}
