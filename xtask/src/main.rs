@@ -4,6 +4,7 @@
 //!     cargo xtask test     # every test, against a real Apache Kafka broker
 
 mod book;
+mod compose;
 mod kafka;
 mod notebooks;
 mod tools;

@@ -150,6 +150,12 @@ impl Cluster {
     /// Creates `topic` with `partitions` partitions, replicated on up to three
     /// brokers, and waits until every partition has a leader.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        if let Some(mock) = &self._mock {
+            // The mock cluster does not answer CreateTopics; it has its own call.
+            return mock
+                .create_topic(topic, partitions, 1)
+                .doing(format!("creating topic {topic} on the mock cluster"));
+        }
         let admin: AdminClient<DefaultClientContext> = self
             .client_config()
             .create()

@@ -19,6 +19,8 @@ pub struct Outcome {
     pub librdkafka_version: String,
     pub input_topic: String,
     pub output_topic: Option<String>,
+    /// The consumer group that processed the input topic.
+    pub group: String,
     pub records: u64,
     pub payload_bytes: usize,
     #[serde(flatten)]

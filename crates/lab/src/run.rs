@@ -111,6 +111,7 @@ pub fn run_with_progress(
         librdkafka_version: crate::cluster::librdkafka_version(),
         input_topic: input,
         output_topic: output,
+        group,
         records: options.records,
         payload_bytes: options.payload_bytes,
         counts,

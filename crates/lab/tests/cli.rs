@@ -1,0 +1,70 @@
+//! The `lab` command answers bad input with a clear error and exit code 2,
+//! never a hang or a panic trace.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn lab(args: &[&str]) -> (i32, String, String, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("LAB_BACKEND")
+        .output()
+        .expect("the lab binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn an_unreachable_broker_is_named_with_how_to_start_one_within_15_seconds() {
+    // Port 1 on loopback: nothing listens there.
+    let (code, _, err, took) = lab(&["run", "-s", "at-least-once", "-n", "10", "--bootstrap", "127.0.0.1:1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(err.contains("cargo xtask kafka up"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn acks_zero_with_idempotence_is_explained() {
+    let (code, _, err, _) = lab(&[
+        "run", "-s", "at-most-once", "-n", "10", "--mock",
+        "--producer-set", "enable.idempotence=true",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("enable.idempotence=true needs acks=all, but acks=0"), "{err}");
+}
+
+#[test]
+fn exactly_once_on_the_mock_is_refused_with_the_reason() {
+    let (code, _, err, _) = lab(&["run", "-s", "exactly-once", "-n", "10", "--mock"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("refused on librdkafka"), "{err}");
+    assert!(err.contains("does not filter aborted transactions"), "{err}");
+}
+
+#[test]
+fn a_mock_run_prints_its_summary_and_json() {
+    let (code, out, err, _) = lab(&["run", "-s", "at-least-once", "-n", "200", "--mock", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["semantic"], "at-least-once");
+    assert_eq!(json["backend"], "mock");
+    assert_eq!(json["delivered"], 200);
+    assert_eq!(json["lost"], 0);
+}
+
+#[test]
+fn settings_are_printed_with_reasons() {
+    let (code, out, _, _) = lab(&["settings", "-s", "exactly-once"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("transactional.id"), "{out}");
+    assert!(out.contains("isolation.level"), "{out}");
+    assert!(out.contains("fences"), "{out}");
+}

@@ -1,0 +1,97 @@
+//! The three semantics on the happy path, on a real Apache Kafka broker.
+//!
+//! Ignored by a plain `cargo test` (they need a broker); `cargo xtask test`
+//! starts one and runs them with `--include-ignored`. To run them by hand:
+//!
+//!     cargo xtask kafka up
+//!     cargo test -p lab --test real_kafka -- --include-ignored
+
+use lab::audit::{read_ids, Isolation};
+use lab::{Backend, Cluster, RunOptions, Semantic};
+
+const N: u64 = 3000;
+
+fn kafka() -> Cluster {
+    let cluster = Cluster::from_env().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cluster.backend(), Backend::Kafka, "these tests need Apache Kafka");
+    cluster
+}
+
+fn happy_path(semantic: Semantic) {
+    let cluster = kafka();
+    let outcome = lab::run(&cluster, semantic, &RunOptions::records(N)).unwrap();
+    let c = &outcome.counts;
+    assert_eq!(
+        (c.sent, c.acknowledged, c.durable, c.delivered),
+        (N, N, N, N),
+        "{outcome}"
+    );
+    assert_eq!((c.lost, c.duplicated, c.written_twice, c.aborted_reads), (0, 0, 0, 0), "{outcome}");
+    assert!(outcome.backend_description.starts_with("Apache Kafka"));
+
+    // An independent recount: a plain reader counts the ids in the topic that
+    // holds the result, without the audit's code paths for the pipeline.
+    let topic = outcome.output_topic.as_ref().unwrap_or(&outcome.input_topic);
+    let mut ids = read_ids(&cluster, topic, Isolation::ReadUncommitted).unwrap();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..N).collect::<Vec<_>>());
+
+    // The outcome round-trips through JSON.
+    let back: lab::Outcome = serde_json::from_str(&outcome.to_json()).unwrap();
+    assert_eq!(back, outcome);
+}
+
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn at_most_once_delivers_everything_when_nothing_fails() {
+    happy_path(Semantic::AtMostOnce);
+}
+
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn at_least_once_delivers_everything_once_when_nothing_fails() {
+    happy_path(Semantic::AtLeastOnce);
+}
+
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn exactly_once_delivers_everything_once_when_nothing_fails() {
+    happy_path(Semantic::ExactlyOnce);
+}
+
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn exactly_once_commits_the_consumed_offsets_in_its_transactions() {
+    // After the read-process-write loop, the group's committed offsets must sit
+    // at the end of every input partition: they were committed by the
+    // transactions, since the consumer never commits by itself.
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use std::time::Duration;
+    let cluster = kafka();
+    let outcome = lab::run(&cluster, Semantic::ExactlyOnce, &RunOptions::records(600)).unwrap();
+    let group = &outcome.group;
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        list.add_partition(&outcome.input_topic, p);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+    let mut total = 0;
+    for e in committed.elements() {
+        if let rdkafka::Offset::Offset(o) = e.offset() {
+            let (_, high) = consumer
+                .fetch_watermarks(&outcome.input_topic, e.partition(), Duration::from_secs(10))
+                .unwrap();
+            // Transaction markers take offsets: the committed offset is at or
+            // just below the high watermark, never short of the last record.
+            assert!(o <= high && o >= high - 1, "partition {}: committed {o}, high {high}", e.partition());
+            total += 1;
+        }
+    }
+    drop(committed);
+    assert_eq!(total, 3, "every input partition has a committed offset");
+}
