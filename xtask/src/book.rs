@@ -28,30 +28,48 @@ pub fn check_includes(src: &Path) -> Result<usize> {
         for include in includes(&text) {
             count += 1;
             let (path, anchor) = match include.split_once(':') {
-                Some((p, a)) if !a.chars().next().is_some_and(|c| c.is_ascii_digit()) => (p, Some(a)),
+                Some((p, a))
+                    if !a.chars().next().is_some_and(|c| c.is_ascii_digit()) =>
+                {
+                    (p, Some(a))
+                }
                 _ => (include.as_str(), None),
             };
             let target = page.parent().unwrap_or(Path::new(".")).join(path);
-            let where_ = format!("{} includes {include}", page.strip_prefix(repo_root()).unwrap_or(&page).display());
+            let where_ = format!(
+                "{} includes {include}",
+                page.strip_prefix(repo_root()).unwrap_or(&page).display()
+            );
             let Ok(body) = fs::read_to_string(&target) else {
                 problems.push(format!("{where_}: no such file"));
                 continue;
             };
             if let Some(anchor) = anchor {
-                let has = |tag: &str| body.lines().any(|l| {
-                    l.trim_start().trim_start_matches("//").trim_start_matches('#').trim() == format!("{tag}: {anchor}")
-                });
+                let has = |tag: &str| {
+                    body.lines().any(|l| {
+                        l.trim_start()
+                            .trim_start_matches("//")
+                            .trim_start_matches('#')
+                            .trim()
+                            == format!("{tag}: {anchor}")
+                    })
+                };
                 if !has("ANCHOR") || !has("ANCHOR_END") {
                     problems.push(format!("{where_}: no `ANCHOR: {anchor}` / `ANCHOR_END: {anchor}` pair in that file"));
                 }
             }
             if body.contains("placeholder: run cargo xtask regen") {
-                problems.push(format!("{where_}: still a placeholder; run `cargo xtask regen`"));
+                problems.push(format!(
+                    "{where_}: still a placeholder; run `cargo xtask regen`"
+                ));
             }
         }
     }
     if !problems.is_empty() {
-        bail!("the book's includes are broken:\n  {}", problems.join("\n  "));
+        bail!(
+            "the book's includes are broken:\n  {}",
+            problems.join("\n  ")
+        );
     }
     Ok(count)
 }
@@ -75,7 +93,9 @@ fn includes(text: &str) -> Vec<String> {
 
 fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+    for entry in
+        fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.is_dir() {
             out.extend(markdown_files(&path)?);
@@ -127,7 +147,10 @@ pub fn regen() -> Result<()> {
     fs::write(dir.join("settings.md"), settings_markdown())?;
     let cluster = Cluster::from_env()?;
     if cluster.backend() != lab::Backend::Kafka {
-        bail!("the book's figures come from Apache Kafka, not {}", cluster.describe());
+        bail!(
+            "the book's figures come from Apache Kafka, not {}",
+            cluster.describe()
+        );
     }
     let mut outcomes = Vec::new();
     for semantic in Semantic::ALL {
@@ -135,7 +158,10 @@ pub fn regen() -> Result<()> {
         println!("{outcome}");
         outcomes.push(outcome);
     }
-    fs::write(dir.join("first-run.json"), serde_json::to_string_pretty(&outcomes)?)?;
+    fs::write(
+        dir.join("first-run.json"),
+        serde_json::to_string_pretty(&outcomes)?,
+    )?;
     fs::write(dir.join("first-run.md"), first_run_markdown(&outcomes))?;
     println!("regenerated {}", dir.display());
     Ok(())
@@ -145,16 +171,22 @@ pub fn regen() -> Result<()> {
 /// the recorded runs: nobody edited them by hand, and they are not stale.
 pub fn check_generated() -> Result<()> {
     let dir = generated_dir();
-    let stale = |name: &str| format!("book/src/generated/{name} is stale or edited by hand: run `cargo xtask regen`");
+    let stale = |name: &str| {
+        format!("book/src/generated/{name} is stale or edited by hand: run `cargo xtask regen`")
+    };
     if fs::read_to_string(dir.join("settings.md")).ok() != Some(settings_markdown()) {
         bail!(stale("settings.md"));
     }
-    let json = fs::read_to_string(dir.join("first-run.json")).with_context(|| stale("first-run.json"))?;
-    let outcomes: Vec<Outcome> = serde_json::from_str(&json).with_context(|| stale("first-run.json"))?;
+    let json = fs::read_to_string(dir.join("first-run.json"))
+        .with_context(|| stale("first-run.json"))?;
+    let outcomes: Vec<Outcome> =
+        serde_json::from_str(&json).with_context(|| stale("first-run.json"))?;
     if outcomes.iter().any(|o| o.backend != lab::Backend::Kafka) {
         bail!("book/src/generated/first-run.json was not measured on Apache Kafka");
     }
-    if fs::read_to_string(dir.join("first-run.md")).ok() != Some(first_run_markdown(&outcomes)) {
+    if fs::read_to_string(dir.join("first-run.md")).ok()
+        != Some(first_run_markdown(&outcomes))
+    {
         bail!(stale("first-run.md"));
     }
     Ok(())
@@ -178,12 +210,21 @@ mod tests {
 
     #[test]
     fn an_unknown_anchor_or_a_missing_file_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("xtask-book-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("xtask-book-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("x.rs"), "// ANCHOR: here\nfn f() {}\n// ANCHOR_END: here\n").unwrap();
+        fs::write(
+            dir.join("x.rs"),
+            "// ANCHOR: here\nfn f() {}\n// ANCHOR_END: here\n",
+        )
+        .unwrap();
         fs::write(dir.join("ok.md"), "{{#include x.rs:here}}").unwrap();
         assert_eq!(check_includes(&dir).unwrap(), 1);
-        fs::write(dir.join("bad.md"), "{{#include x.rs:there}} {{#include nope.rs}}").unwrap();
+        fs::write(
+            dir.join("bad.md"),
+            "{{#include x.rs:there}} {{#include nope.rs}}",
+        )
+        .unwrap();
         let err = check_includes(&dir).unwrap_err().to_string();
         assert!(err.contains("no `ANCHOR: there`"), "{err}");
         assert!(err.contains("nope.rs: no such file"), "{err}");

@@ -24,7 +24,8 @@ mod tests {
     ];
 
     fn compose() -> serde_yaml::Value {
-        let text = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
+        let text =
+            std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
         let mut value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         value.apply_merge().unwrap(); // resolve the `<<: *anchor` merges
         value
@@ -38,7 +39,11 @@ mod tests {
             .expect("environment is a mapping")
             .iter()
             .filter_map(|(k, v)| {
-                let key = k.as_str()?.strip_prefix("KAFKA_")?.to_ascii_lowercase().replace('_', ".");
+                let key = k
+                    .as_str()?
+                    .strip_prefix("KAFKA_")?
+                    .to_ascii_lowercase()
+                    .replace('_', ".");
                 let value = match v {
                     serde_yaml::Value::String(s) => s.clone(),
                     other => serde_yaml::to_string(other).unwrap().trim().to_string(),
@@ -62,7 +67,10 @@ mod tests {
         }
         // Clients reach the same address either way.
         let plaintext = |listeners: &str| {
-            listeners.split(',').find(|l| l.starts_with("PLAINTEXT://")).map(str::to_string)
+            listeners
+                .split(',')
+                .find(|l| l.starts_with("PLAINTEXT://"))
+                .map(str::to_string)
         };
         assert_eq!(
             plaintext(&got["advertised.listeners"]),
@@ -73,14 +81,26 @@ mod tests {
         let ports = service["ports"].as_sequence().unwrap();
         assert!(!ports.is_empty());
         for p in ports {
-            assert!(p.as_str().unwrap().starts_with("127.0.0.1:"), "{service_name}: {p:?}");
+            assert!(
+                p.as_str().unwrap().starts_with("127.0.0.1:"),
+                "{service_name}: {p:?}"
+            );
         }
         let image = service["image"].as_str().unwrap();
         assert_eq!(image, format!("apache/kafka:{}", kafka_version().unwrap()));
         // `docker compose up --wait` waits for this.
-        assert!(service["healthcheck"]["test"].is_sequence(), "{service_name}: no healthcheck");
-        let profiles = service["profiles"].as_sequence().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>());
-        assert_eq!(profiles, profile.map(|p| vec![p]), "{service_name}: profiles");
+        assert!(
+            service["healthcheck"]["test"].is_sequence(),
+            "{service_name}: no healthcheck"
+        );
+        let profiles = service["profiles"]
+            .as_sequence()
+            .map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>());
+        assert_eq!(
+            profiles,
+            profile.map(|p| vec![p]),
+            "{service_name}: profiles"
+        );
     }
 
     #[test]
@@ -94,7 +114,9 @@ mod tests {
             check(&format!("kafka-{n}"), Layout::Three, n, Some("three"));
         }
         let compose = compose();
-        let voters = properties(&compose["services"]["kafka-1"])["controller.quorum.voters"].clone();
+        let voters = properties(&compose["services"]["kafka-1"])
+            ["controller.quorum.voters"]
+            .clone();
         assert_eq!(voters.split(',').count(), 3);
     }
 }

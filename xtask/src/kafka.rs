@@ -38,7 +38,9 @@ impl Layout {
     pub fn nodes(self) -> Vec<(u32, u16, u16)> {
         match self {
             Layout::Single => vec![(1, 9092, 9093)],
-            Layout::Three => (0..3).map(|i| (i + 1, 19092 + i as u16, 19192 + i as u16)).collect(),
+            Layout::Three => (0..3)
+                .map(|i| (i + 1, 19092 + i as u16, 19192 + i as u16))
+                .collect(),
         }
     }
 
@@ -73,10 +75,21 @@ pub fn broker_properties(layout: Layout, node_id: u32) -> Vec<(&'static str, Str
         ("process.roles", "broker,controller".into()),
         ("node.id", node_id.to_string()),
         ("controller.quorum.voters", voters),
-        ("listeners", format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}")),
-        ("advertised.listeners", format!("PLAINTEXT://127.0.0.1:{port}")),
+        (
+            "listeners",
+            format!(
+                "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+            ),
+        ),
+        (
+            "advertised.listeners",
+            format!("PLAINTEXT://127.0.0.1:{port}"),
+        ),
         ("controller.listener.names", "CONTROLLER".into()),
-        ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into()),
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+        ),
         ("inter.broker.listener.name", "PLAINTEXT".into()),
         ("default.replication.factor", replicas.clone()),
         ("min.insync.replicas", min_isr.clone()),
@@ -94,9 +107,14 @@ pub fn broker_properties(layout: Layout, node_id: u32) -> Vec<(&'static str, Str
 /// The Kafka version pinned in xtask/kafka-pom.xml.
 pub fn kafka_version() -> Result<String> {
     let pom = fs::read_to_string(pom_path())?;
-    let start = pom.find("<kafka.version>").context("no <kafka.version> in kafka-pom.xml")?
+    let start = pom
+        .find("<kafka.version>")
+        .context("no <kafka.version> in kafka-pom.xml")?
         + "<kafka.version>".len();
-    let end = pom[start..].find('<').context("unterminated <kafka.version>")? + start;
+    let end = pom[start..]
+        .find('<')
+        .context("unterminated <kafka.version>")?
+        + start;
     Ok(pom[start..end].trim().to_string())
 }
 
@@ -116,7 +134,10 @@ pub fn ensure_jars() -> Result<PathBuf> {
         "Maven (mvn) is needed once to fetch Apache Kafka from Maven Central: \
          install it (Debian: apt-get install maven), or use docker compose",
     )?;
-    println!("fetching Apache Kafka {version} from Maven Central into {}", libs.display());
+    println!(
+        "fetching Apache Kafka {version} from Maven Central into {}",
+        libs.display()
+    );
     let _ = fs::remove_dir_all(&libs);
     run_quiet(
         Command::new("mvn")
@@ -146,7 +167,11 @@ fn java() -> Result<PathBuf> {
         .and_then(|m| m.parse().ok())
         .unwrap_or(0);
     if major < 17 {
-        bail!("Apache Kafka 4 needs Java 17 or newer; {} reports: {}", java.display(), text.lines().next().unwrap_or(""));
+        bail!(
+            "Apache Kafka 4 needs Java 17 or newer; {} reports: {}",
+            java.display(),
+            text.lines().next().unwrap_or("")
+        );
     }
     Ok(java)
 }
@@ -166,7 +191,13 @@ fn cluster_dir(layout: Layout) -> PathBuf {
 fn alive(pid: u32) -> bool {
     // A zombie still has /proc/<pid> but is dead: read its state.
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }
 
@@ -174,13 +205,22 @@ fn alive(pid: u32) -> bool {
 pub fn running(layout: Layout) -> Option<LocalCluster> {
     let bytes = fs::read(LocalCluster::state_file(layout.name())).ok()?;
     let cluster: LocalCluster = serde_json::from_slice(&bytes).ok()?;
-    cluster.brokers.iter().all(|b| alive(b.pid)).then_some(cluster)
+    cluster
+        .brokers
+        .iter()
+        .all(|b| alive(b.pid))
+        .then_some(cluster)
 }
 
 /// Starts `layout` (or finds it already running) and waits until it answers.
 pub fn up(layout: Layout) -> Result<LocalCluster> {
     if let Some(cluster) = running(layout) {
-        println!("Apache Kafka {} ({}) is already running at {}", cluster.kafka_version, layout.name(), cluster.bootstrap);
+        println!(
+            "Apache Kafka {} ({}) is already running at {}",
+            cluster.kafka_version,
+            layout.name(),
+            cluster.bootstrap
+        );
         return Ok(cluster);
     }
     down(layout)?; // clears what a dead or half-started cluster left behind
@@ -220,14 +260,25 @@ pub fn up(layout: Layout) -> Result<LocalCluster> {
         fs::write(&props, text)?;
         run_quiet(
             Command::new(&java)
-                .args(["-cp", &classpath, "kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
+                .args([
+                    "-cp",
+                    &classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    &cluster_id,
+                    "-c",
+                ])
                 .arg(&props),
             &format!("formatting the storage of broker {node_id}"),
         )?;
         let log = fs::File::create(node_dir.join("broker.log"))?;
         let child = Command::new(&java)
             .args(["-Xms256m", "-Xmx768m", "-XX:+UseG1GC"])
-            .arg(format!("-Dlog4j2.configurationFile={}", log_config.display()))
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                log_config.display()
+            ))
             .args(["-cp", &classpath, "kafka.Kafka"])
             .arg(&props)
             .stdin(Stdio::null())
@@ -238,7 +289,12 @@ pub fn up(layout: Layout) -> Result<LocalCluster> {
             .process_group(0)
             .spawn()
             .context("starting the broker's JVM")?;
-        brokers.push(LocalBroker { node_id, port, controller_port, pid: child.id() });
+        brokers.push(LocalBroker {
+            node_id,
+            port,
+            controller_port,
+            pid: child.id(),
+        });
     }
     let cluster = LocalCluster {
         name: layout.name().into(),
@@ -246,7 +302,10 @@ pub fn up(layout: Layout) -> Result<LocalCluster> {
         kafka_version: version,
         brokers,
     };
-    fs::write(LocalCluster::state_file(layout.name()), serde_json::to_vec_pretty(&cluster)?)?;
+    fs::write(
+        LocalCluster::state_file(layout.name()),
+        serde_json::to_vec_pretty(&cluster)?,
+    )?;
     wait_ready(layout, &cluster)?;
     println!(
         "Apache Kafka {} ({}, {} broker{}) is up at {} after {:.1} s; logs in {}",
@@ -267,10 +326,15 @@ fn wait_ready(layout: Layout, cluster: &LocalCluster) -> Result<()> {
     loop {
         for b in &cluster.brokers {
             if !alive(b.pid) {
-                let log = cluster_dir(layout).join(format!("broker-{}/broker.log", b.node_id));
+                let log = cluster_dir(layout)
+                    .join(format!("broker-{}/broker.log", b.node_id));
                 let tail = tail_of(&log, 15);
                 let _ = down(layout);
-                bail!("broker {} exited while starting; the end of {}:\n{tail}", b.node_id, log.display());
+                bail!(
+                    "broker {} exited while starting; the end of {}:\n{tail}",
+                    b.node_id,
+                    log.display()
+                );
             }
         }
         if let Ok(n) = lab::cluster::probe(&cluster.bootstrap, Duration::from_secs(2)) {
@@ -280,7 +344,11 @@ fn wait_ready(layout: Layout, cluster: &LocalCluster) -> Result<()> {
         }
         if Instant::now() > deadline {
             let _ = down(layout);
-            bail!("the {} cluster did not answer within {limit:?}; see the logs under {}", layout.name(), cluster_dir(layout).display());
+            bail!(
+                "the {} cluster did not answer within {limit:?}; see the logs under {}",
+                layout.name(),
+                cluster_dir(layout).display()
+            );
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -299,21 +367,33 @@ pub fn down(layout: Layout) -> Result<()> {
     let state = LocalCluster::state_file(layout.name());
     if let Ok(bytes) = fs::read(&state) {
         if let Ok(cluster) = serde_json::from_slice::<LocalCluster>(&bytes) {
-            let pids: Vec<u32> = cluster.brokers.iter().map(|b| b.pid).filter(|&p| alive(p)).collect();
+            let pids: Vec<u32> = cluster
+                .brokers
+                .iter()
+                .map(|b| b.pid)
+                .filter(|&p| alive(p))
+                .collect();
             signal("-TERM", &pids);
             let deadline = Instant::now() + Duration::from_secs(30);
             while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            let stubborn: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+            let stubborn: Vec<u32> =
+                pids.iter().copied().filter(|&p| alive(p)).collect();
             signal("-KILL", &stubborn);
             if !pids.is_empty() {
-                println!("stopped the {} cluster ({} broker process{})", layout.name(), pids.len(), if pids.len() == 1 { "" } else { "es" });
+                println!(
+                    "stopped the {} cluster ({} broker process{})",
+                    layout.name(),
+                    pids.len(),
+                    if pids.len() == 1 { "" } else { "es" }
+                );
             }
         }
     }
     if dir.exists() {
-        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing {}", dir.display()))?;
     }
     Ok(())
 }
@@ -337,13 +417,20 @@ fn random_cluster_id() -> String {
     for i in 0..2u64 {
         let mut h = RandomState::new().build_hasher();
         h.write_u64(i);
-        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
         bytes.extend_from_slice(&h.finish().to_le_bytes());
     }
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32) << (8 * (3 - chunk.len()));
+        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32)
+            << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -355,10 +442,22 @@ fn random_cluster_id() -> String {
 pub fn status() -> Result<()> {
     for layout in [Layout::Single, Layout::Three] {
         match running(layout) {
-            Some(c) => println!("{}: Apache Kafka {} at {} (pids {:?})", layout.name(), c.kafka_version, c.bootstrap,
-                c.brokers.iter().map(|b| b.pid).collect::<Vec<_>>()),
-            None => println!("{}: not running (start it with `cargo xtask kafka up{}`)", layout.name(),
-                if layout == Layout::Three { " --three" } else { "" }),
+            Some(c) => println!(
+                "{}: Apache Kafka {} at {} (pids {:?})",
+                layout.name(),
+                c.kafka_version,
+                c.bootstrap,
+                c.brokers.iter().map(|b| b.pid).collect::<Vec<_>>()
+            ),
+            None => println!(
+                "{}: not running (start it with `cargo xtask kafka up{}`)",
+                layout.name(),
+                if layout == Layout::Three {
+                    " --three"
+                } else {
+                    ""
+                }
+            ),
         }
     }
     std::io::stdout().flush()?;
@@ -385,22 +484,29 @@ mod tests {
     fn cluster_ids_are_22_url_safe_base64_characters() {
         let id = random_cluster_id();
         assert_eq!(id.len(), 22, "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(id, random_cluster_id());
     }
 
     #[test]
     fn a_three_broker_cluster_replicates_and_needs_two_in_sync() {
-        let props: std::collections::HashMap<_, _> = broker_properties(Layout::Three, 2).into_iter().collect();
+        let props: std::collections::HashMap<_, _> =
+            broker_properties(Layout::Three, 2).into_iter().collect();
         assert_eq!(props["default.replication.factor"], "3");
         assert_eq!(props["min.insync.replicas"], "2");
-        assert_eq!(props["controller.quorum.voters"], "1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194");
+        assert_eq!(
+            props["controller.quorum.voters"],
+            "1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194"
+        );
         assert_eq!(props["advertised.listeners"], "PLAINTEXT://127.0.0.1:19093");
     }
 
     #[test]
     fn a_single_broker_can_run_transactions() {
-        let props: std::collections::HashMap<_, _> = broker_properties(Layout::Single, 1).into_iter().collect();
+        let props: std::collections::HashMap<_, _> =
+            broker_properties(Layout::Single, 1).into_iter().collect();
         assert_eq!(props["transaction.state.log.replication.factor"], "1");
         assert_eq!(props["transaction.state.log.min.isr"], "1");
         assert_eq!(props["offsets.topic.replication.factor"], "1");

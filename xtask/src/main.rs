@@ -18,7 +18,10 @@ use clap::{Parser, Subcommand};
 use kafka::Layout;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Tasks of the course Delivery Semantics in Kafka")]
+#[command(
+    name = "cargo xtask",
+    about = "Tasks of the course Delivery Semantics in Kafka"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -105,7 +108,9 @@ pub fn repo_root() -> PathBuf {
 
 /// Runs a command with its output captured; shows the output only if it fails.
 pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
     if !out.status.success() {
         bail!(
             "{what} failed ({}):\n{}{}",
@@ -119,7 +124,9 @@ pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<()> {
 
 /// Runs a command with its output shown as it goes.
 pub fn run_loud(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
@@ -137,7 +144,10 @@ fn course() -> Result<()> {
         .spawn()
         .context("starting mdbook serve")?;
     println!("\nThe book:      http://localhost:3000");
-    println!("Kafka:         {} (stop it with `cargo xtask kafka down`)", cluster.bootstrap);
+    println!(
+        "Kafka:         {} (stop it with `cargo xtask kafka down`)",
+        cluster.bootstrap
+    );
     println!("JupyterLab:    starting on notebooks/ (its address follows; Ctrl-C stops it and the book)\n");
     let lab = Command::new(tools::venv_bin("jupyter"))
         .args(["lab", "--no-browser"])
@@ -162,13 +172,33 @@ fn test() -> Result<()> {
     let _stop = StopBrokers;
     let started = Instant::now();
     let steps: Vec<(&str, Box<dyn Fn() -> Result<()>>)> = vec![
-        ("install tools", Box::new(|| tools::setup(tools::Purpose::Test))),
-        ("formatting", Box::new(|| run_loud(Command::new("cargo").args(["fmt", "--all", "--check"]), "cargo fmt --check"))),
-        ("start Apache Kafka", Box::new(|| kafka::up(Layout::Single).map(|_| ()))),
+        (
+            "install tools",
+            Box::new(|| tools::setup(tools::Purpose::Test)),
+        ),
+        (
+            "formatting",
+            Box::new(|| {
+                run_loud(
+                    Command::new("cargo").args(["fmt", "--all", "--check"]),
+                    "cargo fmt --check",
+                )
+            }),
+        ),
+        (
+            "start Apache Kafka",
+            Box::new(|| kafka::up(Layout::Single).map(|_| ())),
+        ),
         ("cargo test (unit, mock, real Kafka)", Box::new(cargo_test)),
         ("three-broker cluster", Box::new(three_brokers)),
-        ("book", Box::new(|| book::check_generated().and_then(|_| book::build()))),
-        ("notebook runner catches failures", Box::new(notebooks::check_runner)),
+        (
+            "book",
+            Box::new(|| book::check_generated().and_then(|_| book::build())),
+        ),
+        (
+            "notebook runner catches failures",
+            Box::new(notebooks::check_runner),
+        ),
         ("notebooks on real Kafka", Box::new(notebooks::run_all)),
     ];
     let total = steps.len();
@@ -178,13 +208,19 @@ fn test() -> Result<()> {
         println!("\n==> {name}");
         if let Err(e) = step() {
             println!("\nFAILED: {name} after {:.1} s", t.elapsed().as_secs_f64());
-            println!("xtask test: {passed} passed, 1 failed, {} skipped", total - passed - 1);
+            println!(
+                "xtask test: {passed} passed, 1 failed, {} skipped",
+                total - passed - 1
+            );
             return Err(e);
         }
         passed += 1;
         println!("ok: {name} ({:.1} s)", t.elapsed().as_secs_f64());
     }
-    println!("\nall steps passed in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "\nall steps passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     println!("xtask test: {passed} passed, 0 failed");
     Ok(())
 }
@@ -205,12 +241,27 @@ fn three_brokers() -> Result<()> {
     let local = kafka::up(Layout::Three)?;
     let cluster = lab::Cluster::connect(&local.bootstrap)?;
     if cluster.broker_count() != 3 {
-        bail!("expected 3 brokers, metadata lists {}", cluster.broker_count());
+        bail!(
+            "expected 3 brokers, metadata lists {}",
+            cluster.broker_count()
+        );
     }
-    let outcome = lab::run(&cluster, lab::Semantic::AtLeastOnce, &lab::RunOptions::records(2000))?;
+    let outcome = lab::run(
+        &cluster,
+        lab::Semantic::AtLeastOnce,
+        &lab::RunOptions::records(2000),
+    )?;
     println!("{outcome}");
     let c = &outcome.counts;
-    if (c.sent, c.acknowledged, c.durable, c.delivered, c.lost, c.duplicated) != (2000, 2000, 2000, 2000, 0, 0) {
+    if (
+        c.sent,
+        c.acknowledged,
+        c.durable,
+        c.delivered,
+        c.lost,
+        c.duplicated,
+    ) != (2000, 2000, 2000, 2000, 0, 0)
+    {
         bail!("unexpected counts on the three-broker cluster: {c:?}");
     }
     kafka::down(Layout::Three)

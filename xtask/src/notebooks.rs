@@ -22,7 +22,10 @@ pub fn notebooks() -> Result<Vec<PathBuf>> {
 
 /// Runs one notebook; Ok(false) if a cell failed (the runner printed why).
 pub fn execute(notebook: &Path) -> Result<bool> {
-    let stem = notebook.file_stem().and_then(|s| s.to_str()).unwrap_or("notebook");
+    let stem = notebook
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("notebook");
     let out_dir = repo_root().join("target/notebooks");
     fs::create_dir_all(&out_dir)?;
     // One fixed build directory per notebook: its `:dep` cell then reuses the
@@ -47,13 +50,17 @@ pub fn check_clean(notebook: &Path) -> Result<()> {
     let cells = json["cells"].as_array().context("a notebook has cells")?;
     for (i, cell) in cells.iter().enumerate() {
         let has_outputs = cell["outputs"].as_array().is_some_and(|o| !o.is_empty());
-        let counted = !cell["execution_count"].is_null() && cell.get("execution_count").is_some();
+        let counted =
+            !cell["execution_count"].is_null() && cell.get("execution_count").is_some();
         if has_outputs || counted {
             bail!("{} cell {} has outputs: clear them before committing (Jupyter: Edit > Clear All Outputs)", notebook.display(), i + 1);
         }
     }
     if json["metadata"]["kernelspec"]["name"] != "rust" {
-        bail!("{} does not use the `rust` (evcxr) kernel", notebook.display());
+        bail!(
+            "{} does not use the `rust` (evcxr) kernel",
+            notebook.display()
+        );
     }
     Ok(())
 }
@@ -68,18 +75,31 @@ pub fn check_runner() -> Result<()> {
         .collect();
     names.sort();
     for fixture in &names {
-        let name = fixture.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = fixture
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let should_pass = name.starts_with("passes");
-        println!("fixture {name}: expected to {}", if should_pass { "pass" } else { "fail" });
+        println!(
+            "fixture {name}: expected to {}",
+            if should_pass { "pass" } else { "fail" }
+        );
         if execute(fixture)? != should_pass {
             wrong.push(name);
         }
     }
     if names.len() < 2 {
-        bail!("expected passing and failing fixtures in {}", fixtures.display());
+        bail!(
+            "expected passing and failing fixtures in {}",
+            fixtures.display()
+        );
     }
     if !wrong.is_empty() {
-        bail!("the notebook runner judged these fixtures wrongly: {}", wrong.join(", "));
+        bail!(
+            "the notebook runner judged these fixtures wrongly: {}",
+            wrong.join(", ")
+        );
     }
     println!("notebook runner: {} fixtures judged correctly", names.len());
     Ok(())
@@ -91,11 +111,19 @@ pub fn run_all() -> Result<()> {
     for nb in notebooks()? {
         check_clean(&nb)?;
         if !execute(&nb)? {
-            failed.push(nb.file_name().unwrap_or_default().to_string_lossy().to_string());
+            failed.push(
+                nb.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
+            );
         }
     }
     if !failed.is_empty() {
-        bail!("notebooks failed: {} (executed copies in target/notebooks/)", failed.join(", "));
+        bail!(
+            "notebooks failed: {} (executed copies in target/notebooks/)",
+            failed.join(", ")
+        );
     }
     Ok(())
 }

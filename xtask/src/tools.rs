@@ -66,10 +66,14 @@ fn python_venv(requirements: &str) -> Result<()> {
             .into_iter()
             .find(|p| Command::new(p).arg("--version").output().is_ok())
             .context("Python 3 is needed for Jupyter: install python3 (with venv)")?;
-        run_loud(Command::new(python).args(["-m", "venv"]).arg(&venv), "creating the Python venv")?;
+        run_loud(
+            Command::new(python).args(["-m", "venv"]).arg(&venv),
+            "creating the Python venv",
+        )?;
     }
     let file = repo_root().join("xtask").join(requirements);
-    let wanted = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let wanted = fs::read_to_string(&file)
+        .with_context(|| format!("reading {}", file.display()))?;
     let stamp = venv.join(format!(".{requirements}.installed"));
     if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(());
@@ -77,7 +81,14 @@ fn python_venv(requirements: &str) -> Result<()> {
     println!("installing {requirements} into the venv");
     run_loud(
         Command::new(venv_bin("python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&file),
         &format!("pip install -r {requirements}"),
     )?;

@@ -19,9 +19,13 @@ fn main() -> Result<(), lab::Error> {
     // ANCHOR: run
     // A fresh topic and consumer group, 1,000 records with unique ids,
     // produced, consumed, then read back and counted by id.
-    let outcome = lab::run(&cluster, Semantic::AtLeastOnce, &RunOptions::records(1000))?;
+    let outcome =
+        lab::run(&cluster, Semantic::AtLeastOnce, &RunOptions::records(1000))?;
     println!("{outcome}");
-    assert_eq!(outcome.counts.lost, 0, "at-least-once lost an acknowledged record");
+    assert_eq!(
+        outcome.counts.lost, 0,
+        "at-least-once lost an acknowledged record"
+    );
     // ANCHOR_END: run
     Ok(())
 }

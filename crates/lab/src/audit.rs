@@ -37,7 +37,11 @@ impl Isolation {
 
 /// Every id in `topic`, once per copy, read from the beginning of every
 /// partition to its end without joining a group or committing anything.
-pub fn read_ids(cluster: &Cluster, topic: &str, isolation: Isolation) -> Result<Vec<u64>> {
+pub fn read_ids(
+    cluster: &Cluster,
+    topic: &str,
+    isolation: Isolation,
+) -> Result<Vec<u64>> {
     let partitions = cluster.partition_count(topic)?;
     let consumer: BaseConsumer = cluster
         .client_config()
@@ -54,7 +58,9 @@ pub fn read_ids(cluster: &Cluster, topic: &str, isolation: Isolation) -> Result<
             .add_partition_offset(topic, p, Offset::Beginning)
             .doing("assigning partitions")?;
     }
-    consumer.assign(&assignment).doing(format!("reading {topic}"))?;
+    consumer
+        .assign(&assignment)
+        .doing(format!("reading {topic}"))?;
     drop(assignment);
 
     let mut ids = Vec::new();
@@ -138,7 +144,8 @@ pub fn count(
         delivered: out.len() as u64,
         lost: acked.iter().filter(|id| !out.contains_key(id)).count() as u64,
         duplicated: extra(&out),
-        aborted_reads: delivered.iter().filter(|id| aborted.contains(id)).count() as u64,
+        aborted_reads: delivered.iter().filter(|id| aborted.contains(id)).count()
+            as u64,
     }
 }
 
@@ -162,8 +169,14 @@ mod tests {
     fn a_clean_run_counts_nothing_lost_or_duplicated() {
         let ids: Vec<u64> = (0..10).collect();
         let c = count(10, &ids, &ids, &ids, &[]);
-        assert_eq!((c.sent, c.acknowledged, c.durable, c.delivered), (10, 10, 10, 10));
-        assert_eq!((c.lost, c.duplicated, c.written_twice, c.lost_in_log), (0, 0, 0, 0));
+        assert_eq!(
+            (c.sent, c.acknowledged, c.durable, c.delivered),
+            (10, 10, 10, 10)
+        );
+        assert_eq!(
+            (c.lost, c.duplicated, c.written_twice, c.lost_in_log),
+            (0, 0, 0, 0)
+        );
     }
 
     #[test]

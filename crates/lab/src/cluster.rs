@@ -47,7 +47,10 @@ impl Cluster {
     /// The cluster named by `KAFKA_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092),
     /// or the mock cluster if `LAB_BACKEND=mock`.
     pub fn from_env() -> Result<Cluster> {
-        if std::env::var("LAB_BACKEND").map(|b| b == "mock").unwrap_or(false) {
+        if std::env::var("LAB_BACKEND")
+            .map(|b| b == "mock")
+            .unwrap_or(false)
+        {
             return Cluster::mock();
         }
         let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
@@ -161,10 +164,13 @@ impl Cluster {
             .create()
             .doing("creating an admin client")?;
         let replication = self.broker_count.clamp(1, 3) as i32;
-        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = futures_executor::block_on(admin.create_topics([&new_topic], &options))
-            .doing(format!("creating topic {topic}"))?;
+        let new_topic =
+            NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        let options =
+            AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results =
+            futures_executor::block_on(admin.create_topics([&new_topic], &options))
+                .doing(format!("creating topic {topic}"))?;
         for result in results {
             result.map_err(|(name, code)| Error::Kafka {
                 doing: format!("creating topic {name}"),

@@ -83,9 +83,19 @@ pub fn consume(
         },
         Semantic::ExactlyOnce => {
             let output = output.ok_or_else(|| {
-                Error::BadConfig("exactly-once needs an output topic to write to".into())
+                Error::BadConfig(
+                    "exactly-once needs an output topic to write to".into(),
+                )
             })?;
-            transform(cluster, &consumer, output, group, &mut drained, &mut report, progress)?;
+            transform(
+                cluster,
+                &consumer,
+                output,
+                group,
+                &mut drained,
+                &mut report,
+                progress,
+            )?;
         }
     }
     report.elapsed = started.elapsed();
@@ -122,16 +132,24 @@ fn transform(
             }
             continue;
         }
-        producer.begin_transaction().doing("beginning a transaction")?;
+        producer
+            .begin_transaction()
+            .doing("beginning a transaction")?;
         for r in &batch {
             produce::send(&producer, output, r.id, r.value_len)?;
         }
         let metadata = consumer.group_metadata().ok_or_else(|| {
-            Error::BadConfig("the consumer has no group metadata: is group.id set?".into())
+            Error::BadConfig(
+                "the consumer has no group metadata: is group.id set?".into(),
+            )
         })?;
         produce::drain(&producer, Duration::from_secs(60))?;
         producer
-            .send_offsets_to_transaction(&next_offsets(&batch), &metadata, Duration::from_secs(30))
+            .send_offsets_to_transaction(
+                &next_offsets(&batch),
+                &metadata,
+                Duration::from_secs(30),
+            )
             .doing("adding the consumed offsets to the transaction")?;
         produce::commit(&producer)?;
         report.commits += 1;
@@ -185,7 +203,10 @@ impl Drained {
 
 /// Polls up to `BATCH` records; returns early when nothing more is waiting.
 /// Fails if nothing at all arrives for `IDLE_LIMIT`.
-pub(crate) fn next_batch(consumer: &BaseConsumer, drained: &mut Drained) -> Result<Vec<Consumed>> {
+pub(crate) fn next_batch(
+    consumer: &BaseConsumer,
+    drained: &mut Drained,
+) -> Result<Vec<Consumed>> {
     let mut batch = Vec::new();
     while batch.len() < BATCH {
         match consumer.poll(Duration::from_millis(100)) {
@@ -207,7 +228,10 @@ pub(crate) fn next_batch(consumer: &BaseConsumer, drained: &mut Drained) -> Resu
             }
         }
     }
-    if batch.is_empty() && !drained.all() && drained.last_progress.elapsed() > IDLE_LIMIT {
+    if batch.is_empty()
+        && !drained.all()
+        && drained.last_progress.elapsed() > IDLE_LIMIT
+    {
         return Err(Error::Stalled {
             stage: "consumer",
             waited: IDLE_LIMIT,

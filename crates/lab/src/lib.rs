@@ -13,6 +13,7 @@
 //! - [`audit`]: reads back what the log holds and counts, by id, what was
 //!   lost and duplicated.
 //! - [`run`]: one experiment end to end; [`outcome`]: its result.
+//! - [`exercise`]: self-checking predictions for the notebooks.
 //!
 //! ```no_run
 //! use lab::{Cluster, RunOptions, Semantic};
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod cluster;
 pub mod consume;
 pub mod error;
+pub mod exercise;
 pub mod local;
 pub mod outcome;
 pub mod produce;

@@ -40,6 +40,23 @@ impl Outcome {
         serde_json::to_string_pretty(self).expect("an outcome always serializes")
     }
 
+    /// Shown as a table when a notebook cell ends with an `Outcome` (evcxr
+    /// looks for this method by name).
+    pub fn evcxr_display(&self) {
+        let c = &self.counts;
+        let mut html = format!(
+            "<p><b>{}</b> on {}</p><table><tr><th>sent</th><th>acknowledged</th>\
+             <th>durable</th><th>delivered</th><th>lost</th><th>duplicated</th>\
+             <th>aborted reads</th></tr>",
+            self.semantic, self.backend_description
+        );
+        html += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+            c.sent, c.acknowledged, c.durable, c.delivered, c.lost, c.duplicated, c.aborted_reads
+        );
+        println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
+    }
+
     /// A Markdown table of several outcomes, with the line naming the backend(s).
     pub fn markdown_table(outcomes: &[Outcome]) -> String {
         let mut out = String::from(
@@ -50,12 +67,20 @@ impl Outcome {
             let c = &o.counts;
             out += &format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                o.semantic, c.sent, c.acknowledged, c.durable, c.delivered, c.lost,
-                c.duplicated, c.aborted_reads
+                o.semantic,
+                c.sent,
+                c.acknowledged,
+                c.durable,
+                c.delivered,
+                c.lost,
+                c.duplicated,
+                c.aborted_reads
             );
         }
-        let mut sources: Vec<&str> =
-            outcomes.iter().map(|o| o.backend_description.as_str()).collect();
+        let mut sources: Vec<&str> = outcomes
+            .iter()
+            .map(|o| o.backend_description.as_str())
+            .collect();
         sources.dedup();
         if let Some(first) = outcomes.first() {
             out += &format!(
@@ -75,13 +100,29 @@ impl fmt::Display for Outcome {
         writeln!(f, "{} on {}", self.semantic, self.backend_description)?;
         let rows = [
             ("sent", c.sent, "records handed to the producer"),
-            ("acknowledged", c.acknowledged, "delivery report said success"),
-            ("durable", c.durable, "distinct ids in the log (read_committed)"),
+            (
+                "acknowledged",
+                c.acknowledged,
+                "delivery report said success",
+            ),
+            (
+                "durable",
+                c.durable,
+                "distinct ids in the log (read_committed)",
+            ),
             ("written twice", c.written_twice, "extra copies in the log"),
-            ("delivered", c.delivered, "distinct ids at the end of the pipeline"),
+            (
+                "delivered",
+                c.delivered,
+                "distinct ids at the end of the pipeline",
+            ),
             ("lost", c.lost, "acknowledged, never delivered"),
             ("duplicated", c.duplicated, "deliveries beyond the first"),
-            ("aborted reads", c.aborted_reads, "aborted records a reader saw"),
+            (
+                "aborted reads",
+                c.aborted_reads,
+                "aborted records a reader saw",
+            ),
         ];
         for (name, value, meaning) in rows {
             writeln!(f, "  {name:<14} {value:>9}   {meaning}")?;

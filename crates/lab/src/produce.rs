@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext,
+};
 use rdkafka::ClientContext;
 
 use crate::cluster::Cluster;
@@ -59,7 +61,9 @@ impl ProducerContext for LoggingContext {
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
         match result {
             Ok(_) => lock(&self.0.acknowledged).push(id as u64),
-            Err((error, _)) => lock(&self.0.failed).push((id as u64, error.to_string())),
+            Err((error, _)) => {
+                lock(&self.0.failed).push((id as u64, error.to_string()))
+            }
         }
     }
 }
@@ -94,7 +98,9 @@ pub fn produce(
         producer
             .init_transactions(Duration::from_secs(30))
             .doing("initialising transactions")?;
-        producer.begin_transaction().doing("beginning a transaction")?;
+        producer
+            .begin_transaction()
+            .doing("beginning a transaction")?;
     }
 
     let mut sent = 0;
@@ -103,7 +109,9 @@ pub fn produce(
         sent += 1;
         if transactional && sent % options.transaction_size.max(1) == 0 {
             commit(&producer)?;
-            producer.begin_transaction().doing("beginning a transaction")?;
+            producer
+                .begin_transaction()
+                .doing("beginning a transaction")?;
         }
         if sent % 256 == 0 {
             progress(sent);
@@ -175,7 +183,10 @@ pub(crate) fn drain<C: ProducerContext>(
             return Err(Error::Stalled {
                 stage: "producer",
                 waited: limit,
-                detail: format!("{} records still in flight", producer.in_flight_count()),
+                detail: format!(
+                    "{} records still in flight",
+                    producer.in_flight_count()
+                ),
             });
         }
         producer.poll(Duration::from_millis(5));

@@ -43,7 +43,11 @@ pub enum Stage {
 
 /// Runs `semantic` on the happy path: a fresh input topic (and output topic for
 /// exactly-once) and consumer group, `options.records` records, then the audit.
-pub fn run(cluster: &Cluster, semantic: Semantic, options: &RunOptions) -> Result<Outcome> {
+pub fn run(
+    cluster: &Cluster,
+    semantic: Semantic,
+    options: &RunOptions,
+) -> Result<Outcome> {
     run_with_progress(cluster, semantic, options, &mut |_, _| {})
 }
 
@@ -56,7 +60,11 @@ pub fn run_with_progress(
 ) -> Result<Outcome> {
     cluster.require_faithful(semantic)?;
     // Check the settings before creating anything.
-    semantic.producer_config(cluster.bootstrap(), Some("check"), &options.producer_overrides)?;
+    semantic.producer_config(
+        cluster.bootstrap(),
+        Some("check"),
+        &options.producer_overrides,
+    )?;
 
     let input = cluster.fresh_name(&format!("{semantic}-in"));
     cluster.create_topic(&input, options.partitions)?;

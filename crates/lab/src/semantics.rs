@@ -99,8 +99,13 @@ impl Semantic {
                 ("300000", "how long a record may take, retries included, before it is reported failed (the Java client calls it delivery.timeout.ms)")
             };
             settings.push(
-                Setting::new("message.timeout.ms", timeout, "300000", "120000 (delivery.timeout.ms)")
-                    .why(reason),
+                Setting::new(
+                    "message.timeout.ms",
+                    timeout,
+                    "300000",
+                    "120000 (delivery.timeout.ms)",
+                )
+                .why(reason),
             );
             settings.push(
                 Setting::new("socket.timeout.ms", "10000", "60000", "(n/a)")
@@ -145,7 +150,9 @@ impl Semantic {
         for s in self.producer_settings() {
             if s.key == "transactional.id" {
                 let id = transactional_id.ok_or_else(|| {
-                    Error::BadConfig("exactly-once needs a transactional.id for its producer".into())
+                    Error::BadConfig(
+                        "exactly-once needs a transactional.id for its producer".into(),
+                    )
                 })?;
                 map.insert(s.key.into(), id.into());
             } else {
@@ -249,8 +256,18 @@ impl Setting {
 
     /// A plain-text table for a terminal or a notebook cell.
     pub fn text_table(settings: &[Setting]) -> String {
-        let key_w = settings.iter().map(|s| s.key.len()).max().unwrap_or(3).max(3);
-        let val_w = settings.iter().map(|s| s.value.len()).max().unwrap_or(5).max(5);
+        let key_w = settings
+            .iter()
+            .map(|s| s.key.len())
+            .max()
+            .unwrap_or(3)
+            .max(3);
+        let val_w = settings
+            .iter()
+            .map(|s| s.value.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let mut out = format!("{:key_w$}  {:val_w$}  why\n", "key", "value");
         for s in settings {
             out += &format!("{:key_w$}  {:val_w$}  {}\n", s.key, s.value, s.why);
@@ -312,7 +329,9 @@ pub fn check_producer_settings(map: &BTreeMap<String, String>) -> Result<()> {
     }
     if transactional {
         let num = |k: &str, default: u64| {
-            get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(default)
+            get(k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(default)
         };
         let message = num("message.timeout.ms", 300_000);
         let transaction = num("transaction.timeout.ms", 60_000);
@@ -332,7 +351,10 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -340,29 +362,50 @@ mod tests {
         for s in Semantic::ALL {
             assert_eq!(Semantic::parse(s.name()).unwrap(), s);
         }
-        assert_eq!(Semantic::parse("AT_LEAST_ONCE").unwrap(), Semantic::AtLeastOnce);
+        assert_eq!(
+            Semantic::parse("AT_LEAST_ONCE").unwrap(),
+            Semantic::AtLeastOnce
+        );
         let err = Semantic::parse("twice").unwrap_err().to_string();
-        assert!(err.contains("at-most-once, at-least-once or exactly-once"), "{err}");
+        assert!(
+            err.contains("at-most-once, at-least-once or exactly-once"),
+            "{err}"
+        );
     }
 
     #[test]
     fn each_semantic_sets_the_keys_its_guarantee_rests_on() {
         let value = |s: Semantic, key: &str| {
-            s.producer_settings().into_iter().find(|x| x.key == key).map(|x| x.value)
+            s.producer_settings()
+                .into_iter()
+                .find(|x| x.key == key)
+                .map(|x| x.value)
         };
         assert_eq!(value(Semantic::AtMostOnce, "acks"), Some("0"));
         assert_eq!(value(Semantic::AtMostOnce, "retries"), Some("0"));
         assert_eq!(value(Semantic::AtLeastOnce, "acks"), Some("all"));
-        assert_eq!(value(Semantic::AtLeastOnce, "enable.idempotence"), Some("false"));
-        assert_eq!(value(Semantic::ExactlyOnce, "enable.idempotence"), Some("true"));
+        assert_eq!(
+            value(Semantic::AtLeastOnce, "enable.idempotence"),
+            Some("false")
+        );
+        assert_eq!(
+            value(Semantic::ExactlyOnce, "enable.idempotence"),
+            Some("true")
+        );
         // The client-side timeout of a request in flight is socket.timeout.ms in
         // librdkafka; request.timeout.ms would never make the client retry.
         assert!(value(Semantic::AtLeastOnce, "socket.timeout.ms").is_some());
         assert!(value(Semantic::AtLeastOnce, "request.timeout.ms").is_none());
         let consumer = |s: Semantic, key: &str| {
-            s.consumer_settings().into_iter().find(|x| x.key == key).map(|x| x.value)
+            s.consumer_settings()
+                .into_iter()
+                .find(|x| x.key == key)
+                .map(|x| x.value)
         };
-        assert_eq!(consumer(Semantic::ExactlyOnce, "isolation.level"), Some("read_committed"));
+        assert_eq!(
+            consumer(Semantic::ExactlyOnce, "isolation.level"),
+            Some("read_committed")
+        );
         for s in Semantic::ALL {
             assert_eq!(consumer(s, "enable.auto.commit"), Some("false"));
             for setting in s.producer_settings().iter().chain(&s.consumer_settings()) {
@@ -374,26 +417,40 @@ mod tests {
     #[test]
     fn the_tables_show_where_librdkafka_and_java_defaults_differ() {
         let eos = Semantic::ExactlyOnce.settings_markdown();
-        assert!(eos.contains("| `enable.idempotence` | `true` | false | true |"), "{eos}");
+        assert!(
+            eos.contains("| `enable.idempotence` | `true` | false | true |"),
+            "{eos}"
+        );
         assert!(eos.contains("| `isolation.level` | `read_committed` | read_committed | read_uncommitted |"));
         let alo = Semantic::AtLeastOnce.settings_markdown();
-        assert!(alo.contains("| `message.timeout.ms` | `300000` | 300000 |"), "{alo}");
+        assert!(
+            alo.contains("| `message.timeout.ms` | `300000` | 300000 |"),
+            "{alo}"
+        );
     }
 
     #[test]
     fn every_semantic_builds_a_valid_producer_config() {
         for s in Semantic::ALL {
-            let config = s.producer_config("127.0.0.1:9092", Some("tx-1"), &[]).unwrap();
+            let config = s
+                .producer_config("127.0.0.1:9092", Some("tx-1"), &[])
+                .unwrap();
             assert_eq!(config.get("bootstrap.servers"), Some("127.0.0.1:9092"));
         }
-        let err = Semantic::ExactlyOnce.producer_config("x:1", None, &[]).unwrap_err();
+        let err = Semantic::ExactlyOnce
+            .producer_config("x:1", None, &[])
+            .unwrap_err();
         assert!(err.to_string().contains("transactional.id"));
     }
 
     #[test]
     fn acks_zero_with_idempotence_is_refused_with_the_reason() {
         let err = Semantic::AtMostOnce
-            .producer_config("x:1", None, &[("enable.idempotence".into(), "true".into())])
+            .producer_config(
+                "x:1",
+                None,
+                &[("enable.idempotence".into(), "true".into())],
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs acks=all, but acks=0"), "{err}");
@@ -404,15 +461,25 @@ mod tests {
     fn other_impossible_combinations_are_refused() {
         let bad = [
             settings(&[("transactional.id", "t"), ("enable.idempotence", "false")]),
-            settings(&[("transactional.id", "t"), ("acks", "1"), ("enable.idempotence", "true")]),
-            settings(&[("enable.idempotence", "true"), ("max.in.flight.requests.per.connection", "6")]),
+            settings(&[
+                ("transactional.id", "t"),
+                ("acks", "1"),
+                ("enable.idempotence", "true"),
+            ]),
+            settings(&[
+                ("enable.idempotence", "true"),
+                ("max.in.flight.requests.per.connection", "6"),
+            ]),
             settings(&[("transactional.id", "t"), ("message.timeout.ms", "300000")]),
         ];
         for map in bad {
             assert!(check_producer_settings(&map).is_err(), "accepted {map:?}");
         }
-        let fine = settings(&[("transactional.id", "t"), ("enable.idempotence", "true"),
-            ("message.timeout.ms", "60000")]);
+        let fine = settings(&[
+            ("transactional.id", "t"),
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "60000"),
+        ]);
         check_producer_settings(&fine).unwrap();
     }
 }

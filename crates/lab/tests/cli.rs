@@ -23,7 +23,15 @@ fn lab(args: &[&str]) -> (i32, String, String, Duration) {
 #[test]
 fn an_unreachable_broker_is_named_with_how_to_start_one_within_15_seconds() {
     // Port 1 on loopback: nothing listens there.
-    let (code, _, err, took) = lab(&["run", "-s", "at-least-once", "-n", "10", "--bootstrap", "127.0.0.1:1"]);
+    let (code, _, err, took) = lab(&[
+        "run",
+        "-s",
+        "at-least-once",
+        "-n",
+        "10",
+        "--bootstrap",
+        "127.0.0.1:1",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(err.contains("cargo xtask kafka up"), "{err}");
@@ -34,11 +42,20 @@ fn an_unreachable_broker_is_named_with_how_to_start_one_within_15_seconds() {
 #[test]
 fn acks_zero_with_idempotence_is_explained() {
     let (code, _, err, _) = lab(&[
-        "run", "-s", "at-most-once", "-n", "10", "--mock",
-        "--producer-set", "enable.idempotence=true",
+        "run",
+        "-s",
+        "at-most-once",
+        "-n",
+        "10",
+        "--mock",
+        "--producer-set",
+        "enable.idempotence=true",
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("enable.idempotence=true needs acks=all, but acks=0"), "{err}");
+    assert!(
+        err.contains("enable.idempotence=true needs acks=all, but acks=0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -46,12 +63,23 @@ fn exactly_once_on_the_mock_is_refused_with_the_reason() {
     let (code, _, err, _) = lab(&["run", "-s", "exactly-once", "-n", "10", "--mock"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("refused on librdkafka"), "{err}");
-    assert!(err.contains("does not filter aborted transactions"), "{err}");
+    assert!(
+        err.contains("does not filter aborted transactions"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_mock_run_prints_its_summary_and_json() {
-    let (code, out, err, _) = lab(&["run", "-s", "at-least-once", "-n", "200", "--mock", "--json"]);
+    let (code, out, err, _) = lab(&[
+        "run",
+        "-s",
+        "at-least-once",
+        "-n",
+        "200",
+        "--mock",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["semantic"], "at-least-once");

@@ -9,10 +9,18 @@ fn happy_path_on_mock(semantic: Semantic) {
     assert_eq!(cluster.backend(), Backend::Mock);
     let outcome = lab::run(&cluster, semantic, &RunOptions::records(500)).unwrap();
     let c = &outcome.counts;
-    assert_eq!((c.sent, c.acknowledged, c.durable, c.delivered), (500, 500, 500, 500), "{outcome}");
+    assert_eq!(
+        (c.sent, c.acknowledged, c.durable, c.delivered),
+        (500, 500, 500, 500),
+        "{outcome}"
+    );
     assert_eq!((c.lost, c.duplicated), (0, 0), "{outcome}");
     // The outcome says plainly that this was not Apache Kafka.
-    assert!(outcome.backend_description.contains("not Apache Kafka"), "{}", outcome.backend_description);
+    assert!(
+        outcome.backend_description.contains("not Apache Kafka"),
+        "{}",
+        outcome.backend_description
+    );
     assert_eq!(outcome.backend, Backend::Mock);
 }
 
@@ -29,9 +37,13 @@ fn at_least_once_happy_path_on_the_mock() {
 #[test]
 fn exactly_once_is_refused_on_the_mock_with_the_reason() {
     let cluster = Cluster::mock().unwrap();
-    let err = lab::run(&cluster, Semantic::ExactlyOnce, &RunOptions::records(10)).unwrap_err();
+    let err = lab::run(&cluster, Semantic::ExactlyOnce, &RunOptions::records(10))
+        .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("does not filter aborted transactions"), "{text}");
+    assert!(
+        text.contains("does not filter aborted transactions"),
+        "{text}"
+    );
     assert!(text.contains("cargo xtask kafka up"), "{text}");
 }

@@ -13,7 +13,11 @@ const N: u64 = 3000;
 
 fn kafka() -> Cluster {
     let cluster = Cluster::from_env().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cluster.backend(), Backend::Kafka, "these tests need Apache Kafka");
+    assert_eq!(
+        cluster.backend(),
+        Backend::Kafka,
+        "these tests need Apache Kafka"
+    );
     cluster
 }
 
@@ -26,12 +30,19 @@ fn happy_path(semantic: Semantic) {
         (N, N, N, N),
         "{outcome}"
     );
-    assert_eq!((c.lost, c.duplicated, c.written_twice, c.aborted_reads), (0, 0, 0, 0), "{outcome}");
+    assert_eq!(
+        (c.lost, c.duplicated, c.written_twice, c.aborted_reads),
+        (0, 0, 0, 0),
+        "{outcome}"
+    );
     assert!(outcome.backend_description.starts_with("Apache Kafka"));
 
     // An independent recount: a plain reader counts the ids in the topic that
     // holds the result, without the audit's code paths for the pipeline.
-    let topic = outcome.output_topic.as_ref().unwrap_or(&outcome.input_topic);
+    let topic = outcome
+        .output_topic
+        .as_ref()
+        .unwrap_or(&outcome.input_topic);
     let mut ids = read_ids(&cluster, topic, Isolation::ReadUncommitted).unwrap();
     ids.sort_unstable();
     assert_eq!(ids, (0..N).collect::<Vec<_>>());
@@ -68,7 +79,8 @@ fn exactly_once_commits_the_consumed_offsets_in_its_transactions() {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use std::time::Duration;
     let cluster = kafka();
-    let outcome = lab::run(&cluster, Semantic::ExactlyOnce, &RunOptions::records(600)).unwrap();
+    let outcome =
+        lab::run(&cluster, Semantic::ExactlyOnce, &RunOptions::records(600)).unwrap();
     let group = &outcome.group;
     let consumer: BaseConsumer = cluster
         .client_config()
@@ -79,16 +91,26 @@ fn exactly_once_commits_the_consumed_offsets_in_its_transactions() {
     for p in 0..3 {
         list.add_partition(&outcome.input_topic, p);
     }
-    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
     let mut total = 0;
     for e in committed.elements() {
         if let rdkafka::Offset::Offset(o) = e.offset() {
             let (_, high) = consumer
-                .fetch_watermarks(&outcome.input_topic, e.partition(), Duration::from_secs(10))
+                .fetch_watermarks(
+                    &outcome.input_topic,
+                    e.partition(),
+                    Duration::from_secs(10),
+                )
                 .unwrap();
             // Transaction markers take offsets: the committed offset is at or
             // just below the high watermark, never short of the last record.
-            assert!(o <= high && o >= high - 1, "partition {}: committed {o}, high {high}", e.partition());
+            assert!(
+                o <= high && o >= high - 1,
+                "partition {}: committed {o}, high {high}",
+                e.partition()
+            );
             total += 1;
         }
     }

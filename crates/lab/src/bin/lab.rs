@@ -14,7 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lab::{Cluster, RunOptions, Semantic, Stage};
 
 #[derive(Parser)]
-#[command(name = "lab", about = "Delivery semantics in Kafka, measured by record id")]
+#[command(
+    name = "lab",
+    about = "Delivery semantics in Kafka, measured by record id"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,15 +122,20 @@ fn run(cli: Cli) -> lab::Result<()> {
                 ..RunOptions::records(records)
             };
             let bar = progress_bar(json, records);
-            let outcome = lab::run_with_progress(&cluster, semantic, &options, &mut |stage, n| {
-                let label = match stage {
-                    Stage::Produce => "produce",
-                    Stage::Consume => "consume",
-                    Stage::Audit => "audit",
-                };
-                bar.set_message(label);
-                bar.set_position(n);
-            });
+            let outcome = lab::run_with_progress(
+                &cluster,
+                semantic,
+                &options,
+                &mut |stage, n| {
+                    let label = match stage {
+                        Stage::Produce => "produce",
+                        Stage::Consume => "consume",
+                        Stage::Audit => "audit",
+                    };
+                    bar.set_message(label);
+                    bar.set_position(n);
+                },
+            );
             bar.finish_and_clear();
             let outcome = outcome?;
             if json {
@@ -142,8 +150,14 @@ fn run(cli: Cli) -> lab::Result<()> {
                 if markdown {
                     println!("{}", s.settings_markdown());
                 } else {
-                    println!("{s}: producer\n{}", lab::semantics::Setting::text_table(&s.producer_settings()));
-                    println!("{s}: consumer\n{}", lab::semantics::Setting::text_table(&s.consumer_settings()));
+                    println!(
+                        "{s}: producer\n{}",
+                        lab::semantics::Setting::text_table(&s.producer_settings())
+                    );
+                    println!(
+                        "{s}: consumer\n{}",
+                        lab::semantics::Setting::text_table(&s.consumer_settings())
+                    );
                 }
             }
         }
