@@ -20,8 +20,9 @@ pub fn notebooks() -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Runs one notebook; Ok(false) if a cell failed (the runner printed why).
-pub fn execute(notebook: &Path) -> Result<bool> {
+/// Runs one notebook and returns the runner's exit code: 0 every cell ran
+/// cleanly, 1 a cell failed (the runner printed why), 2 it could not run.
+pub fn execute(notebook: &Path) -> Result<i32> {
     let stem = notebook
         .file_stem()
         .and_then(|s| s.to_str())
@@ -40,7 +41,7 @@ pub fn execute(notebook: &Path) -> Result<bool> {
         .env("EVCXR_TMPDIR", &evcxr_tmp)
         .status()
         .context("running the notebook runner: set it up with `cargo xtask setup`")?;
-    Ok(status.success())
+    Ok(status.code().unwrap_or(2))
 }
 
 /// Committed notebooks carry no outputs: a learner's first run is their own.
@@ -65,7 +66,8 @@ pub fn check_clean(notebook: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The runner must pass the passing fixture and fail every failing one.
+/// The runner must pass the passing fixture and fail every failing one with
+/// exit code 1 (a failed cell), not 2 (could not run at all).
 pub fn check_runner() -> Result<()> {
     let fixtures = repo_root().join("xtask/fixtures");
     let mut wrong = Vec::new();
@@ -85,8 +87,9 @@ pub fn check_runner() -> Result<()> {
             "fixture {name}: expected to {}",
             if should_pass { "pass" } else { "fail" }
         );
-        if execute(fixture)? != should_pass {
-            wrong.push(name);
+        let code = execute(fixture)?;
+        if code != if should_pass { 0 } else { 1 } {
+            wrong.push(format!("{name} (exit code {code})"));
         }
     }
     if names.len() < 2 {
@@ -110,7 +113,7 @@ pub fn run_all() -> Result<()> {
     let mut failed = Vec::new();
     for nb in notebooks()? {
         check_clean(&nb)?;
-        if !execute(&nb)? {
+        if execute(&nb)? != 0 {
             failed.push(
                 nb.file_name()
                     .unwrap_or_default()

@@ -108,5 +108,33 @@ fn install_kernel() -> Result<()> {
             String::from_utf8_lossy(&status.stderr)
         );
     }
+    add_std_to_kernel_library_path()
+}
+
+/// evcxr 0.22 loads each compiled cell with a library path one folder off; it
+/// only works by luck when its build directory is under /tmp. Putting Rust's
+/// own library directory on the kernel's LD_LIBRARY_PATH makes it work
+/// wherever EVCXR_TMPDIR is (the notebook runner does the same).
+fn add_std_to_kernel_library_path() -> Result<()> {
+    let libdir = Command::new("rustc")
+        .args(["--print", "target-libdir"])
+        .output()?;
+    let libdir = String::from_utf8_lossy(&libdir.stdout).trim().to_string();
+    let find = Command::new(venv_bin("python"))
+        .args([
+            "-c",
+            "from jupyter_client.kernelspec import KernelSpecManager as K; \
+             print(K().get_kernel_spec('rust').resource_dir)",
+        ])
+        .output()
+        .context("asking Jupyter where the rust kernel is")?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&find.stdout).trim());
+    let path = dir.join("kernel.json");
+    let mut spec: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    spec["env"]["LD_LIBRARY_PATH"] = serde_json::Value::String(libdir);
+    fs::write(&path, serde_json::to_string_pretty(&spec)?)?;
     Ok(())
 }

@@ -35,20 +35,44 @@ pub struct ConsumeReport {
     pub elapsed: Duration,
 }
 
+/// Where processed records go, and the hook the crash scenarios die in.
+pub trait Sink {
+    /// Processes a batch of records (by id). At-most-once and at-least-once
+    /// call this; exactly-once's sink is its output topic.
+    fn process(&mut self, ids: &[u64]) -> Result<()>;
+
+    /// Called in the gap between the two steps of every batch (commit and
+    /// process, in the semantic's order), with the number of records this
+    /// consumer has taken so far, this batch included.
+    fn between_steps(&mut self, _consumed: u64) {}
+}
+
+/// The in-memory sink of the happy path.
+impl Sink for Vec<u64> {
+    fn process(&mut self, ids: &[u64]) -> Result<()> {
+        self.extend_from_slice(ids);
+        Ok(())
+    }
+}
+
 /// Consumes all of `input` as a member of `group`, per `semantic`, until every
-/// partition has been read to its end. Exactly-once writes each record to
-/// `output` in a transaction that also carries the consumed offsets.
+/// partition has been read to its end, processing into `sink`. Exactly-once
+/// writes each record to `output` in a transaction that also carries the
+/// consumed offsets. `overrides` are extra consumer settings.
+#[allow(clippy::too_many_arguments)]
 pub fn consume(
     cluster: &Cluster,
     semantic: Semantic,
     input: &str,
     output: Option<&str>,
     group: &str,
+    overrides: &[(String, String)],
+    sink: &mut dyn Sink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ConsumeReport> {
     let started = Instant::now();
     let partitions = cluster.partition_count(input)?;
-    let mut config = semantic.consumer_config(cluster.bootstrap(), group, &[]);
+    let mut config = semantic.consumer_config(cluster.bootstrap(), group, overrides);
     // Lab mechanics, not part of the guarantee: report reaching a partition's
     // end, so the loop knows when the topic is drained.
     config.set("enable.partition.eof", "true");
@@ -69,15 +93,20 @@ pub fn consume(
                 continue;
             }
             let offsets = next_offsets(&batch);
+            let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
+            let consumed = report.processed.len() as u64 + ids.len() as u64;
             if semantic == Semantic::AtMostOnce {
-                // Commit first: after a crash here the batch is never seen again.
+                // Commit first: after a crash in the gap, the batch is never seen again.
                 commit(&consumer, &offsets)?;
-                report.processed.extend(batch.iter().map(|r| r.id));
+                sink.between_steps(consumed);
+                sink.process(&ids)?;
             } else {
-                // Process first: after a crash here the batch is processed again.
-                report.processed.extend(batch.iter().map(|r| r.id));
+                // Process first: after a crash in the gap, the batch is processed again.
+                sink.process(&ids)?;
+                sink.between_steps(consumed);
                 commit(&consumer, &offsets)?;
             }
+            report.processed.extend(ids);
             report.commits += 1;
             progress(report.processed.len() as u64);
         },
@@ -94,6 +123,7 @@ pub fn consume(
                 group,
                 &mut drained,
                 &mut report,
+                sink,
                 progress,
             )?;
         }
@@ -105,6 +135,7 @@ pub fn consume(
 /// Read-process-write: consumed records are written to `output`, and the
 /// consumed offsets are committed in the same transaction, using the consumer's
 /// group metadata (KIP-447), so either both happen or neither does.
+#[allow(clippy::too_many_arguments)]
 fn transform(
     cluster: &Cluster,
     consumer: &BaseConsumer,
@@ -112,6 +143,7 @@ fn transform(
     group: &str,
     drained: &mut Drained,
     report: &mut ConsumeReport,
+    sink: &mut dyn Sink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     // One transactional.id per processor instance: a restart with the same id
@@ -144,6 +176,8 @@ fn transform(
             )
         })?;
         produce::drain(&producer, Duration::from_secs(60))?;
+        // The outputs are in the log now, inside the open transaction.
+        sink.between_steps(report.processed.len() as u64 + batch.len() as u64);
         producer
             .send_offsets_to_transaction(
                 &next_offsets(&batch),

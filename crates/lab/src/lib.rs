@@ -13,6 +13,8 @@
 //! - [`audit`]: reads back what the log holds and counts, by id, what was
 //!   lost and duplicated.
 //! - [`run`]: one experiment end to end; [`outcome`]: its result.
+//! - [`faults`]: the failure scenarios: crashes of real child processes,
+//!   a chaos proxy that loses acknowledgements, broker failures.
 //! - [`exercise`]: self-checking predictions for the notebooks.
 //!
 //! ```no_run
@@ -28,6 +30,7 @@ pub mod cluster;
 pub mod consume;
 pub mod error;
 pub mod exercise;
+pub mod faults;
 pub mod local;
 pub mod outcome;
 pub mod produce;

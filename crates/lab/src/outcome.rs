@@ -21,6 +21,8 @@ pub struct Outcome {
     pub output_topic: Option<String>,
     /// The consumer group that processed the input topic.
     pub group: String,
+    /// The fault injected, in words (None on the happy path).
+    pub fault: Option<String>,
     pub records: u64,
     pub payload_bytes: usize,
     #[serde(flatten)]
@@ -98,6 +100,9 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counts;
         writeln!(f, "{} on {}", self.semantic, self.backend_description)?;
+        if let Some(fault) = &self.fault {
+            writeln!(f, "  fault: {fault}")?;
+        }
         let rows = [
             ("sent", c.sent, "records handed to the producer"),
             (
@@ -112,11 +117,21 @@ impl fmt::Display for Outcome {
             ),
             ("written twice", c.written_twice, "extra copies in the log"),
             (
+                "lost in log",
+                c.lost_in_log,
+                "acknowledged, yet not in the log",
+            ),
+            (
+                "aborted in log",
+                c.aborted_in_log,
+                "records of aborted transactions",
+            ),
+            (
                 "delivered",
                 c.delivered,
                 "distinct ids at the end of the pipeline",
             ),
-            ("lost", c.lost, "acknowledged, never delivered"),
+            ("lost", c.lost, "source records never delivered"),
             ("duplicated", c.duplicated, "deliveries beyond the first"),
             (
                 "aborted reads",

@@ -13,6 +13,7 @@ use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext,
 };
 use rdkafka::ClientContext;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
@@ -27,8 +28,8 @@ pub struct ProduceReport {
     /// Ids whose delivery report said success. With acks=0 that only means the
     /// record left the client: nobody confirmed it.
     pub acknowledged: Vec<u64>,
-    /// Ids whose delivery report said failure, with librdkafka's reason.
-    pub failed: Vec<(u64, String)>,
+    /// Records whose delivery report said failure.
+    pub failed: Vec<Failure>,
     pub elapsed: Duration,
 }
 
@@ -43,11 +44,71 @@ pub struct ProduceOptions {
     pub overrides: Vec<(String, String)>,
 }
 
+/// A record the producer was never told was safe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub id: u64,
+    /// What librdkafka knows about whether the broker has it.
+    pub status: DeliveryStatus,
+    pub error: String,
+}
+
+/// librdkafka's verdict on a record whose delivery failed
+/// (`rd_kafka_message_status`): what a lost acknowledgement looks like from
+/// the producer's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryStatus {
+    /// Never sent, or the broker said it did not write it: safe to resend.
+    NotPersisted,
+    /// Sent, but no answer came: it may be in the log. Resending may duplicate it.
+    PossiblyPersisted,
+    /// The broker acknowledged it.
+    Persisted,
+}
+
+impl DeliveryStatus {
+    fn of(message: &rdkafka::message::BorrowedMessage<'_>) -> DeliveryStatus {
+        use rdkafka::bindings::rd_kafka_msg_status_t as S;
+        // SAFETY: the message is borrowed for the whole call, so the pointer is
+        // valid; rd_kafka_message_status only reads it.
+        match unsafe { rdkafka::bindings::rd_kafka_message_status(message.ptr()) } {
+            S::RD_KAFKA_MSG_STATUS_PERSISTED => DeliveryStatus::Persisted,
+            S::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED => {
+                DeliveryStatus::PossiblyPersisted
+            }
+            _ => DeliveryStatus::NotPersisted,
+        }
+    }
+}
+
 /// Collects delivery reports by record id.
 #[derive(Default)]
 pub struct DeliveryLog {
     acknowledged: Mutex<Vec<u64>>,
-    failed: Mutex<Vec<(u64, String)>>,
+    failed: Mutex<Vec<Failure>>,
+    /// Called with each report as it arrives (the crash workers print them).
+    on_report: Option<Box<dyn Fn(u64, Result<(), &Failure>) + Send + Sync>>,
+}
+
+impl DeliveryLog {
+    /// A log that also calls `on_report` for every delivery report.
+    pub fn with_callback(
+        on_report: impl Fn(u64, Result<(), &Failure>) + Send + Sync + 'static,
+    ) -> Self {
+        DeliveryLog {
+            on_report: Some(Box::new(on_report)),
+            ..Default::default()
+        }
+    }
+
+    /// Takes the acknowledged ids and failures collected so far.
+    pub fn take(&self) -> (Vec<u64>, Vec<Failure>) {
+        (
+            std::mem::take(&mut *lock(&self.acknowledged)),
+            std::mem::take(&mut *lock(&self.failed)),
+        )
+    }
 }
 
 /// The producer context that files each delivery report in a `DeliveryLog`.
@@ -59,10 +120,24 @@ impl ProducerContext for LoggingContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
+        let id = id as u64;
         match result {
-            Ok(_) => lock(&self.0.acknowledged).push(id as u64),
-            Err((error, _)) => {
-                lock(&self.0.failed).push((id as u64, error.to_string()))
+            Ok(_) => {
+                if let Some(report) = &self.0.on_report {
+                    report(id, Ok(()));
+                }
+                lock(&self.0.acknowledged).push(id);
+            }
+            Err((error, message)) => {
+                let failure = Failure {
+                    id,
+                    status: DeliveryStatus::of(message),
+                    error: error.to_string(),
+                };
+                if let Some(report) = &self.0.on_report {
+                    report(id, Err(&failure));
+                }
+                lock(&self.0.failed).push(failure);
             }
         }
     }
@@ -126,8 +201,7 @@ pub fn produce(
             .doing("waiting for the last acknowledgements")?;
     }
     progress(sent);
-    let acknowledged = std::mem::take(&mut *lock(&log.acknowledged));
-    let failed = std::mem::take(&mut *lock(&log.failed));
+    let (acknowledged, failed) = log.take();
     Ok(ProduceReport {
         sent,
         acknowledged,

@@ -95,6 +95,8 @@ pub fn run_with_progress(
         &input,
         output.as_deref(),
         &group,
+        &[],
+        &mut Vec::new(),
         &mut |n| progress(Stage::Consume, n),
     )?;
 
@@ -104,13 +106,15 @@ pub fn run_with_progress(
         Some(topic) => audit::read_ids(cluster, topic, Isolation::ReadCommitted)?,
         None => consumed.processed.clone(),
     };
-    let counts = audit::count(
-        produced.sent,
-        &produced.acknowledged,
-        &in_log,
-        &delivered,
-        &consumed.aborted,
-    );
+    let counts = audit::count(&audit::Observed {
+        source: options.records,
+        sent: produced.sent,
+        acknowledged: &produced.acknowledged,
+        in_log: &in_log,
+        delivered: &delivered,
+        aborted: &consumed.aborted,
+        ..Default::default()
+    });
     Ok(Outcome {
         semantic,
         backend: cluster.backend(),
@@ -120,6 +124,7 @@ pub fn run_with_progress(
         input_topic: input,
         output_topic: output,
         group,
+        fault: None,
         records: options.records,
         payload_bytes: options.payload_bytes,
         counts,

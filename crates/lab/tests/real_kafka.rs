@@ -6,20 +6,13 @@
 //!     cargo xtask kafka up
 //!     cargo test -p lab --test real_kafka -- --include-ignored
 
+mod common;
+
+use common::kafka;
 use lab::audit::{read_ids, Isolation};
-use lab::{Backend, Cluster, RunOptions, Semantic};
+use lab::{RunOptions, Semantic};
 
 const N: u64 = 3000;
-
-fn kafka() -> Cluster {
-    let cluster = Cluster::from_env().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        cluster.backend(),
-        Backend::Kafka,
-        "these tests need Apache Kafka"
-    );
-    cluster
-}
 
 fn happy_path(semantic: Semantic) {
     let cluster = kafka();

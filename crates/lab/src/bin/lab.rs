@@ -83,14 +83,41 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Inject a failure into one semantic and count what it did
+    Scenario {
+        /// producer-crash (B) or consumer-crash (C)
+        #[arg(long, short)]
+        fault: Fault,
+        #[arg(long, short)]
+        semantic: Semantic,
+        #[arg(long, short = 'n', default_value_t = 2000)]
+        records: u64,
+        /// Chooses the (reproducible) crash point
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// A child process of the crash scenarios (started by the lab itself)
+    #[command(hide = true, subcommand)]
+    Worker(WorkerCommand),
 }
 
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    let (k, v) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
-    Ok((k.trim().to_string(), v.trim().to_string()))
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Fault {
+    ProducerCrash,
+    ConsumerCrash,
 }
+
+#[derive(Subcommand)]
+enum WorkerCommand {
+    Produce(lab::faults::worker::ProduceWorker),
+    Consume(lab::faults::worker::ConsumeWorker),
+}
+
+use lab::faults::worker::parse_key_value;
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -161,6 +188,32 @@ fn run(cli: Cli) -> lab::Result<()> {
                 }
             }
         }
+        Command::Scenario {
+            fault,
+            semantic,
+            records,
+            seed,
+            json,
+            target,
+        } => {
+            let cluster = target.cluster()?;
+            let options = lab::faults::crash::CrashOptions::new(records, seed);
+            let outcome = match fault {
+                Fault::ProducerCrash => {
+                    lab::faults::crash::producer_crash(&cluster, semantic, &options)?
+                }
+                Fault::ConsumerCrash => {
+                    lab::faults::crash::consumer_crash(&cluster, semantic, &options)?
+                }
+            };
+            if json {
+                println!("{}", outcome.to_json());
+            } else {
+                println!("{outcome}");
+            }
+        }
+        Command::Worker(WorkerCommand::Produce(w)) => lab::faults::worker::produce(&w)?,
+        Command::Worker(WorkerCommand::Consume(w)) => lab::faults::worker::consume(&w)?,
         Command::Ping { target } => {
             let cluster = target.cluster()?;
             println!("ok: {}", cluster.describe());
