@@ -5,13 +5,12 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use lab::local::{cache_dir, LocalBroker, LocalCluster};
+use lab::local::{alive, cache_dir, LocalBroker, LocalCluster};
 
 use crate::{repo_root, run_quiet};
 
@@ -188,19 +187,6 @@ fn cluster_dir(layout: Layout) -> PathBuf {
     lab::local::run_dir().join(layout.name())
 }
 
-fn alive(pid: u32) -> bool {
-    // A zombie still has /proc/<pid> but is dead: read its state.
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 /// The recorded cluster of `layout` if all its brokers are still running.
 pub fn running(layout: Layout) -> Option<LocalCluster> {
     let bytes = fs::read(LocalCluster::state_file(layout.name())).ok()?;
@@ -272,28 +258,28 @@ pub fn up(layout: Layout) -> Result<LocalCluster> {
                 .arg(&props),
             &format!("formatting the storage of broker {node_id}"),
         )?;
-        let log = fs::File::create(node_dir.join("broker.log"))?;
-        let child = Command::new(&java)
-            .args(["-Xms256m", "-Xmx768m", "-XX:+UseG1GC"])
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                log_config.display()
-            ))
-            .args(["-cp", &classpath, "kafka.Kafka"])
-            .arg(&props)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Its own process group: closing the terminal or Ctrl-C in the
-            // shell that ran `kafka up` does not take the broker down.
-            .process_group(0)
-            .spawn()
-            .context("starting the broker's JVM")?;
+        let command: Vec<String> = [
+            java.display().to_string(),
+            "-Xms256m".into(),
+            "-Xmx768m".into(),
+            "-XX:+UseG1GC".into(),
+            format!("-Dlog4j2.configurationFile={}", log_config.display()),
+            "-cp".into(),
+            classpath.clone(),
+            "kafka.Kafka".into(),
+            props.display().to_string(),
+        ]
+        .into();
+        let log = node_dir.join("broker.log");
+        let pid =
+            LocalBroker::spawn(&command, &log).context("starting the broker's JVM")?;
         brokers.push(LocalBroker {
             node_id,
             port,
             controller_port,
-            pid: child.id(),
+            pid,
+            command,
+            log,
         });
     }
     let cluster = LocalCluster {
@@ -302,10 +288,7 @@ pub fn up(layout: Layout) -> Result<LocalCluster> {
         kafka_version: version,
         brokers,
     };
-    fs::write(
-        LocalCluster::state_file(layout.name()),
-        serde_json::to_vec_pretty(&cluster)?,
-    )?;
+    cluster.save()?;
     wait_ready(layout, &cluster)?;
     println!(
         "Apache Kafka {} ({}, {} broker{}) is up at {} after {:.1} s; logs in {}",

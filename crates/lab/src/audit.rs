@@ -86,6 +86,7 @@ pub fn read_ids(
                 at_end.insert(p);
                 last_progress = Instant::now();
             }
+            Some(Err(e)) if crate::consume::transient(&e) => {}
             Some(Err(e)) => return Err(e).doing(format!("reading {topic}")),
             Some(Ok(m)) => {
                 at_end.remove(&m.partition());

@@ -66,12 +66,17 @@ impl Cluster {
         let broker_count = probe(bootstrap, CONNECT_TIMEOUT)?;
         // The protocol does not tell a client the broker's version: take it from
         // the course's own launcher, or from KAFKA_VERSION (docker compose users).
-        let kafka_version = LocalCluster::serving(bootstrap)
-            .map(|c| c.kafka_version)
+        let local = LocalCluster::serving(bootstrap);
+        let kafka_version = local
+            .as_ref()
+            .map(|c| c.kafka_version.clone())
             .or_else(|| std::env::var("KAFKA_VERSION").ok())
             .unwrap_or_else(|| "unknown version".to_string());
+        // Of a local cluster, name every broker: clients then still find the
+        // cluster when the one they were given is the one a scenario killed.
+        let bootstrap = local.map_or_else(|| bootstrap.to_string(), |c| c.bootstrap);
         Ok(Cluster {
-            bootstrap: bootstrap.to_string(),
+            bootstrap,
             backend: Backend::Kafka,
             kafka_version,
             broker_count,

@@ -252,6 +252,7 @@ pub(crate) fn next_batch(
                     break;
                 }
             }
+            Some(Err(e)) if transient(&e) => {}
             Some(Err(e)) => return Err(e).doing("consuming"),
             Some(Ok(m)) => {
                 drained.at_end.remove(&m.partition());
@@ -277,6 +278,18 @@ pub(crate) fn next_batch(
         });
     }
     Ok(batch)
+}
+
+/// Errors a consumer reports and then recovers from by itself, such as a lost
+/// connection to a broker that died: worth ignoring, not worth failing a run.
+pub(crate) fn transient(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        error,
+        KafkaError::MessageConsumption(
+            C::BrokerTransportFailure | C::AllBrokersDown | C::OperationTimedOut
+        )
+    )
 }
 
 /// The offsets to commit after `batch`: per partition, one past the last record.

@@ -4,7 +4,10 @@
 //! The xtask writes one `cluster.json` per running local cluster; the lab reads
 //! it to name the Kafka version behind a result.
 
-use std::path::PathBuf;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +46,58 @@ pub struct LocalBroker {
     pub port: u16,
     pub controller_port: u16,
     pub pid: u32,
+    /// The command line that started it, so a scenario can restart a broker
+    /// it killed.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Where its output goes.
+    #[serde(default)]
+    pub log: PathBuf,
+}
+
+impl LocalBroker {
+    /// Starts a broker's JVM from `command`, appending its output to `log`,
+    /// in a process group of its own (so Ctrl-C in the shell that started it,
+    /// or closing that terminal, does not take the broker down).
+    pub fn spawn(command: &[String], log: &Path) -> std::io::Result<u32> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("empty broker command"))?;
+        let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()?;
+        Ok(child.id())
+    }
+
+    pub fn alive(&self) -> bool {
+        alive(self.pid)
+    }
+
+    /// Sends `signal` (libc::SIGSTOP, SIGCONT, SIGKILL, ...) to the broker.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, signal);
+        }
+    }
+}
+
+/// Whether process `pid` is running (a zombie is not).
+pub fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
 }
 
 impl LocalCluster {
@@ -59,6 +114,32 @@ impl LocalCluster {
             .filter_map(|e| std::fs::read(e.ok()?.path().join("cluster.json")).ok())
             .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
             .collect()
+    }
+
+    /// Writes this cluster's state file.
+    pub fn save(&self) -> std::io::Result<()> {
+        let path = Self::state_file(&self.name);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::write(
+            path,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )
+    }
+
+    /// Starts broker `node_id` again (after a scenario killed it) and records
+    /// its new pid.
+    pub fn restart(&mut self, node_id: u32) -> std::io::Result<()> {
+        let broker = self
+            .brokers
+            .iter_mut()
+            .find(|b| b.node_id == node_id)
+            .ok_or_else(|| std::io::Error::other(format!("no broker {node_id}")))?;
+        if !broker.alive() {
+            broker.pid = LocalBroker::spawn(&broker.command, &broker.log)?;
+        }
+        self.save()
     }
 
     /// The recorded local cluster that serves `bootstrap`, if any.

@@ -102,6 +102,11 @@ impl DeliveryLog {
         }
     }
 
+    /// How many acknowledgements have arrived (and not been taken) so far.
+    pub fn acknowledged_count(&self) -> usize {
+        lock(&self.acknowledged).len()
+    }
+
     /// Takes the acknowledged ids and failures collected so far.
     pub fn take(&self) -> (Vec<u64>, Vec<Failure>) {
         (

@@ -85,9 +85,12 @@ enum Command {
     },
     /// Inject a failure into one semantic and count what it did
     Scenario {
-        /// producer-crash (B) or consumer-crash (C)
+        /// producer-crash (B), consumer-crash (C) or leader-failure (D, three brokers)
         #[arg(long, short)]
         fault: Fault,
+        /// Extra producer setting KEY=VALUE (e.g. acks=1 for leader-failure)
+        #[arg(long = "producer-set", value_parser = parse_key_value)]
+        producer_set: Vec<(String, String)>,
         #[arg(long, short)]
         semantic: Semantic,
         #[arg(long, short = 'n', default_value_t = 2000)]
@@ -109,6 +112,7 @@ enum Command {
 enum Fault {
     ProducerCrash,
     ConsumerCrash,
+    LeaderFailure,
 }
 
 #[derive(Subcommand)]
@@ -190,6 +194,7 @@ fn run(cli: Cli) -> lab::Result<()> {
         }
         Command::Scenario {
             fault,
+            producer_set,
             semantic,
             records,
             seed,
@@ -202,6 +207,15 @@ fn run(cli: Cli) -> lab::Result<()> {
                 Fault::ProducerCrash => {
                     lab::faults::crash::producer_crash(&cluster, semantic, &options)?
                 }
+                Fault::LeaderFailure => lab::faults::leader::leader_failure(
+                    &cluster,
+                    semantic,
+                    &lab::faults::leader::LeaderFailureOptions {
+                        records,
+                        seed,
+                        overrides: producer_set,
+                    },
+                )?,
                 Fault::ConsumerCrash => {
                     lab::faults::crash::consumer_crash(&cluster, semantic, &options)?
                 }

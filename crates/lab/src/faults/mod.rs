@@ -3,6 +3,8 @@
 //! that loses acknowledgements, and broker processes stopped and killed.
 
 pub mod crash;
+pub mod leader;
+pub mod proxy;
 pub mod worker;
 
 /// A small seeded generator (SplitMix64), so that a scenario's "random" fault

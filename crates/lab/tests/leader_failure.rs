@@ -1,0 +1,111 @@
+//! Scenario D on the course's three-broker cluster: the partition leader is
+//! killed while it alone holds the newest records (its followers paused).
+//! acks=1 loses acknowledged writes; acks=all loses none.
+//!
+//!     cargo xtask kafka up --three
+//!     cargo test -p lab --test leader_failure -- --include-ignored
+//!
+//! The tests stop and kill brokers, so they take turns.
+
+mod common;
+
+use std::sync::Mutex;
+
+use lab::faults::leader::{leader_failure, LeaderFailureOptions};
+use lab::{Cluster, Error, RunOptions, Semantic};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+const RECORDS: u64 = 2000;
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+fn three_brokers() -> Cluster {
+    let bootstrap = std::env::var("KAFKA_THREE_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let cluster = Cluster::connect(&bootstrap).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cluster.broker_count(), 3, "{}", cluster.describe());
+    cluster
+}
+
+fn each_seed(semantic: Semantic, acks: Option<&str>, check: impl Fn(&lab::Outcome)) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let cluster = three_brokers();
+    for seed in SEEDS {
+        let options = LeaderFailureOptions {
+            records: RECORDS,
+            seed,
+            overrides: acks
+                .map(|a| vec![("acks".to_string(), a.to_string())])
+                .unwrap_or_default(),
+        };
+        let outcome = leader_failure(&cluster, semantic, &options).unwrap();
+        println!("{outcome}\n");
+        check(&outcome);
+    }
+}
+
+#[test]
+#[ignore = "needs the three-broker cluster: run through `cargo xtask test`"]
+fn d_acks_1_loses_acknowledged_writes_when_the_leader_dies() {
+    each_seed(Semantic::AtLeastOnce, Some("1"), |o| {
+        assert!(
+            o.counts.lost_in_log > 0,
+            "the leader acknowledged alone, then died\n{o}"
+        );
+        // Every record missing from the log had been acknowledged.
+        assert_eq!(o.counts.lost_in_log, RECORDS - o.counts.durable, "{o}");
+        assert_eq!(o.counts.acknowledged, RECORDS, "{o}");
+    });
+}
+
+#[test]
+#[ignore = "needs the three-broker cluster: run through `cargo xtask test`"]
+fn d_acks_all_loses_nothing_when_the_leader_dies() {
+    each_seed(Semantic::AtLeastOnce, None, |o| {
+        assert_eq!((o.counts.lost_in_log, o.counts.lost), (0, 0), "{o}");
+        assert_eq!(o.counts.durable, RECORDS, "{o}");
+    });
+}
+
+#[test]
+#[ignore = "needs the three-broker cluster: run through `cargo xtask test`"]
+fn d_at_most_once_loses_when_the_leader_dies() {
+    each_seed(Semantic::AtMostOnce, None, |o| {
+        assert!(o.counts.lost > 0, "{o}");
+        assert_eq!(o.counts.duplicated, 0, "{o}");
+    });
+}
+
+#[test]
+#[ignore = "needs the three-broker cluster: run through `cargo xtask test`"]
+fn three_brokers_replicate_the_happy_path_exactly() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let cluster = three_brokers();
+    for semantic in Semantic::ALL {
+        let o = lab::run(&cluster, semantic, &RunOptions::records(1000)).unwrap();
+        let c = &o.counts;
+        assert_eq!(
+            (c.durable, c.delivered, c.lost, c.duplicated),
+            (1000, 1000, 0, 0),
+            "{o}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn leader_failure_is_refused_where_it_cannot_be_done() {
+    let single = common::kafka();
+    let options = LeaderFailureOptions {
+        records: 10,
+        seed: 1,
+        overrides: vec![],
+    };
+    if single.broker_count() == 1 {
+        let err = leader_failure(&single, Semantic::AtLeastOnce, &options).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("kafka up --three"), "{err}");
+    }
+    let mock = Cluster::mock().unwrap();
+    let err = leader_failure(&mock, Semantic::AtLeastOnce, &options).unwrap_err();
+    assert!(err.to_string().contains("does not replicate"), "{err}");
+}
