@@ -27,6 +27,9 @@ pub struct Outcome {
     pub payload_bytes: usize,
     #[serde(flatten)]
     pub counts: Counts,
+    /// Records whose delivery failed, with librdkafka's verdict on each.
+    #[serde(default)]
+    pub failures: Vec<crate::produce::Failure>,
     pub produce_seconds: f64,
     pub consume_seconds: f64,
 }

@@ -128,6 +128,7 @@ pub fn run_with_progress(
         records: options.records,
         payload_bytes: options.payload_bytes,
         counts,
+        failures: produced.failed,
         produce_seconds: produced.elapsed.as_secs_f64(),
         consume_seconds: consumed.elapsed.as_secs_f64(),
     })

@@ -85,7 +85,7 @@ enum Command {
     },
     /// Inject a failure into one semantic and count what it did
     Scenario {
-        /// producer-crash (B), consumer-crash (C) or leader-failure (D, three brokers)
+        /// lost-ack (A), producer-crash (B), consumer-crash (C) or leader-failure (D, three brokers)
         #[arg(long, short)]
         fault: Fault,
         /// Extra producer setting KEY=VALUE (e.g. acks=1 for leader-failure)
@@ -103,6 +103,27 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Every semantic under every fault, repeated, in one table
+    Matrix {
+        #[arg(long, short = 'n', default_value_t = 2000)]
+        records: u64,
+        /// Runs per cell, each with the next seed
+        #[arg(long, default_value_t = 3)]
+        repetitions: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Only these scenarios [default: all]
+        #[arg(long, value_enum)]
+        scenario: Vec<lab::faults::matrix::Scenario>,
+        /// The three-broker cluster for the leader failure
+        #[arg(long, default_value = "127.0.0.1:19092")]
+        three_bootstrap: String,
+        /// Also write the cells as JSON to this file
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// A child process of the crash scenarios (started by the lab itself)
     #[command(hide = true, subcommand)]
     Worker(WorkerCommand),
@@ -110,6 +131,7 @@ enum Command {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Fault {
+    LostAck,
     ProducerCrash,
     ConsumerCrash,
     LeaderFailure,
@@ -207,6 +229,11 @@ fn run(cli: Cli) -> lab::Result<()> {
                 Fault::ProducerCrash => {
                     lab::faults::crash::producer_crash(&cluster, semantic, &options)?
                 }
+                Fault::LostAck => lab::faults::lost_ack::lost_ack(
+                    &cluster,
+                    semantic,
+                    &lab::faults::lost_ack::LostAckOptions::new(records, seed),
+                )?,
                 Fault::LeaderFailure => lab::faults::leader::leader_failure(
                     &cluster,
                     semantic,
@@ -224,6 +251,63 @@ fn run(cli: Cli) -> lab::Result<()> {
                 println!("{}", outcome.to_json());
             } else {
                 println!("{outcome}");
+            }
+        }
+        Command::Matrix {
+            records,
+            repetitions,
+            seed,
+            scenario,
+            three_bootstrap,
+            json,
+            target,
+        } => {
+            use lab::faults::matrix::{markdown, run_matrix, MatrixOptions, Scenario};
+            let single = target.cluster()?;
+            let scenarios = if scenario.is_empty() {
+                Scenario::ALL.to_vec()
+            } else {
+                scenario
+            };
+            let three = if scenarios.contains(&Scenario::LeaderFailure) {
+                match Cluster::connect(&three_bootstrap) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!("note: leader-failure cells will be refused: {e}");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let options = MatrixOptions {
+                records,
+                repetitions,
+                seed,
+                scenarios,
+            };
+            let spinner = ProgressBar::new_spinner();
+            spinner.enable_steady_tick(Duration::from_millis(200));
+            let started = std::time::Instant::now();
+            let cells = run_matrix(&single, three.as_ref(), &options, &mut |label| {
+                spinner.set_message(label.to_string())
+            });
+            spinner.finish_and_clear();
+            println!("{}", markdown(&cells));
+            println!(
+                "{} cells in {:.0} s",
+                cells.len(),
+                started.elapsed().as_secs_f64()
+            );
+            if let Some(path) = json {
+                let text =
+                    serde_json::to_string_pretty(&cells).expect("cells serialize");
+                std::fs::write(&path, text).map_err(|e| {
+                    lab::Error::BadConfig(format!(
+                        "cannot write {}: {e}",
+                        path.display()
+                    ))
+                })?;
             }
         }
         Command::Worker(WorkerCommand::Produce(w)) => lab::faults::worker::produce(&w)?,

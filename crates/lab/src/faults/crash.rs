@@ -201,6 +201,7 @@ fn base_outcome(
         records,
         payload_bytes: 100,
         counts: Default::default(),
+        failures: Vec::new(),
         produce_seconds: 0.0,
         consume_seconds: 0.0,
     }

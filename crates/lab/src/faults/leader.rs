@@ -173,6 +173,7 @@ pub fn leader_failure(
             delivered: &in_log,
             ..Default::default()
         }),
+        failures: Vec::new(),
         produce_seconds: started.elapsed().as_secs_f64(),
         consume_seconds: 0.0,
     };

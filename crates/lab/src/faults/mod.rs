@@ -4,6 +4,8 @@
 
 pub mod crash;
 pub mod leader;
+pub mod lost_ack;
+pub mod matrix;
 pub mod proxy;
 pub mod worker;
 

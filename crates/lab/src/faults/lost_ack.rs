@@ -1,0 +1,168 @@
+//! Scenario A: the acknowledgement is lost after the write. The producer talks
+//! to Kafka through the chaos proxy; once the first records are safely
+//! acknowledged, the proxy forwards the next Produce request to the broker (the
+//! records are appended) and swallows its response. The producer hears nothing,
+//! times out after `socket.timeout.ms`, and, if its semantic retries, sends the
+//! same records again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, Producer};
+
+use crate::audit::{self, read_ids, Isolation};
+use crate::cluster::Cluster;
+use crate::error::{Doing, Error, Result};
+use crate::faults::proxy::{ChaosProxy, ProduceFault};
+use crate::faults::Seeded;
+use crate::outcome::Outcome;
+use crate::produce::{self, DeliveryLog, LoggingContext};
+use crate::semantics::Semantic;
+
+/// The client-side timeout of a request in flight, lowered so the scenario
+/// takes seconds: in librdkafka this is `socket.timeout.ms`, not
+/// `request.timeout.ms` (which only bounds the broker's wait for replicas).
+pub const SOCKET_TIMEOUT_MS: &str = "2000";
+
+/// The workload of a lost-ack run.
+#[derive(Clone, Debug)]
+pub struct LostAckOptions {
+    pub records: u64,
+    /// Chooses after how many acknowledged records the fault is armed.
+    pub seed: u64,
+    /// What the proxy does to the next Produce request.
+    pub fault: ProduceFault,
+    /// Extra producer settings (e.g. acks=1 to see a failed record's status).
+    pub overrides: Vec<(String, String)>,
+}
+
+impl LostAckOptions {
+    pub fn new(records: u64, seed: u64) -> LostAckOptions {
+        LostAckOptions {
+            records,
+            seed,
+            fault: ProduceFault::DropResponses { count: 1 },
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// Runs scenario A for `semantic` on a real broker.
+pub fn lost_ack(
+    cluster: &Cluster,
+    semantic: Semantic,
+    options: &LostAckOptions,
+) -> Result<Outcome> {
+    if cluster.backend() == crate::Backend::Mock {
+        return Err(Error::Unsupported {
+            what: "the lost-ack scenario".into(),
+            backend: cluster.describe(),
+            why: "the chaos proxy needs a real broker behind it; librdkafka's mock cluster never \
+                  appends a request it answers with an error, and its idempotence is not Kafka's"
+                .into(),
+        });
+    }
+    let started = Instant::now();
+    let topic = cluster.fresh_name(&format!("{semantic}-lost-ack"));
+    cluster.create_topic(&topic, 3)?;
+    let proxy = ChaosProxy::start(cluster.bootstrap())?;
+    let transactional_id = format!("{topic}-producer");
+    let mut overrides = vec![(
+        "socket.timeout.ms".to_string(),
+        SOCKET_TIMEOUT_MS.to_string(),
+    )];
+    overrides.extend(options.overrides.iter().cloned());
+    let config = semantic.producer_config(
+        &proxy.bootstrap(),
+        Some(&transactional_id),
+        &overrides,
+    )?;
+    let log = Arc::new(DeliveryLog::default());
+    let producer: BaseProducer<LoggingContext> = config
+        .create_with_context(LoggingContext(log.clone()))
+        .doing("creating the producer")?;
+    let transactional = semantic == Semantic::ExactlyOnce;
+    if transactional {
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .doing("initialising transactions")?;
+        producer
+            .begin_transaction()
+            .doing("beginning a transaction")?;
+    }
+
+    // Everything before the fault is acknowledged, with nothing in flight, so
+    // the fault hits exactly the next Produce request.
+    let armed_at =
+        Seeded::new(options.seed).in_range(options.records / 5..options.records / 2);
+    for id in 0..armed_at {
+        produce::send(&producer, &topic, id, 100)?;
+    }
+    if transactional {
+        produce::commit(&producer)?;
+        producer
+            .begin_transaction()
+            .doing("beginning a transaction")?;
+    } else {
+        producer.flush(Duration::from_secs(60)).doing("flushing")?;
+    }
+    proxy.inject(options.fault);
+    for id in armed_at..options.records {
+        produce::send(&producer, &topic, id, 100)?;
+        if transactional && (id + 1) % 500 == 0 {
+            produce::commit(&producer)?;
+            producer
+                .begin_transaction()
+                .doing("beginning a transaction")?;
+        }
+    }
+    if transactional {
+        produce::commit(&producer)?;
+    } else {
+        producer.flush(Duration::from_secs(120)).doing("flushing")?;
+    }
+    drop(producer);
+    let stats = proxy.stats();
+    drop(proxy);
+    let (acknowledged, failed) = log.take();
+
+    let in_log = read_ids(cluster, &topic, Isolation::ReadCommitted)?;
+    let in_log_uncommitted = read_ids(cluster, &topic, Isolation::ReadUncommitted)?;
+    let possibly = failed
+        .iter()
+        .filter(|f| f.status == produce::DeliveryStatus::PossiblyPersisted)
+        .count();
+    Ok(Outcome {
+        semantic,
+        backend: cluster.backend(),
+        backend_description: format!("{}, through the chaos proxy", cluster.describe()),
+        kafka_version: cluster.kafka_version().to_string(),
+        librdkafka_version: crate::cluster::librdkafka_version(),
+        input_topic: topic,
+        output_topic: None,
+        group: String::new(),
+        fault: Some(format!(
+            "{:?} armed after record {armed_at} (seed {}): {} response(s) dropped, {} connection(s) \
+             cut; {} record(s) failed, {possibly} of them 'possibly persisted'",
+            options.fault,
+            options.seed,
+            stats.responses_dropped,
+            stats.connections_cut,
+            failed.len()
+        )),
+        records: options.records,
+        payload_bytes: 100,
+        counts: audit::count(&audit::Observed {
+            source: options.records,
+            sent: options.records,
+            acknowledged: &acknowledged,
+            in_log: &in_log,
+            in_log_uncommitted: &in_log_uncommitted,
+            delivered: &in_log,
+            aborted: &[],
+        }),
+        failures: failed,
+        produce_seconds: started.elapsed().as_secs_f64(),
+        consume_seconds: 0.0,
+    })
+}
