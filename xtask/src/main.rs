@@ -45,7 +45,11 @@ enum Task {
     Book,
     /// Re-measure the book's tables on Apache Kafka (starts the local clusters
     /// if needed; the scenario matrix takes several minutes)
-    Regen,
+    Regen {
+        /// Only re-render the pages from the recorded JSON (no measuring)
+        #[arg(long)]
+        render_only: bool,
+    },
     /// Execute the notebooks headlessly, failing on any failed cell
     Notebooks,
 }
@@ -79,7 +83,13 @@ fn main() -> ExitCode {
             KafkaAction::Status => kafka::status(),
         },
         Task::Book => book::build(),
-        Task::Regen => book::regen(),
+        Task::Regen { render_only } => {
+            if render_only {
+                book::render()
+            } else {
+                book::regen()
+            }
+        }
         Task::Notebooks => notebooks::run_all(),
     };
     match result {

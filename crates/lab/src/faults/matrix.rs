@@ -209,6 +209,10 @@ pub fn markdown(cells: &[Cell]) -> String {
             .iter()
             .filter(|c| c.scenario == scenario && c.case == case)
             .collect();
+        if runs.iter().all(|c| c.result.is_err()) {
+            out += &format!("| {} | {} | refused (below) | | | |\n", scenario.label(), case.label());
+            continue;
+        }
         let column = |f: &dyn Fn(&Counts) -> u64| {
             runs.iter()
                 .map(|c| match &c.result {
