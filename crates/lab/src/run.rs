@@ -33,6 +33,40 @@ impl RunOptions {
     }
 }
 
+/// The fresh topics and consumer group of one experiment: nothing an earlier
+/// run wrote can leak into it.
+pub(crate) struct Pipeline {
+    pub input: String,
+    /// Exactly-once's read-process-write loop writes here.
+    pub output: Option<String>,
+    pub group: String,
+}
+
+impl Pipeline {
+    pub(crate) fn create(
+        cluster: &Cluster,
+        semantic: Semantic,
+        what: &str,
+        partitions: i32,
+    ) -> Result<Pipeline> {
+        let input = cluster.fresh_name(&format!("{semantic}-{what}-in"));
+        cluster.create_topic(&input, partitions)?;
+        let output = if semantic == Semantic::ExactlyOnce {
+            let name = cluster.fresh_name(&format!("{semantic}-{what}-out"));
+            cluster.create_topic(&name, partitions)?;
+            Some(name)
+        } else {
+            None
+        };
+        let group = cluster.fresh_name(&format!("{semantic}-{what}-group"));
+        Ok(Pipeline {
+            input,
+            output,
+            group,
+        })
+    }
+}
+
 /// Which stage a progress report is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -66,16 +100,11 @@ pub fn run_with_progress(
         &options.producer_overrides,
     )?;
 
-    let input = cluster.fresh_name(&format!("{semantic}-in"));
-    cluster.create_topic(&input, options.partitions)?;
-    let output = if semantic == Semantic::ExactlyOnce {
-        let name = cluster.fresh_name(&format!("{semantic}-out"));
-        cluster.create_topic(&name, options.partitions)?;
-        Some(name)
-    } else {
-        None
-    };
-    let group = cluster.fresh_name(&format!("{semantic}-group"));
+    let Pipeline {
+        input,
+        output,
+        group,
+    } = Pipeline::create(cluster, semantic, "happy-path", options.partitions)?;
 
     let produced = produce::produce(
         cluster,

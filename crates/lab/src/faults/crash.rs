@@ -283,16 +283,16 @@ pub fn consumer_crash(
     options: &CrashOptions,
 ) -> Result<Outcome> {
     cluster.require_faithful(semantic)?;
-    let input = cluster.fresh_name(&format!("{semantic}-consumer-crash-in"));
-    cluster.create_topic(&input, options.partitions)?;
-    let output = if semantic == Semantic::ExactlyOnce {
-        let name = cluster.fresh_name(&format!("{semantic}-consumer-crash-out"));
-        cluster.create_topic(&name, options.partitions)?;
-        Some(name)
-    } else {
-        None
-    };
-    let group = cluster.fresh_name(&format!("{semantic}-consumer-crash-group"));
+    let crate::run::Pipeline {
+        input,
+        output,
+        group,
+    } = crate::run::Pipeline::create(
+        cluster,
+        semantic,
+        "consumer-crash",
+        options.partitions,
+    )?;
     let produced = produce::produce(
         cluster,
         semantic,
