@@ -27,6 +27,18 @@ pub fn check_includes(src: &Path) -> Result<usize> {
     let mut count = 0;
     for page in markdown_files(src)? {
         let text = fs::read_to_string(&page)?;
+        for image in images(&text) {
+            count += 1;
+            if !page
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&image)
+                .exists()
+            {
+                problems
+                    .push(format!("{} shows {image}: no such file", page.display()));
+            }
+        }
         for include in includes(&text) {
             count += 1;
             let (path, anchor) = match include.split_once(':') {
@@ -91,6 +103,20 @@ fn includes(text: &str) -> Vec<String> {
         rest = &after[end..];
     }
     out
+}
+
+/// Local images shown with `![alt](path)`.
+fn images(text: &str) -> Vec<String> {
+    text.split("![")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("](").map(|(_, after)| after))
+        .filter_map(|after| {
+            after
+                .split_once(')')
+                .map(|(path, _)| path.trim().to_string())
+        })
+        .filter(|path| !path.contains("://"))
+        .collect()
 }
 
 fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -198,7 +224,29 @@ pub fn regen() -> Result<()> {
         serde_json::to_string_pretty(&cells)?,
     )?;
     fs::write(dir.join("matrix.md"), matrix_markdown(&cells))?;
+    draw_charts(&outcomes, &cells)?;
     println!("regenerated {}", dir.display());
+    Ok(())
+}
+
+/// The book's charts, as SVG, drawn from the recorded runs.
+fn charts(outcomes: &[Outcome], cells: &[Cell]) -> [(&'static str, String); 2] {
+    [
+        (
+            "first-run.svg",
+            lab::charts::outcomes_chart(outcomes).to_svg_string(),
+        ),
+        (
+            "matrix.svg",
+            lab::charts::matrix_chart(cells).to_svg_string(),
+        ),
+    ]
+}
+
+fn draw_charts(outcomes: &[Outcome], cells: &[Cell]) -> Result<()> {
+    for (name, svg) in charts(outcomes, cells) {
+        fs::write(generated_dir().join(name), svg)?;
+    }
     Ok(())
 }
 
@@ -210,8 +258,10 @@ pub fn render() -> Result<()> {
     let outcomes: Vec<Outcome> =
         serde_json::from_str(&fs::read_to_string(dir.join("first-run.json"))?)?;
     fs::write(dir.join("first-run.md"), first_run_markdown(&outcomes))?;
-    let cells: Vec<Cell> = serde_json::from_str(&fs::read_to_string(dir.join("matrix.json"))?)?;
+    let cells: Vec<Cell> =
+        serde_json::from_str(&fs::read_to_string(dir.join("matrix.json"))?)?;
     fs::write(dir.join("matrix.md"), matrix_markdown(&cells))?;
+    draw_charts(&outcomes, &cells)?;
     println!("re-rendered {} from its recorded runs", dir.display());
     Ok(())
 }
@@ -248,6 +298,11 @@ pub fn check_generated() -> Result<()> {
     if fs::read_to_string(dir.join("matrix.md")).ok() != Some(matrix_markdown(&cells)) {
         bail!(stale("matrix.md"));
     }
+    for (name, svg) in charts(&outcomes, &cells) {
+        if fs::read_to_string(dir.join(name)).ok() != Some(svg) {
+            bail!(stale(name));
+        }
+    }
     Ok(())
 }
 
@@ -281,12 +336,13 @@ mod tests {
         assert_eq!(check_includes(&dir).unwrap(), 1);
         fs::write(
             dir.join("bad.md"),
-            "{{#include x.rs:there}} {{#include nope.rs}}",
+            "{{#include x.rs:there}} {{#include nope.rs}} ![a](gone.svg)",
         )
         .unwrap();
         let err = check_includes(&dir).unwrap_err().to_string();
         assert!(err.contains("no `ANCHOR: there`"), "{err}");
         assert!(err.contains("nope.rs: no such file"), "{err}");
+        assert!(err.contains("gone.svg: no such file"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

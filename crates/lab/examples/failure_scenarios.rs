@@ -1,7 +1,8 @@
-//! Failure scenarios A to D, one run each, for the semantic you name.
+//! Failure scenarios A to E, one run each, for the semantic you name.
 //!
 //! Shows: what a lost ack, a producer crash, a consumer crash and a leader
-//! failure do to a delivery guarantee, counted by record id on Apache Kafka.
+//! failure do to a delivery guarantee (and, for exactly-once, what zombies,
+//! lost commits and stalled transactions do), counted by record id on Apache Kafka.
 //! Run it (broker up: `cargo xtask kafka up`, and `--three` for D):
 //!
 //!     cargo run -p lab --example failure_scenarios -- at-least-once
@@ -9,6 +10,7 @@
 //! The book's failure-scenario chapter includes the anchored parts.
 
 use lab::faults::crash::{consumer_crash, producer_crash, CrashOptions};
+use lab::faults::eos_stress::{self, EosStressOptions};
 use lab::faults::leader::{leader_failure, LeaderFailureOptions};
 use lab::faults::lost_ack::{lost_ack, LostAckOptions};
 use lab::{Cluster, Semantic};
@@ -50,7 +52,9 @@ fn main() -> Result<(), lab::Error> {
             let options = LeaderFailureOptions {
                 records: 2000,
                 seed: 1,
-                overrides: acks.map(|a| vec![("acks".into(), a.into())]).unwrap_or_default(),
+                overrides: acks
+                    .map(|a| vec![("acks".into(), a.into())])
+                    .unwrap_or_default(),
             };
             match leader_failure(&three, semantic, &options) {
                 Ok(outcome) => println!("{outcome}\n"),
@@ -59,5 +63,16 @@ fn main() -> Result<(), lab::Error> {
         }
     }
     // ANCHOR_END: leader_failure
+
+    // ANCHOR: eos_stress
+    // E: faults aimed at the transaction protocol itself. Exactly-once only.
+    if semantic == Semantic::ExactlyOnce {
+        let options = EosStressOptions::new(1000, 1);
+        for (name, scenario) in eos_stress::ALL {
+            let outcome = scenario(&cluster, &options)?;
+            println!("E {name}:\n{outcome}\n");
+        }
+    }
+    // ANCHOR_END: eos_stress
     Ok(())
 }

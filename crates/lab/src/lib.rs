@@ -16,6 +16,9 @@
 //! - [`faults`]: the failure scenarios: crashes of real child processes,
 //!   a chaos proxy that loses acknowledgements, broker failures.
 //! - [`exercise`]: self-checking predictions for the notebooks.
+//! - [`bench`] and [`metrics`]: throughput and latency per semantic, side by
+//!   side and against Kafka's own ProducerPerformance (`lab bench`).
+//! - [`charts`]: bar charts (SVG, PNG, inline in a notebook) of recorded results.
 //!
 //! ```no_run
 //! use lab::{Cluster, RunOptions, Semantic};
@@ -26,12 +29,15 @@
 //! ```
 
 pub mod audit;
+pub mod bench;
+pub mod charts;
 pub mod cluster;
 pub mod consume;
 pub mod error;
 pub mod exercise;
 pub mod faults;
 pub mod local;
+pub mod metrics;
 pub mod outcome;
 pub mod produce;
 pub mod record;

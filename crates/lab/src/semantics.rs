@@ -334,7 +334,15 @@ pub fn check_producer_settings(map: &BTreeMap<String, String>) -> Result<()> {
                 .unwrap_or(default)
         };
         let message = num("message.timeout.ms", 300_000);
+        let socket = num("socket.timeout.ms", 60_000);
         let transaction = num("transaction.timeout.ms", 60_000);
+        if socket > transaction + 100 {
+            return Err(Error::BadConfig(format!(
+                "socket.timeout.ms={socket} is longer than transaction.timeout.ms={transaction}: \
+                 librdkafka refuses a transactional producer that would wait for one request \
+                 longer than its transaction may live. Lower socket.timeout.ms."
+            )));
+        }
         if message > transaction {
             return Err(Error::BadConfig(format!(
                 "message.timeout.ms={message} is longer than transaction.timeout.ms={transaction}: \
@@ -471,6 +479,12 @@ mod tests {
                 ("max.in.flight.requests.per.connection", "6"),
             ]),
             settings(&[("transactional.id", "t"), ("message.timeout.ms", "300000")]),
+            settings(&[
+                ("transactional.id", "t"),
+                ("transaction.timeout.ms", "3000"),
+                ("message.timeout.ms", "3000"),
+                ("socket.timeout.ms", "10000"),
+            ]),
         ];
         for map in bad {
             assert!(check_producer_settings(&map).is_err(), "accepted {map:?}");

@@ -5,6 +5,8 @@
 //!     lab run --semantic at-most-once --mock
 //!     lab settings --semantic exactly-once
 //!     lab ping
+//!     lab bench --records 200000 --json bench.json
+//!     lab charts --from-matrix book/src/generated/matrix.json --out charts
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -124,6 +126,21 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Draw recorded results as charts (SVG and PNG) into a directory
+    #[command(group = clap::ArgGroup::new("input").required(true).multiple(true))]
+    Charts {
+        /// A matrix recorded with `lab matrix --json FILE`
+        #[arg(long, group = "input")]
+        from_matrix: Option<std::path::PathBuf>,
+        /// Outcomes recorded as a JSON list (e.g. book/src/generated/first-run.json)
+        #[arg(long, group = "input")]
+        from_outcomes: Option<std::path::PathBuf>,
+        /// Where to write matrix.svg/.png and outcomes.svg/.png
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Throughput and latency per semantic, side by side and against Kafka's ProducerPerformance
+    Bench(lab::bench::BenchArgs),
     /// A child process of the crash scenarios (started by the lab itself)
     #[command(hide = true, subcommand)]
     Worker(WorkerCommand),
@@ -310,6 +327,21 @@ fn run(cli: Cli) -> lab::Result<()> {
                 })?;
             }
         }
+        Command::Charts {
+            from_matrix,
+            from_outcomes,
+            out,
+        } => {
+            let written = lab::charts::write_charts(
+                from_matrix.as_deref(),
+                from_outcomes.as_deref(),
+                &out,
+            )?;
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::Bench(args) => lab::bench::cli(&args)?,
         Command::Worker(WorkerCommand::Produce(w)) => lab::faults::worker::produce(&w)?,
         Command::Worker(WorkerCommand::Consume(w)) => lab::faults::worker::consume(&w)?,
         Command::Ping { target } => {

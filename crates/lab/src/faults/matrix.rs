@@ -9,6 +9,7 @@ use crate::audit::Counts;
 use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::faults::crash::{consumer_crash, producer_crash, CrashOptions};
+use crate::faults::eos_stress;
 use crate::faults::leader::{leader_failure, LeaderFailureOptions};
 use crate::faults::lost_ack::{lost_ack, LostAckOptions};
 use crate::outcome::Outcome;
@@ -28,15 +29,39 @@ pub enum Scenario {
     ConsumerCrash,
     /// D: the partition leader dies (three brokers).
     LeaderFailure,
+    /// E1: a zombie producer is fenced by its successor's transactional.id.
+    ZombieFenced,
+    /// E2: the answer to a transaction's commit (EndTxn) is lost.
+    LostEndTxn,
+    /// E3: a transaction is left open past its timeout.
+    TransactionTimeout,
+    /// E4: an open transaction holds read_committed readers back.
+    OpenTransaction,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::LostAck,
         Scenario::ProducerCrash,
         Scenario::ConsumerCrash,
         Scenario::LeaderFailure,
+        Scenario::ZombieFenced,
+        Scenario::LostEndTxn,
+        Scenario::TransactionTimeout,
+        Scenario::OpenTransaction,
     ];
+
+    /// E is about exactly-once's own machinery: the other semantics have no
+    /// transactions to stress.
+    pub fn exactly_once_only(self) -> bool {
+        matches!(
+            self,
+            Scenario::ZombieFenced
+                | Scenario::LostEndTxn
+                | Scenario::TransactionTimeout
+                | Scenario::OpenTransaction
+        )
+    }
 
     pub fn label(self) -> &'static str {
         match self {
@@ -44,6 +69,10 @@ impl Scenario {
             Scenario::ProducerCrash => "B producer crash",
             Scenario::ConsumerCrash => "C consumer crash",
             Scenario::LeaderFailure => "D leader dies",
+            Scenario::ZombieFenced => "E1 zombie fenced",
+            Scenario::LostEndTxn => "E2 lost EndTxn",
+            Scenario::TransactionTimeout => "E3 transaction timeout",
+            Scenario::OpenTransaction => "E4 open transaction",
         }
     }
 
@@ -75,8 +104,27 @@ impl Scenario {
                     overrides: case.overrides(),
                 },
             ),
+            Scenario::ZombieFenced => {
+                eos_stress::zombie_fenced(single, &stress(records, seed))
+            }
+            Scenario::LostEndTxn => {
+                eos_stress::lost_end_txn(single, &stress(records, seed))
+            }
+            Scenario::TransactionTimeout => {
+                eos_stress::transaction_timeout(single, &stress(records, seed))
+            }
+            Scenario::OpenTransaction => {
+                eos_stress::open_transaction_holds_back_readers(
+                    single,
+                    &stress(records, seed),
+                )
+            }
         }
     }
+}
+
+fn stress(records: u64, seed: u64) -> eos_stress::EosStressOptions {
+    eos_stress::EosStressOptions { records, seed }
 }
 
 /// One row of the matrix: a semantic, possibly with one setting changed.
@@ -161,6 +209,9 @@ pub fn run_matrix(
             if case.acks.is_some() && *scenario != Scenario::LeaderFailure {
                 continue;
             }
+            if scenario.exactly_once_only() && case.semantic != Semantic::ExactlyOnce {
+                continue;
+            }
             for repetition in 0..options.repetitions {
                 let seed = options.seed + repetition as u64;
                 progress(&format!(
@@ -195,8 +246,8 @@ pub fn run_matrix(
 /// of each repetition side by side as `lost / duplicated`.
 pub fn markdown(cells: &[Cell]) -> String {
     let mut out = String::from(
-        "| scenario | semantic | lost (per run) | duplicated (per run) | acknowledged yet lost | aborted reads |\n\
-         |---|---|---|---|---|---|\n",
+        "| scenario | semantic | lost (per run) | duplicated (per run) | acknowledged yet lost | aborted in log | aborted reads |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     let mut keys: Vec<(Scenario, Case)> = Vec::new();
     for c in cells {
@@ -210,7 +261,11 @@ pub fn markdown(cells: &[Cell]) -> String {
             .filter(|c| c.scenario == scenario && c.case == case)
             .collect();
         if runs.iter().all(|c| c.result.is_err()) {
-            out += &format!("| {} | {} | refused (below) | | | |\n", scenario.label(), case.label());
+            out += &format!(
+                "| {} | {} | refused (below) | | | | |\n",
+                scenario.label(),
+                case.label()
+            );
             continue;
         }
         let column = |f: &dyn Fn(&Counts) -> u64| {
@@ -223,12 +278,13 @@ pub fn markdown(cells: &[Cell]) -> String {
                 .join(", ")
         };
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             scenario.label(),
             case.label(),
             column(&|c| c.lost),
             column(&|c| c.duplicated),
             column(&|c| c.lost_in_log),
+            column(&|c| c.aborted_in_log),
             column(&|c| c.aborted_reads),
         );
     }

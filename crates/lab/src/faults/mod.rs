@@ -1,8 +1,10 @@
 //! The failure scenarios, done honestly: real process deaths (SIGKILL of a
 //! child process running this crate's own `lab` binary), a Kafka-aware proxy
-//! that loses acknowledgements, and broker processes stopped and killed.
+//! that loses acknowledgements, broker processes stopped and killed, and the
+//! transaction protocol under stress (zombies, lost commits, timeouts).
 
 pub mod crash;
+pub mod eos_stress;
 pub mod leader;
 pub mod lost_ack;
 pub mod matrix;

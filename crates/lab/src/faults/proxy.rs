@@ -16,6 +16,10 @@
 //! (at-least-once), or a retry the broker recognises by sequence number
 //! (idempotence).
 //!
+//! [`ChaosProxy::inject_response_drop`] does the same to the next responses of
+//! any other api, e.g. `EndTxn`: the transaction coordinator commits, the
+//! producer never hears so, and retries the commit.
+//!
 //! ```no_run
 //! use lab::faults::proxy::{ChaosProxy, ProduceFault};
 //! let proxy = ChaosProxy::start("127.0.0.1:9092")?;
@@ -28,7 +32,7 @@
 //! Threads only, no async runtime: one accept thread per listener, two per
 //! proxied connection. A malformed frame closes that connection pair only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,13 +41,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    ApiKey, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse,
-    RequestHeader, ResponseHeader,
+    DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse, RequestHeader,
+    ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// Kafka's api keys (`ApiKey::EndTxn`, ...): see [`ChaosProxy::inject_response_drop`].
+pub use kafka_protocol::messages::ApiKey;
 
 /// The largest frame the proxy accepts (Kafka's own default limit for a
 /// request is 100 MiB of `socket.request.max.bytes`; a client never comes near).
@@ -109,12 +116,35 @@ impl ProduceFault {
     }
 }
 
+/// Swallow the responses to the next `count` requests of one api: each request
+/// is forwarded and acted on by the broker, the client never hears back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseDrop {
+    /// The api whose responses are dropped, e.g. `ApiKey::EndTxn as i16` (26).
+    pub api_key: i16,
+    /// How many more responses to drop.
+    pub count: u32,
+}
+
+impl ResponseDrop {
+    /// Takes one drop if `api_key` is this one's api: true if its response
+    /// must be swallowed.
+    fn take(&mut self, api_key: i16) -> bool {
+        if api_key != self.api_key || self.count == 0 {
+            return false;
+        }
+        self.count -= 1;
+        true
+    }
+}
+
 /// What the proxy has done so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProxyStats {
     /// Produce requests forwarded (acks=0 ones included).
     pub produce_requests: u64,
-    /// Produce responses swallowed by `DropResponses`.
+    /// Produce responses swallowed (by `DropResponses`, or by a
+    /// [`ResponseDrop`] of Produce).
     pub responses_dropped: u64,
     /// Produce responses held back by `DelayResponses`.
     pub responses_delayed: u64,
@@ -124,6 +154,49 @@ pub struct ProxyStats {
     pub malformed_frames: u64,
     /// Client connections accepted, on all listeners.
     pub connections: u64,
+    /// Requests forwarded, by api name (`"EndTxn"`, ...).
+    #[serde(default)]
+    pub requests_by_api: BTreeMap<String, u64>,
+    /// Responses swallowed, by api name (Produce ones included).
+    #[serde(default)]
+    pub dropped_by_api: BTreeMap<String, u64>,
+}
+
+impl ProxyStats {
+    /// Requests of `api` forwarded so far.
+    pub fn requests_of(&self, api: ApiKey) -> u64 {
+        self.requests_by_api
+            .get(&api_name(api as i16))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Responses to `api` swallowed so far.
+    pub fn dropped_of(&self, api: ApiKey) -> u64 {
+        self.dropped_by_api
+            .get(&api_name(api as i16))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn count_request(&mut self, api_key: i16) {
+        *self.requests_by_api.entry(api_name(api_key)).or_insert(0) += 1;
+    }
+
+    fn count_drop(&mut self, api_key: i16) {
+        if api_key == ApiKey::Produce as i16 {
+            self.responses_dropped += 1;
+        }
+        *self.dropped_by_api.entry(api_name(api_key)).or_insert(0) += 1;
+    }
+}
+
+/// An api's name as Kafka spells it (`EndTxn`), or its number if unknown.
+fn api_name(api_key: i16) -> String {
+    match ApiKey::try_from(api_key) {
+        Ok(api) => format!("{api:?}"),
+        Err(_) => api_key.to_string(),
+    }
 }
 
 /// One listener of the proxy and the broker it leads to.
@@ -195,6 +268,23 @@ impl ChaosProxy {
         *lock(&self.shared.fault)
     }
 
+    /// Arms a drop of the responses to the next `count` requests of `api`
+    /// (e.g. `ApiKey::EndTxn`), replacing any such drop still armed; a count
+    /// of 0 disarms. Each request is forwarded first, so the broker acts on it.
+    /// For Produce prefer [`ChaosProxy::inject`], which also knows that acks=0
+    /// requests get no response; an armed `ProduceFault` takes precedence.
+    pub fn inject_response_drop(&self, api: ApiKey, count: u32) {
+        *lock(&self.shared.response_drop) = (count > 0).then_some(ResponseDrop {
+            api_key: api as i16,
+            count,
+        });
+    }
+
+    /// The response drop still armed, with its remaining count.
+    pub fn response_drop(&self) -> Option<ResponseDrop> {
+        *lock(&self.shared.response_drop)
+    }
+
     /// What the proxy has done so far.
     pub fn stats(&self) -> ProxyStats {
         lock(&self.shared.stats).clone()
@@ -222,6 +312,7 @@ impl std::fmt::Debug for ChaosProxy {
             .field("bootstrap", &self.bootstrap)
             .field("routes", &self.routes())
             .field("fault", &self.fault())
+            .field("response_drop", &self.response_drop())
             .field("stats", &self.stats())
             .finish()
     }
@@ -819,6 +910,7 @@ enum Action {
 struct Shared {
     stopping: AtomicBool,
     fault: Mutex<ProduceFault>,
+    response_drop: Mutex<Option<ResponseDrop>>,
     stats: Mutex<ProxyStats>,
     routes: Mutex<Vec<Route>>,
     listeners: Mutex<Vec<JoinHandle<()>>>,
@@ -869,6 +961,23 @@ impl Shared {
     /// Takes one application of the armed fault for a Produce request.
     fn take_fault(&self) -> Action {
         lock(&self.fault).take()
+    }
+
+    /// Takes one armed response drop for a request of `api_key`, if it has one.
+    fn take_response_drop(&self, api_key: i16) -> Action {
+        let mut armed = lock(&self.response_drop);
+        let Some(drop) = armed.as_mut() else {
+            return Action::Forward;
+        };
+        let hit = drop.take(api_key);
+        if drop.count == 0 {
+            *armed = None;
+        }
+        if hit {
+            Action::Drop
+        } else {
+            Action::Forward
+        }
     }
 
     fn nap(&self, total: Duration) {
@@ -997,8 +1106,8 @@ fn serve(shared: Arc<Shared>, client: TcpStream, upstream: &str) {
     pump_requests(&shared, &conn, client_read, upstream_write);
 }
 
-/// Client to broker: note what each request is, apply the armed fault to
-/// Produce requests, forward byte for byte.
+/// Client to broker: note what each request is, apply the armed faults (to
+/// Produce requests, and any armed response drop), forward byte for byte.
 fn pump_requests(shared: &Shared, conn: &Conn, mut from: TcpStream, mut to: TcpStream) {
     let mut frames = FrameReader::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -1046,6 +1155,10 @@ fn note_request(
         action = shared.take_fault();
         shared.bump(|s| s.produce_requests += 1);
     }
+    if expects_response && action == Action::Forward {
+        action = shared.take_response_drop(info.api_key);
+    }
+    shared.bump(|s| s.count_request(info.api_key));
     let mut state = lock(&conn.state);
     if expects_response {
         state.pending.insert(
@@ -1160,7 +1273,7 @@ fn pump_responses(
             let out: &[u8] = rewritten.as_deref().unwrap_or(raw);
             match request.action {
                 Action::Drop => {
-                    shared.bump(|s| s.responses_dropped += 1);
+                    shared.bump(|s| s.count_drop(request.api_key));
                     continue;
                 }
                 Action::Delay(d) => {
@@ -1190,8 +1303,8 @@ mod tests {
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
     };
     use kafka_protocol::messages::{
-        ApiVersionsRequest, BrokerId, MetadataRequest, ProduceRequest, TopicName,
-        TransactionalId,
+        ApiVersionsRequest, BrokerId, EndTxnRequest, MetadataRequest, ProduceRequest,
+        TopicName, TransactionalId,
     };
     use proptest::prelude::*;
 
@@ -1981,6 +2094,87 @@ mod tests {
         // The connection is still open and in use.
         client.write_all(&produce_frame(4, 1)).unwrap();
         assert_eq!(read_response(&mut client).unwrap()[..4], 4i32.to_be_bytes());
+    }
+
+    fn end_txn_frame(correlation_id: i32) -> Vec<u8> {
+        let body = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(str_bytes("tx")))
+            .with_committed(true);
+        request_frame(ApiKey::EndTxn, 1, correlation_id, &body)
+    }
+
+    #[test]
+    fn an_armed_response_drop_swallows_only_its_api_and_counts_down() {
+        let mut d = ResponseDrop {
+            api_key: ApiKey::EndTxn as i16,
+            count: 2,
+        };
+        assert!(!d.take(ApiKey::Produce as i16));
+        assert!(d.take(ApiKey::EndTxn as i16));
+        assert!(d.take(ApiKey::EndTxn as i16));
+        assert!(!d.take(ApiKey::EndTxn as i16), "used up");
+        assert_eq!(d.count, 0);
+    }
+
+    #[test]
+    fn an_end_txn_response_is_dropped_once_and_produce_faults_still_work() {
+        let broker = FakeBroker::simple();
+        let proxy = ChaosProxy::start(&broker.addr.to_string()).unwrap();
+        let mut client = connect(&proxy);
+        proxy.inject_response_drop(ApiKey::EndTxn, 1);
+        assert_eq!(
+            proxy.response_drop(),
+            Some(ResponseDrop {
+                api_key: 26,
+                count: 1
+            })
+        );
+        // A Produce request and an ApiVersions request pass untouched.
+        client.write_all(&produce_frame(1, -1)).unwrap();
+        client.write_all(&api_versions_frame(2)).unwrap();
+        assert_eq!(read_response(&mut client).unwrap()[..4], 1i32.to_be_bytes());
+        assert_eq!(read_response(&mut client).unwrap()[..4], 2i32.to_be_bytes());
+        // The EndTxn reaches the broker; its answer never reaches the client.
+        client.write_all(&end_txn_frame(3)).unwrap();
+        client.write_all(&end_txn_frame(4)).unwrap();
+        assert_eq!(read_response(&mut client).unwrap()[..4], 4i32.to_be_bytes());
+        assert_eq!(proxy.response_drop(), None, "used up and disarmed");
+        let seen: Vec<(i16, i32)> = broker
+            .requests()
+            .iter()
+            .map(|r| (r.api_key, r.correlation_id))
+            .collect();
+        assert_eq!(seen, [(0, 1), (18, 2), (26, 3), (26, 4)]);
+        let stats = proxy.stats();
+        assert_eq!(
+            (
+                stats.requests_of(ApiKey::EndTxn),
+                stats.dropped_of(ApiKey::EndTxn)
+            ),
+            (2, 1)
+        );
+        assert_eq!(stats.requests_of(ApiKey::Produce), 1);
+        assert_eq!(
+            stats.responses_dropped, 0,
+            "no Produce response was dropped"
+        );
+        // A Produce fault armed alongside works as before.
+        proxy.inject(ProduceFault::DropResponses { count: 1 });
+        proxy.inject_response_drop(ApiKey::EndTxn, 1);
+        client.write_all(&produce_frame(5, -1)).unwrap();
+        client.write_all(&end_txn_frame(6)).unwrap();
+        client.write_all(&produce_frame(7, -1)).unwrap();
+        assert_eq!(read_response(&mut client).unwrap()[..4], 7i32.to_be_bytes());
+        let stats = proxy.stats();
+        assert_eq!(stats.responses_dropped, 1);
+        assert_eq!(stats.dropped_of(ApiKey::Produce), 1);
+        assert_eq!(stats.dropped_of(ApiKey::EndTxn), 2);
+        // A count of 0 disarms.
+        proxy.inject_response_drop(ApiKey::EndTxn, 3);
+        proxy.inject_response_drop(ApiKey::EndTxn, 0);
+        assert_eq!(proxy.response_drop(), None);
+        let json = serde_json::to_string(&stats).unwrap();
+        assert!(json.contains("\"EndTxn\":2"), "{json}");
     }
 
     #[test]

@@ -1,0 +1,137 @@
+//! `lab bench` on a real Apache Kafka broker, with a small workload: that it
+//! runs and that every figure is well-formed. It never asserts that anything
+//! is fast, nor an order between the semantics: on a busy CI machine that
+//! would be a coin toss, and reporting it is the benchmark's job.
+//!
+//! Ignored by a plain `cargo test`; `cargo xtask test` starts a broker and
+//! runs it. By hand:
+//!
+//!     cargo xtask kafka up
+//!     cargo test -p lab --test bench -- --include-ignored
+
+mod common;
+
+use common::kafka;
+use lab::bench::{bench, BenchOptions, BenchReport, Case};
+use lab::metrics::{LatencySummary, Throughput};
+
+const RECORDS: u64 = 2_000;
+
+fn positive(what: &str, x: f64) {
+    assert!(x.is_finite() && x > 0.0, "{what} = {x}");
+}
+
+fn check_throughput(what: &str, t: &Throughput, records: u64, bytes: u64) {
+    assert_eq!((t.records, t.bytes), (records, records * bytes), "{what}");
+    positive(&format!("{what} seconds"), t.seconds);
+    positive(&format!("{what} records/s"), t.records_per_sec);
+    positive(&format!("{what} MB/s"), t.mb_per_sec);
+    // throughput * time = records
+    let back = t.records_per_sec * t.seconds;
+    assert!(
+        (back - records as f64).abs() <= records as f64 * 1e-6,
+        "{what}: {back} != {records}"
+    );
+}
+
+fn check_latency(what: &str, l: &LatencySummary, count: u64) {
+    assert_eq!(l.count, count, "{what}: {l:?}");
+    positive(&format!("{what} p50"), l.p50_us as f64);
+    positive(&format!("{what} mean"), l.mean_us);
+    assert!(
+        l.min_us <= l.p50_us
+            && l.p50_us <= l.p99_us
+            && l.p99_us <= l.p999_us
+            && l.p999_us <= l.max_us,
+        "{what}: percentiles out of order: {l:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn bench_measures_every_case_and_producer_performance() {
+    let cluster = kafka();
+    let options = BenchOptions {
+        warmup_records: 500,
+        repetitions: 2,
+        // A small workload dirties little; never wait for the disk in CI.
+        settle_dirty_mb: 0,
+        // A short interval, so that the small workload spans several commits.
+        cases: Case::defaults(&[5]),
+        ..BenchOptions::new(RECORDS, 512)
+    };
+    let report = bench(&cluster, &options).unwrap();
+    println!("{report}");
+
+    assert_eq!(
+        report.figures.len(),
+        options.cases.len(),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(report.backend_description, cluster.describe());
+    assert!(report.backend_description.starts_with("Apache Kafka"));
+    let encoding = report.payload_encoding;
+    positive("json ns", encoding.json_ns_per_record);
+    positive("template ns", encoding.template_ns_per_record);
+
+    for f in &report.figures {
+        let what = f.label.as_str();
+        assert_eq!(f.backend_description, cluster.describe(), "{what}");
+        assert_eq!(f.kafka_version, cluster.kafka_version(), "{what}");
+        assert_eq!((f.records, f.record_bytes), (RECORDS, 512), "{what}");
+        assert_eq!(f.failed, 0, "{what}: {:?}", f.first_error);
+        check_throughput(what, &f.throughput, RECORDS, 512);
+        assert_eq!(f.throughput_runs.len(), 2, "{what}");
+        assert!(
+            f.throughput_runs.contains(&f.throughput.records_per_sec),
+            "{what}"
+        );
+        check_latency(&format!("{what} ack"), &f.ack_latency, RECORDS);
+
+        let e2e = f.end_to_end.as_ref().expect("end-to-end pass");
+        assert_eq!(e2e.received, RECORDS, "{what}");
+        check_latency(&format!("{what} end-to-end"), &e2e.latency, RECORDS);
+        check_throughput(&format!("{what} e2e pass"), &e2e.throughput, RECORDS, 512);
+
+        positive(&format!("{what} vs acks=all"), f.vs_acks_all.unwrap());
+        let pp = f.producer_performance.as_ref().unwrap_or_else(|| {
+            panic!("{what}: no ProducerPerformance: {:?}", report.notes)
+        });
+        assert_eq!(pp.result.records, RECORDS, "{what}");
+        positive(&format!("{what} PP records/s"), pp.result.records_per_sec);
+        positive(&format!("{what} PP MB/s"), pp.result.mb_per_sec);
+        assert!(
+            pp.result.p50_ms <= pp.result.p99_ms
+                && pp.result.p99_ms <= pp.result.p999_ms
+        );
+        positive(&format!("{what} vs PP"), f.vs_producer_performance.unwrap());
+
+        match f.case {
+            Case::Transactional { commit_interval_ms } => {
+                let t = f.transactions.expect("transaction stats");
+                assert_eq!(t.commit_interval_ms, commit_interval_ms);
+                assert!(t.commits >= 1, "{t:?}");
+                positive(&format!("{what} commit ms"), t.mean_commit_ms);
+                assert!(pp.command.iter().any(|a| a == "--transaction-duration-ms"));
+            }
+            _ => assert!(f.transactions.is_none()),
+        }
+    }
+    let all = report.figure(Case::AcksAll).unwrap();
+    assert_eq!(all.vs_acks_all, Some(1.0));
+
+    // The report round-trips through JSON (floats to within their last digit).
+    let back: BenchReport = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(back.options, report.options);
+    assert_eq!(back.figures.len(), report.figures.len());
+    for (b, f) in back.figures.iter().zip(&report.figures) {
+        assert_eq!(
+            (&b.label, b.case, &b.backend_description),
+            (&f.label, f.case, &f.backend_description)
+        );
+        assert_eq!(b.ack_latency.p999_us, f.ack_latency.p999_us);
+        let (x, y) = (b.throughput.records_per_sec, f.throughput.records_per_sec);
+        assert!((x - y).abs() <= y * 1e-12, "{x} != {y}");
+    }
+}

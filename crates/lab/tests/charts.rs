@@ -1,0 +1,282 @@
+//! The charts, drawn from the recorded results in `book/src/generated/` (and
+//! from small hand-made benchmark numbers) to SVG and PNG. No broker needed:
+//!
+//!     cargo test -p lab --test charts
+//!
+//! Set `LAB_CHARTS_KEEP=DIR` to keep a copy of every file drawn.
+//!
+//! Each file is checked for what a reader relies on: it is a whole SVG or PNG
+//! of the promised size, and it names its series, its title and its source.
+
+use std::path::{Path, PathBuf};
+
+use lab::charts::{self, Chart};
+use lab::faults::matrix::Cell;
+use lab::Outcome;
+
+fn generated(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../book/src/generated")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (recorded by `cargo xtask regen`, committed with the book)",
+            path.display()
+        )
+    })
+}
+
+fn outcomes() -> Vec<Outcome> {
+    serde_json::from_str(&generated("first-run.json"))
+        .expect("first-run.json is a list of outcomes")
+}
+
+fn cells() -> Vec<Cell> {
+    serde_json::from_str(&generated("matrix.json"))
+        .expect("matrix.json is a list of cells")
+}
+
+/// A fresh directory under the system's temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "lab-charts-{name}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A small well-formedness check without an XML parser: one root `<svg>`
+/// element, every tag closed in order, nothing after the root.
+fn assert_svg(text: &str) {
+    let text = text.trim();
+    let body = match text.strip_prefix("<?xml") {
+        Some(rest) => {
+            rest[rest.find("?>").expect("XML declaration ends") + 2..].trim_start()
+        }
+        None => text,
+    };
+    assert!(
+        body.starts_with("<svg"),
+        "root element is <svg>: {}",
+        &body[..40.min(body.len())]
+    );
+    assert!(body.ends_with("</svg>"), "ends with </svg>");
+    let mut open: Vec<&str> = Vec::new();
+    let mut rest = body;
+    let mut roots = 0;
+    while let Some(start) = rest.find('<') {
+        let end = start + rest[start..].find('>').expect("every tag ends with >");
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') || tag.starts_with('?') {
+            continue;
+        }
+        if open.is_empty() {
+            roots += 1;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let expected = open
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            assert_eq!(expected, name.trim(), "tags close in order");
+        } else if !tag.ends_with('/') {
+            let name = tag.split_whitespace().next().expect("a tag has a name");
+            open.push(name);
+        }
+    }
+    assert!(open.is_empty(), "unclosed tags: {open:?}");
+    assert_eq!(roots, 1, "exactly one root element");
+}
+
+/// The PNG signature, then the IHDR chunk's width and height.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert!(bytes.len() > 33, "a PNG is longer than its header");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR", "the first chunk is IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&bytes[16..20]), be(&bytes[20..24]))
+}
+
+/// Text as the SVG backend escapes it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Renders `chart` to SVG and PNG in a temp dir, checks both files and that
+/// the SVG holds every expected piece of text.
+fn check(chart: &Chart, name: &str, expected: &[&str]) {
+    let dir = TempDir::new(name);
+    let svg_path = dir.0.join(format!("{name}.svg"));
+    let png_path = dir.0.join(format!("{name}.png"));
+    chart.save_svg(&svg_path).expect("SVG written");
+    chart.save_png(&png_path).expect("PNG written");
+
+    let svg = std::fs::read_to_string(&svg_path).expect("SVG is text");
+    assert_svg(&svg);
+    assert_eq!(svg, chart.to_svg_string(), "the same drawing every time");
+    let (width, height) = chart.size();
+    assert!(svg.contains(&format!("width=\"{width}\"")), "SVG width");
+    assert!(svg.contains(&format!("height=\"{height}\"")), "SVG height");
+    for text in expected.iter().chain([&chart.title()]) {
+        assert!(svg.contains(&escaped(text)), "{name}.svg shows {text:?}");
+    }
+
+    let png = std::fs::read(&png_path).expect("PNG readable");
+    assert_eq!(png_size(&png), chart.size(), "PNG dimensions");
+
+    // LAB_CHARTS_KEEP=DIR keeps a copy of every file, to look at them.
+    if let Some(keep) = std::env::var_os("LAB_CHARTS_KEEP") {
+        let keep = PathBuf::from(keep);
+        std::fs::create_dir_all(&keep).expect("LAB_CHARTS_KEEP is a directory");
+        std::fs::copy(&svg_path, keep.join(format!("{name}.svg"))).expect("copied");
+        std::fs::copy(&png_path, keep.join(format!("{name}.png"))).expect("copied");
+    }
+}
+
+#[test]
+fn outcomes_chart_from_the_first_run() {
+    let outcomes = outcomes();
+    assert!(!outcomes.is_empty());
+    let chart = charts::outcomes_chart(&outcomes);
+    let mut expected = vec![
+        "delivered",
+        "lost",
+        "duplicated",
+        "records",
+        "delivery semantic",
+    ];
+    for o in &outcomes {
+        expected.push(o.semantic.name());
+        expected.push(&o.backend_description);
+        expected.push(&o.kafka_version);
+    }
+    assert!(chart.caption().contains(&outcomes[0].backend_description));
+    check(&chart, "outcomes", &expected);
+}
+
+#[test]
+fn matrix_chart_from_the_recorded_matrix() {
+    let cells = cells();
+    assert!(!cells.is_empty());
+    let chart = charts::matrix_chart(&cells);
+    let labels: Vec<String> = cells.iter().map(|c| c.case.label()).collect();
+    let mut expected: Vec<&str> = vec![
+        "lost records",
+        "duplicated records",
+        "one run",
+        "failure scenario",
+    ];
+    expected.extend(labels.iter().map(String::as_str));
+    for c in &cells {
+        expected.push(c.scenario.label());
+        if c.result.is_ok() {
+            expected.push(&c.backend);
+        }
+    }
+    if cells.iter().any(|c| c.result.is_err()) {
+        expected.push("refused: not run");
+    }
+    check(&chart, "matrix", &expected);
+}
+
+#[test]
+fn benchmark_charts_from_plain_numbers() {
+    let source = "Apache Kafka 4.1.1, 1 broker at 127.0.0.1:9092";
+    let throughput = charts::throughput_chart(
+        source,
+        &[
+            ("acks=0", 1_020_000.0),
+            ("acks=all", 310_500.0),
+            ("transactions, 100 ms", 142_000.0),
+        ],
+    );
+    check(
+        &throughput,
+        "throughput",
+        &[
+            "Throughput",
+            "records per second",
+            "acks=0",
+            "acks=all",
+            "1.02 M",
+            "310.5 k",
+            source,
+        ],
+    );
+
+    let rows = vec![
+        ("at-most-once".to_string(), 0.4, 2.5, 9.0),
+        ("at-least-once".to_string(), 1.2, 6.0, 31.0),
+        ("exactly-once".to_string(), 3.1, 120.0, 240.5),
+    ];
+    let latency = charts::latency_chart(source, &rows)
+        .with_title("Latency, acks to delivery report");
+    check(
+        &latency,
+        "latency",
+        &[
+            "p50",
+            "p99",
+            "p99.9",
+            "latency (ms)",
+            "exactly-once",
+            "240",
+            source,
+        ],
+    );
+}
+
+#[test]
+fn empty_inputs_still_draw() {
+    check(&charts::outcomes_chart(&[]), "empty-outcomes", &["no runs"]);
+    check(
+        &charts::throughput_chart("nothing", &[] as &[(&str, f64)]),
+        "empty-rate",
+        &["nothing"],
+    );
+}
+
+#[test]
+fn the_cli_writes_every_file() {
+    let dir = TempDir::new("cli");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../book/src/generated");
+    let written = charts::write_charts(
+        Some(&root.join("matrix.json")),
+        Some(&root.join("first-run.json")),
+        &dir.0.join("out"),
+    )
+    .expect("charts written");
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["matrix.svg", "matrix.png", "outcomes.svg", "outcomes.png"]
+    );
+    for path in written {
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 1000,
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        charts::write_charts(None, None, &dir.0).is_err(),
+        "nothing to chart"
+    );
+}
