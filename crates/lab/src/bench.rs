@@ -212,7 +212,10 @@ pub struct BenchOptions {
     /// less than this many MB of dirty page cache; 0: never wait. The broker
     /// writes into the page cache; once the dirty pages of earlier runs near
     /// the kernel's limit, it throttles the broker to the disk's speed, and
-    /// whichever case runs then looks slow.
+    /// whichever case runs then looks slow. The default, 2560, sits between
+    /// the point where Linux starts writing back (10 % of available memory,
+    /// about 2 GB on the course's 24 GB machines) and where it starts
+    /// throttling writers (about 15 %).
     #[serde(default)]
     pub settle_dirty_mb: u64,
 }
@@ -233,7 +236,7 @@ impl BenchOptions {
             end_to_end: true,
             producer_performance: true,
             producer_overrides: Vec::new(),
-            settle_dirty_mb: 2048,
+            settle_dirty_mb: 2560,
         }
     }
 }
@@ -423,7 +426,10 @@ pub fn bench_with_progress(
     // The producer-alone runs, interleaved so that a change in the machine's
     // load spreads over every case instead of landing on one.
     let repetitions = options.repetitions.max(1);
-    let mut runs: Vec<Vec<Pass>> = cases.iter().map(|_| Vec::new()).collect();
+    // A failed run (say, the broker stalled) is left out and noted; three
+    // failures in a row end the benchmark.
+    let mut runs: Vec<Vec<Option<Pass>>> = cases.iter().map(|_| Vec::new()).collect();
+    let mut failures_in_a_row = 0;
     for r in 1..=repetitions {
         for (i, &case) in cases.iter().enumerate() {
             progress(&format!(
@@ -431,13 +437,44 @@ pub fn bench_with_progress(
                 case.label()
             ));
             settle.wait(progress);
-            runs[i].push(produce_pass(cluster, case, options, false)?);
+            match produce_pass(cluster, case, options, false) {
+                Ok(pass) => {
+                    failures_in_a_row = 0;
+                    runs[i].push(Some(pass));
+                }
+                Err(e) => {
+                    failures_in_a_row += 1;
+                    if failures_in_a_row >= 3 {
+                        return Err(e);
+                    }
+                    notes.push(format!(
+                        "{}: run {r} failed, left out: {e}",
+                        case.label()
+                    ));
+                    runs[i].push(None);
+                }
+            }
         }
     }
+    let rates: Vec<Vec<Option<f64>>> = runs
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|p| p.as_ref().map(|p| p.throughput.records_per_sec))
+                .collect()
+        })
+        .collect();
+    let acks_all = cases.iter().position(|&c| c == Case::AcksAll);
 
     let mut figures = Vec::new();
-    for (&case, runs) in cases.iter().zip(runs) {
+    for (i, (&case, runs)) in cases.iter().zip(runs).enumerate() {
         let label = case.label();
+        let runs: Vec<Pass> = runs.into_iter().flatten().collect();
+        if runs.is_empty() {
+            notes.push(format!("{label}: every run failed, so it has no figure"));
+            continue;
+        }
+        let vs_acks_all = acks_all.and_then(|a| paired_ratio(&rates[i], &rates[a]));
         let throughput_runs: Vec<f64> =
             runs.iter().map(|p| p.throughput.records_per_sec).collect();
         let failed = runs.iter().map(|p| p.failed).sum();
@@ -446,19 +483,26 @@ pub fn bench_with_progress(
         let end_to_end = if options.end_to_end {
             progress(&format!("{label}: with a consumer reading along"));
             settle.wait(progress);
-            let pass = produce_pass(cluster, case, options, true)?;
-            if pass.received < options.records {
-                notes.push(format!(
-                    "{label}: the end-to-end reader received {} of {} records",
-                    pass.received, options.records
-                ));
+            match produce_pass(cluster, case, options, true) {
+                Ok(pass) => {
+                    if pass.received < options.records {
+                        notes.push(format!(
+                            "{label}: the end-to-end reader received {} of {} records",
+                            pass.received, options.records
+                        ));
+                    }
+                    Some(EndToEnd {
+                        received: pass.received,
+                        latency: pass.end_to_end.unwrap_or_default(),
+                        throughput: pass.throughput,
+                        ack_latency: pass.ack_latency,
+                    })
+                }
+                Err(e) => {
+                    notes.push(format!("{label}: the end-to-end pass failed: {e}"));
+                    None
+                }
             }
-            Some(EndToEnd {
-                received: pass.received,
-                latency: pass.end_to_end.unwrap_or_default(),
-                throughput: pass.throughput,
-                ack_latency: pass.ack_latency,
-            })
         } else {
             None
         };
@@ -495,18 +539,9 @@ pub fn bench_with_progress(
             transactions: alone.transactions,
             end_to_end,
             producer_performance,
-            vs_acks_all: None,
+            vs_acks_all,
             vs_producer_performance,
         });
-    }
-    if let Some(all) = figures
-        .iter()
-        .find(|f| f.case == Case::AcksAll)
-        .map(|f| f.throughput_runs.clone())
-    {
-        for f in &mut figures {
-            f.vs_acks_all = paired_ratio(&f.throughput_runs, &all);
-        }
     }
     if options.producer_performance {
         notes.push(
@@ -629,13 +664,13 @@ struct Pass {
     end_to_end: Option<LatencySummary>,
 }
 
-/// The median of `runs[i] / base[i]`; for an even count, the mean of the two
-/// middle ratios.
-pub fn paired_ratio(runs: &[f64], base: &[f64]) -> Option<f64> {
+/// The median of `runs[i] / base[i]` over the rounds where both ran; for an
+/// even count, the mean of the two middle ratios.
+pub fn paired_ratio(runs: &[Option<f64>], base: &[Option<f64>]) -> Option<f64> {
     let mut ratios: Vec<f64> = runs
         .iter()
         .zip(base)
-        .map(|(r, b)| r / b)
+        .filter_map(|(r, b)| Some((*r)? / (*b)?))
         .filter(|r| r.is_finite())
         .collect();
     if ratios.is_empty() {
@@ -1467,7 +1502,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub repetitions: u32,
     /// Before each run, wait (up to 60 s) until under this many MB of page cache are dirty (0: never)
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2560)]
     pub settle_dirty_mb: u64,
     /// Skip the second pass that measures end-to-end latency with a consumer
     #[arg(long)]
@@ -1672,12 +1707,19 @@ mod tests {
     fn ratios_are_paired_by_round() {
         // Each round's ratio, then their median: a round in which the machine
         // was busy for one of the two cases only is outvoted.
-        let case = [200.0, 100.0, 210.0];
-        let base = [400.0, 400.0, 420.0];
+        let case = [Some(200.0), Some(100.0), Some(210.0)];
+        let base = [Some(400.0), Some(400.0), Some(420.0)];
         assert_eq!(paired_ratio(&case, &base), Some(0.5));
-        assert_eq!(paired_ratio(&[3.0, 1.0], &[4.0, 4.0]), Some(0.5));
+        assert_eq!(
+            paired_ratio(&[Some(3.0), Some(1.0)], &[Some(4.0), Some(4.0)]),
+            Some(0.5)
+        );
+        // A round where either failed is left out.
+        let gaps = [Some(1.0), None, Some(2.0), Some(9.0)];
+        let base = [Some(2.0), Some(1.0), None, Some(18.0)];
+        assert_eq!(paired_ratio(&gaps, &base), Some(0.5));
         assert_eq!(paired_ratio(&[], &[]), None);
-        assert_eq!(paired_ratio(&[1.0], &[0.0]), None);
+        assert_eq!(paired_ratio(&[Some(1.0)], &[Some(0.0)]), None);
     }
 
     #[test]
