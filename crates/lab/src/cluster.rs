@@ -215,6 +215,37 @@ impl Cluster {
         }
     }
 
+    /// Waits until the high watermarks of `topic` add up to at least `records`
+    /// offsets (or `limit` passes: then it returns, since records may really
+    /// be missing). Consumers read only up to the high watermark.
+    pub fn wait_for_records(
+        &self,
+        topic: &str,
+        records: u64,
+        limit: Duration,
+    ) -> Result<()> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .create()
+            .doing("creating a metadata client")?;
+        let partitions = self.partition_count(topic)? as i32;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let mut total = 0u64;
+            for p in 0..partitions {
+                if let Ok((low, high)) =
+                    consumer.fetch_watermarks(topic, p, Duration::from_secs(5))
+                {
+                    total += (high - low).max(0) as u64;
+                }
+            }
+            if total >= records || std::time::Instant::now() > deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The number of partitions of `topic`.
     pub fn partition_count(&self, topic: &str) -> Result<usize> {
         let consumer: BaseConsumer = self

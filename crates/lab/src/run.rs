@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::outcome::Outcome;
 use crate::produce::{self, ProduceOptions};
 use crate::semantics::Semantic;
+use std::time::Duration;
 
 /// The workload of a run.
 #[derive(Clone, Debug)]
@@ -117,6 +118,14 @@ pub fn run_with_progress(
             overrides: options.producer_overrides.clone(),
         },
         &mut |n| progress(Stage::Produce, n),
+    )?;
+    // A consumer reads up to the high watermark, which passes a record only
+    // once every in-sync replica has it: with acks=0 or acks=1 the producer can
+    // be done before that. Wait for the log (bounded: records may be lost).
+    cluster.wait_for_records(
+        &input,
+        produced.acknowledged.len() as u64,
+        Duration::from_secs(15),
     )?;
     let consumed = consume::consume(
         cluster,

@@ -19,6 +19,9 @@ use crate::semantics::Semantic;
 /// How long one worker may run before the scenario gives up on it.
 const WORKER_LIMIT: Duration = Duration::from_secs(180);
 
+/// How long to wait for produced records to be readable (high watermark).
+const WAIT_FOR_LOG: Duration = Duration::from_secs(15);
+
 /// The workload of a crash scenario.
 #[derive(Clone, Debug)]
 pub struct CrashOptions {
@@ -304,6 +307,11 @@ pub fn consumer_crash(
             overrides: Vec::new(),
         },
         &mut |_| {},
+    )?;
+    cluster.wait_for_records(
+        &input,
+        produced.acknowledged.len() as u64,
+        WAIT_FOR_LOG,
     )?;
     let started = Instant::now();
     let sink = state_dir("consumer-crash")?.join(format!("{group}.sink"));
