@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Counts;
-use crate::cluster::Backend;
+use crate::cluster::{Backend, Cluster};
 use crate::semantics::Semantic;
 
 /// One run of one semantic, as the audit counted it. Serializes to JSON.
@@ -35,6 +35,33 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome of `semantic` on `cluster` with nothing counted yet: what
+    /// every scenario fills in from there.
+    pub fn new(
+        cluster: &Cluster,
+        semantic: Semantic,
+        records: u64,
+        input_topic: String,
+    ) -> Outcome {
+        Outcome {
+            semantic,
+            backend: cluster.backend(),
+            backend_description: cluster.describe(),
+            kafka_version: cluster.kafka_version().to_string(),
+            librdkafka_version: crate::cluster::librdkafka_version(),
+            input_topic,
+            output_topic: None,
+            group: String::new(),
+            fault: None,
+            records,
+            payload_bytes: 100,
+            counts: Counts::default(),
+            failures: Vec::new(),
+            produce_seconds: 0.0,
+            consume_seconds: 0.0,
+        }
+    }
+
     /// Records per second through the producer stage.
     pub fn produce_rate(&self) -> f64 {
         self.counts.sent as f64 / self.produce_seconds.max(1e-9)

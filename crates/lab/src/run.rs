@@ -154,20 +154,13 @@ pub fn run_with_progress(
         ..Default::default()
     });
     Ok(Outcome {
-        semantic,
-        backend: cluster.backend(),
-        backend_description: cluster.describe(),
-        kafka_version: cluster.kafka_version().to_string(),
-        librdkafka_version: crate::cluster::librdkafka_version(),
-        input_topic: input,
         output_topic: output,
         group,
-        fault: None,
-        records: options.records,
         payload_bytes: options.payload_bytes,
         counts,
         failures: produced.failed,
         produce_seconds: produced.elapsed.as_secs_f64(),
         consume_seconds: consumed.elapsed.as_secs_f64(),
+        ..Outcome::new(cluster, semantic, options.records, input)
     })
 }

@@ -185,31 +185,6 @@ fn state_dir(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn base_outcome(
-    cluster: &Cluster,
-    semantic: Semantic,
-    records: u64,
-    input: String,
-) -> Outcome {
-    Outcome {
-        semantic,
-        backend: cluster.backend(),
-        backend_description: cluster.describe(),
-        kafka_version: cluster.kafka_version().to_string(),
-        librdkafka_version: crate::cluster::librdkafka_version(),
-        input_topic: input,
-        output_topic: None,
-        group: String::new(),
-        fault: None,
-        records,
-        payload_bytes: 100,
-        counts: Default::default(),
-        failures: Vec::new(),
-        produce_seconds: 0.0,
-        consume_seconds: 0.0,
-    }
-}
-
 /// Scenario B: the producer process is SIGKILLed at a seeded record, then a new
 /// one recovers by the semantic's rule and finishes the source.
 pub fn producer_crash(
@@ -257,7 +232,7 @@ pub fn producer_crash(
     let in_log_uncommitted = read_ids(cluster, &topic, Isolation::ReadUncommitted)?;
     let acknowledged: Vec<u64> =
         first.acked.iter().chain(&second.acked).copied().collect();
-    let mut outcome = base_outcome(cluster, semantic, options.records, topic);
+    let mut outcome = Outcome::new(cluster, semantic, options.records, topic);
     outcome.fault = Some(format!(
         "producer SIGKILLed at record {crash_at} (seed {}); restarted, resumed at {}",
         options.seed,
@@ -353,7 +328,7 @@ pub fn consumer_crash(
     // For exactly-once: output copies beyond the committed ones were written
     // in the transaction that died with the first consumer.
     let aborted = aborted_copies(&delivered, &uncommitted);
-    let mut outcome = base_outcome(cluster, semantic, options.records, input);
+    let mut outcome = Outcome::new(cluster, semantic, options.records, input);
     outcome.output_topic = output;
     outcome.group = group;
     outcome.fault = Some(format!(

@@ -147,38 +147,24 @@ pub fn leader_failure(
     let (acknowledged, in_log) = after?;
     wait_for_brokers(cluster, local.brokers.len())?;
 
-    let sent = options.records;
-    let mut outcome = Outcome {
-        semantic,
-        backend: cluster.backend(),
-        backend_description: cluster.describe(),
-        kafka_version: cluster.kafka_version().to_string(),
-        librdkafka_version: crate::cluster::librdkafka_version(),
-        input_topic: topic,
-        output_topic: None,
-        group: String::new(),
+    Ok(Outcome {
         fault: Some(format!(
             "acks={acks}: leader broker {leader_id} SIGKILLed after its followers were paused \
              (SIGSTOP) for records {replicated}..{}, {acked_by_leader_alone} of them acknowledged \
              by the leader alone (seed {})",
             options.records, options.seed
         )),
-        records: options.records,
-        payload_bytes: 100,
         counts: audit::count(&audit::Observed {
             source: options.records,
-            sent,
+            sent: options.records,
             acknowledged: &acknowledged,
             in_log: &in_log,
             delivered: &in_log,
             ..Default::default()
         }),
-        failures: Vec::new(),
         produce_seconds: started.elapsed().as_secs_f64(),
-        consume_seconds: 0.0,
-    };
-    outcome.counts.sent = sent;
-    Ok(outcome)
+        ..Outcome::new(cluster, semantic, options.records, topic)
+    })
 }
 
 /// After the failover: unacknowledged records are retried to the new leader

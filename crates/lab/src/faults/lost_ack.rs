@@ -133,14 +133,7 @@ pub fn lost_ack(
         .filter(|f| f.status == produce::DeliveryStatus::PossiblyPersisted)
         .count();
     Ok(Outcome {
-        semantic,
-        backend: cluster.backend(),
         backend_description: format!("{}, through the chaos proxy", cluster.describe()),
-        kafka_version: cluster.kafka_version().to_string(),
-        librdkafka_version: crate::cluster::librdkafka_version(),
-        input_topic: topic,
-        output_topic: None,
-        group: String::new(),
         fault: Some(format!(
             "{:?} armed after record {armed_at} (seed {}): {} response(s) dropped, {} connection(s) \
              cut; {} record(s) failed, {possibly} of them 'possibly persisted'",
@@ -150,8 +143,6 @@ pub fn lost_ack(
             stats.connections_cut,
             failed.len()
         )),
-        records: options.records,
-        payload_bytes: 100,
         counts: audit::count(&audit::Observed {
             source: options.records,
             sent: options.records,
@@ -163,6 +154,6 @@ pub fn lost_ack(
         }),
         failures: failed,
         produce_seconds: started.elapsed().as_secs_f64(),
-        consume_seconds: 0.0,
+        ..Outcome::new(cluster, semantic, options.records, topic)
     })
 }
