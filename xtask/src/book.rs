@@ -176,34 +176,97 @@ pub fn matrix_markdown(cells: &[Cell]) -> String {
     )
 }
 
-/// Regenerates every generated page, measuring on the course's local Apache
-/// Kafka clusters (started if they are not running).
-pub fn regen() -> Result<()> {
-    let dir = generated_dir();
-    fs::create_dir_all(&dir)?;
-    fs::write(dir.join("settings.md"), settings_markdown())?;
-    let single = kafka::up(Layout::Single)?;
-    let three = kafka::up(Layout::Three)?;
-    let cluster = Cluster::connect(&single.bootstrap)?;
-    if cluster.backend() != lab::Backend::Kafka {
-        bail!(
-            "the book's figures come from Apache Kafka, not {}",
-            cluster.describe()
-        );
-    }
+/// The clusters a measurement may use: the course's local brokers.
+pub struct Clusters {
+    pub single: Cluster,
+    pub three: Cluster,
+}
+
+/// One piece of the book's generated material: how to measure it (writing its
+/// recorded JSON into `book/src/generated/`), and the pages it renders from
+/// that JSON. `regen` measures then renders; `regen --render-only` renders;
+/// `check_generated` (in `cargo xtask test`) renders in memory and compares,
+/// so a page edited by hand, or stale after a code change, fails the test.
+pub struct Part {
+    /// What `regen --only NAME` calls it.
+    pub name: &'static str,
+    /// Measures on real Kafka and writes the part's JSON file(s).
+    pub measure: fn(&Clusters) -> Result<()>,
+    /// Reads the recorded JSON; returns every page (file name, contents). It
+    /// fails if the JSON was not measured on Apache Kafka.
+    pub pages: fn() -> Result<Vec<(String, String)>>,
+}
+
+/// Every part, in the order `regen` measures them.
+pub fn parts() -> Vec<Part> {
+    vec![
+        Part {
+            name: "settings",
+            measure: |_| Ok(()),
+            pages: || Ok(vec![("settings.md".into(), settings_markdown())]),
+        },
+        Part {
+            name: "first-run",
+            measure: measure_first_run,
+            pages: first_run_pages,
+        },
+        Part {
+            name: "matrix",
+            measure: measure_matrix,
+            pages: matrix_pages,
+        },
+    ]
+}
+
+/// Reads a recorded JSON file of `book/src/generated/`, with an error that
+/// says how to make it.
+pub fn recorded<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
+    let path = generated_dir().join(name);
+    let text = fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading book/src/generated/{name}: measure it with `cargo xtask regen`"
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| {
+        format!("book/src/generated/{name} is not what the lab records: run `cargo xtask regen`")
+    })
+}
+
+/// Writes a recorded JSON file into `book/src/generated/`.
+pub fn record<T: serde::Serialize>(name: &str, value: &T) -> Result<()> {
+    fs::create_dir_all(generated_dir())?;
+    fs::write(
+        generated_dir().join(name),
+        serde_json::to_string_pretty(value)?,
+    )?;
+    Ok(())
+}
+
+fn measure_first_run(clusters: &Clusters) -> Result<()> {
     let mut outcomes = Vec::new();
     for semantic in Semantic::ALL {
-        let outcome = lab::run(&cluster, semantic, &RunOptions::records(1000))?;
+        let outcome = lab::run(&clusters.single, semantic, &RunOptions::records(1000))?;
         println!("{outcome}");
         outcomes.push(outcome);
     }
-    fs::write(
-        dir.join("first-run.json"),
-        serde_json::to_string_pretty(&outcomes)?,
-    )?;
-    fs::write(dir.join("first-run.md"), first_run_markdown(&outcomes))?;
+    record("first-run.json", &outcomes)
+}
 
-    let three = Cluster::connect(&three.bootstrap)?;
+fn first_run_pages() -> Result<Vec<(String, String)>> {
+    let outcomes: Vec<Outcome> = recorded("first-run.json")?;
+    if outcomes.iter().any(|o| o.backend != lab::Backend::Kafka) {
+        bail!("book/src/generated/first-run.json was not measured on Apache Kafka");
+    }
+    Ok(vec![
+        ("first-run.md".into(), first_run_markdown(&outcomes)),
+        (
+            "first-run.svg".into(),
+            lab::charts::outcomes_chart(&outcomes).to_svg_string(),
+        ),
+    ])
+}
+
+fn measure_matrix(clusters: &Clusters) -> Result<()> {
     let options = MatrixOptions {
         records: 2000,
         repetitions: 3,
@@ -211,96 +274,111 @@ pub fn regen() -> Result<()> {
         scenarios: Scenario::ALL.to_vec(),
     };
     let started = std::time::Instant::now();
-    let cells = matrix::run_matrix(&cluster, Some(&three), &options, &mut |label| {
-        println!("matrix: {label}")
-    });
+    let cells = matrix::run_matrix(
+        &clusters.single,
+        Some(&clusters.three),
+        &options,
+        &mut |label| println!("matrix: {label}"),
+    );
     println!(
         "matrix: {} cells in {:.0} s",
         cells.len(),
         started.elapsed().as_secs_f64()
     );
-    fs::write(
-        dir.join("matrix.json"),
-        serde_json::to_string_pretty(&cells)?,
-    )?;
-    fs::write(dir.join("matrix.md"), matrix_markdown(&cells))?;
-    draw_charts(&outcomes, &cells)?;
-    println!("regenerated {}", dir.display());
+    record("matrix.json", &cells)
+}
+
+fn matrix_pages() -> Result<Vec<(String, String)>> {
+    let cells: Vec<Cell> = recorded("matrix.json")?;
+    if cells.iter().any(|c| !c.backend.starts_with("Apache Kafka")) {
+        bail!("book/src/generated/matrix.json was not measured on Apache Kafka");
+    }
+    Ok(vec![
+        ("matrix.md".into(), matrix_markdown(&cells)),
+        (
+            "matrix.svg".into(),
+            lab::charts::matrix_chart(&cells).to_svg_string(),
+        ),
+    ])
+}
+
+/// The parts `only` names (all of them if it is empty), or an error listing
+/// the names there are.
+fn chosen(only: &[String]) -> Result<Vec<Part>> {
+    let all = parts();
+    if let Some(unknown) = only
+        .iter()
+        .find(|n| !all.iter().any(|p| p.name == n.as_str()))
+    {
+        bail!(
+            "no part of the book is called {unknown:?}; there are: {}",
+            all.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(all
+        .into_iter()
+        .filter(|p| only.is_empty() || only.iter().any(|n| n == p.name))
+        .collect())
+}
+
+/// Measures the chosen parts on the course's local Apache Kafka clusters
+/// (started if they are not running), then renders their pages.
+pub fn regen(only: &[String]) -> Result<()> {
+    let parts = chosen(only)?;
+    let single = kafka::up(Layout::Single)?;
+    let three = kafka::up(Layout::Three)?;
+    let clusters = Clusters {
+        single: Cluster::connect(&single.bootstrap)?,
+        three: Cluster::connect(&three.bootstrap)?,
+    };
+    if clusters.single.backend() != lab::Backend::Kafka {
+        bail!(
+            "the book's figures come from Apache Kafka, not {}",
+            clusters.single.describe()
+        );
+    }
+    for part in &parts {
+        println!("==> measuring {}", part.name);
+        (part.measure)(&clusters)
+            .with_context(|| format!("measuring {}", part.name))?;
+        write_pages(part)?;
+    }
+    println!("regenerated {}", generated_dir().display());
     Ok(())
 }
 
-/// The book's charts, as SVG, drawn from the recorded runs.
-fn charts(outcomes: &[Outcome], cells: &[Cell]) -> [(&'static str, String); 2] {
-    [
-        (
-            "first-run.svg",
-            lab::charts::outcomes_chart(outcomes).to_svg_string(),
-        ),
-        (
-            "matrix.svg",
-            lab::charts::matrix_chart(cells).to_svg_string(),
-        ),
-    ]
-}
-
-fn draw_charts(outcomes: &[Outcome], cells: &[Cell]) -> Result<()> {
-    for (name, svg) in charts(outcomes, cells) {
-        fs::write(generated_dir().join(name), svg)?;
+fn write_pages(part: &Part) -> Result<()> {
+    for (name, contents) in (part.pages)()? {
+        fs::write(generated_dir().join(name), contents)?;
     }
     Ok(())
 }
 
-/// Re-renders the generated pages from the recorded runs, measuring nothing
-/// (for a change of layout).
-pub fn render() -> Result<()> {
-    let dir = generated_dir();
-    fs::write(dir.join("settings.md"), settings_markdown())?;
-    let outcomes: Vec<Outcome> =
-        serde_json::from_str(&fs::read_to_string(dir.join("first-run.json"))?)?;
-    fs::write(dir.join("first-run.md"), first_run_markdown(&outcomes))?;
-    let cells: Vec<Cell> =
-        serde_json::from_str(&fs::read_to_string(dir.join("matrix.json"))?)?;
-    fs::write(dir.join("matrix.md"), matrix_markdown(&cells))?;
-    draw_charts(&outcomes, &cells)?;
-    println!("re-rendered {} from its recorded runs", dir.display());
+/// Re-renders the chosen parts' pages from their recorded runs, measuring
+/// nothing (for a change of layout).
+pub fn render(only: &[String]) -> Result<()> {
+    for part in chosen(only)? {
+        write_pages(&part)?;
+    }
+    println!(
+        "re-rendered {} from its recorded runs",
+        generated_dir().display()
+    );
     Ok(())
 }
 
 /// The generated pages must be what the generator makes of the current code and
 /// the recorded runs: nobody edited them by hand, and they are not stale.
 pub fn check_generated() -> Result<()> {
-    let dir = generated_dir();
-    let stale = |name: &str| {
-        format!("book/src/generated/{name} is stale or edited by hand: run `cargo xtask regen`")
-    };
-    if fs::read_to_string(dir.join("settings.md")).ok() != Some(settings_markdown()) {
-        bail!(stale("settings.md"));
-    }
-    let json = fs::read_to_string(dir.join("first-run.json"))
-        .with_context(|| stale("first-run.json"))?;
-    let outcomes: Vec<Outcome> =
-        serde_json::from_str(&json).with_context(|| stale("first-run.json"))?;
-    if outcomes.iter().any(|o| o.backend != lab::Backend::Kafka) {
-        bail!("book/src/generated/first-run.json was not measured on Apache Kafka");
-    }
-    if fs::read_to_string(dir.join("first-run.md")).ok()
-        != Some(first_run_markdown(&outcomes))
-    {
-        bail!(stale("first-run.md"));
-    }
-    let json = fs::read_to_string(dir.join("matrix.json"))
-        .with_context(|| stale("matrix.json"))?;
-    let cells: Vec<Cell> =
-        serde_json::from_str(&json).with_context(|| stale("matrix.json"))?;
-    if cells.iter().any(|c| !c.backend.starts_with("Apache Kafka")) {
-        bail!("book/src/generated/matrix.json was not measured on Apache Kafka");
-    }
-    if fs::read_to_string(dir.join("matrix.md")).ok() != Some(matrix_markdown(&cells)) {
-        bail!(stale("matrix.md"));
-    }
-    for (name, svg) in charts(&outcomes, &cells) {
-        if fs::read_to_string(dir.join(name)).ok() != Some(svg) {
-            bail!(stale(name));
+    for part in parts() {
+        for (name, contents) in (part.pages)()? {
+            if fs::read_to_string(generated_dir().join(&name)).ok() != Some(contents) {
+                bail!(
+                    "book/src/generated/{name} is stale or edited by hand: run                      `cargo xtask regen --render-only --only {}` (or measure anew:                      `cargo xtask regen --only {}`)",
+                    part.name,
+                    part.name
+                );
+            }
         }
     }
     Ok(())

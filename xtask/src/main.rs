@@ -49,6 +49,10 @@ enum Task {
         /// Only re-render the pages from the recorded JSON (no measuring)
         #[arg(long)]
         render_only: bool,
+        /// Only these parts (repeatable or comma-separated): settings,
+        /// first-run, matrix, ...; an unknown name lists them all
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Execute the notebooks headlessly, failing on any failed cell
     Notebooks,
@@ -83,11 +87,11 @@ fn main() -> ExitCode {
             KafkaAction::Status => kafka::status(),
         },
         Task::Book => book::build(),
-        Task::Regen { render_only } => {
+        Task::Regen { render_only, only } => {
             if render_only {
-                book::render()
+                book::render(&only)
             } else {
-                book::regen()
+                book::regen(&only)
             }
         }
         Task::Notebooks => notebooks::run_all(),

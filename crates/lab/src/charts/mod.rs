@@ -47,7 +47,7 @@ use crate::semantics::Semantic;
 /// The font family every chart asks for; [`register_fonts`] maps it to the
 /// shipped font.
 const FAMILY: &str = "sans-serif";
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 /// Registers the shipped font with plotters (once per process). Every drawing
 /// function here calls it; call it yourself before drawing your own plotters
