@@ -61,6 +61,10 @@ pub fn register_fonts() {
     });
 }
 
+mod bench;
+pub use bench::{
+    bench_charts, bench_latency_chart, bench_throughput_chart, exactly_once_cost_chart,
+};
 mod xy;
 pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};
 
@@ -113,6 +117,9 @@ struct Panel {
     groups: Vec<String>,
     /// `bars[group][series]`; `None`: no such bar in this group.
     bars: Vec<Vec<Option<Bar>>>,
+    /// A bar of several runs stands for their median (a benchmark's figure)
+    /// instead of their mean (a count).
+    median: bool,
 }
 
 /// What a chart draws under its legend.
@@ -297,6 +304,7 @@ pub fn outcomes_chart(outcomes: &[Outcome]) -> Chart {
             unit: Unit::Count,
             groups,
             bars,
+            median: false,
         }]),
         caption,
         notes: Vec::new(),
@@ -332,6 +340,7 @@ pub fn matrix_chart(cells: &[Cell]) -> Chart {
         .collect();
 
     let panel = |heading: &str, y_desc: &str, metric: fn(&Counts) -> u64| Panel {
+        median: false,
         heading: Some(heading.into()),
         y_desc: y_desc.into(),
         unit: Unit::Count,
@@ -469,6 +478,7 @@ pub fn throughput_chart<S: AsRef<str>>(measured_on: &str, rows: &[(S, f64)]) -> 
                 .iter()
                 .map(|(_, rate)| vec![Some(Bar::Runs(vec![*rate]))])
                 .collect(),
+            median: false,
         }]),
         caption: format!("Measured on {measured_on}."),
         notes: Vec::new(),
@@ -509,6 +519,7 @@ pub fn latency_chart<S: AsRef<str>>(
                         .collect()
                 })
                 .collect(),
+            median: false,
         }]),
         caption: format!("Measured on {measured_on}."),
         notes: Vec::new(),
@@ -545,6 +556,12 @@ pub fn write_charts(
                 .into(),
         ));
     }
+    save_all(&charts, out)
+}
+
+/// Writes each chart as `NAME.svg` and `NAME.png` into `out` (created if
+/// missing). Returns the files written.
+pub fn save_all(charts: &[(&str, Chart)], out: &Path) -> Result<Vec<PathBuf>> {
     let cannot = |path: &Path, e: io::Error| {
         Error::BadConfig(format!("cannot write {}: {e}", path.display()))
     };
@@ -877,7 +894,11 @@ fn draw_panel<DB: DrawingBackend>(
             let color = series.get(s).map(|s| s.color).unwrap_or(MUTED);
             match bar {
                 Bar::Runs(runs) => {
-                    let mean = runs.iter().sum::<f64>() / runs.len().max(1) as f64;
+                    let mean = if panel.median {
+                        median(runs)
+                    } else {
+                        runs.iter().sum::<f64>() / runs.len().max(1) as f64
+                    };
                     chart.draw_series(std::iter::once(Rectangle::new(
                         [(x0, 0.0), (x1, mean)],
                         color.filled(),
@@ -1204,6 +1225,16 @@ fn scenario_letter(scenario: Scenario) -> String {
         .next()
         .unwrap_or("?")
         .to_string()
+}
+
+/// The lower middle value (the benchmark's own choice of median run).
+fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 /// The distinct values, in order of first appearance.
