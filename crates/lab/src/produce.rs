@@ -173,6 +173,7 @@ pub fn produce(
     let producer: BaseProducer<LoggingContext> = config
         .create_with_context(LoggingContext(log.clone()))
         .doing("creating the producer")?;
+    // ANCHOR: produce_loop
     let transactional = semantic == Semantic::ExactlyOnce;
     if transactional {
         producer
@@ -205,6 +206,7 @@ pub fn produce(
             .flush(Duration::from_secs(330))
             .doing("waiting for the last acknowledgements")?;
     }
+    // ANCHOR_END: produce_loop
     progress(sent);
     let (acknowledged, failed) = log.take();
     Ok(ProduceReport {
@@ -241,6 +243,7 @@ pub(crate) fn send<C: ProducerContext<DeliveryOpaque = usize>>(
     Ok(())
 }
 
+// ANCHOR: commit_transaction
 /// Commits the open transaction, draining delivery reports first:
 /// `commit_transaction`'s own flush polls in 100 ms steps, which would make
 /// frequent commits look far slower than Kafka is.
@@ -250,6 +253,7 @@ pub(crate) fn commit<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<(
         .commit_transaction(Duration::from_secs(60))
         .doing("committing a transaction")
 }
+// ANCHOR_END: commit_transaction
 
 /// Polls until every record handed over has its delivery report.
 pub(crate) fn drain<C: ProducerContext>(
