@@ -138,6 +138,7 @@ impl Case {
         }
     }
 
+    // ANCHOR: cases
     /// What the case changes in its semantic's librdkafka settings, plus the
     /// in-flight limit, which every case sets to the Java client's default
     /// (librdkafka's is 1,000,000) so both clients run alike.
@@ -172,8 +173,13 @@ impl Case {
             "max.in.flight.requests.per.connection",
             in_flight(one_in_flight),
         ));
+        // The Java client batches 16 KB per partition by default, librdkafka
+        // up to 1 MB (batch.size=1000000): with the defaults, the comparison
+        // would measure batch sizes, not clients. Both batch up to 1 MB.
+        o.push(("batch.size", "1000000"));
         o.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
     }
+    // ANCHOR_END: cases
 }
 
 fn in_flight(one: bool) -> &'static str {
@@ -397,6 +403,24 @@ impl BenchReport {
         serde_json::to_string_pretty(self).expect("a bench report always serializes")
     }
 
+    /// Reads a report written by `lab bench --json FILE` (the book's is
+    /// `book/src/generated/bench.json`).
+    pub fn read(path: impl AsRef<std::path::Path>) -> Result<BenchReport> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::BadConfig(format!(
+                "cannot read {}: {e} (write one with `lab bench --json FILE`)",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::BadConfig(format!(
+                "{} is not a lab bench report: {e}",
+                path.display()
+            ))
+        })
+    }
+
     pub fn figure(&self, case: Case) -> Option<&Figure> {
         self.figures.iter().find(|f| f.case == case)
     }
@@ -490,6 +514,181 @@ impl BenchReport {
         }
         out
     }
+}
+
+/// A published statement about what the guarantees cost, checked against a
+/// report: what was claimed, by whom, what this run measured, and whether it
+/// reproduced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub claim: String,
+    pub source: String,
+    pub measured: String,
+    /// None: the report lacks a case the claim needs.
+    pub reproduced: Option<bool>,
+}
+
+/// Two throughputs closer than this (as a fraction) are a tie on one noisy
+/// machine, not an order.
+pub const TIE: f64 = 0.05;
+
+/// The published relationships the course checks (Confluent's and the
+/// module's), against `report` (five requests in flight) and, for the
+/// in-order comparison, `in_order` (one in flight).
+pub fn published_claims(
+    report: &BenchReport,
+    in_order: Option<&BenchReport>,
+) -> Vec<Claim> {
+    let rate =
+        |r: &BenchReport, c: Case| r.figure(c).map(|f| f.throughput.records_per_sec);
+    let vs_all = |r: &BenchReport, c: Case| r.figure(c).and_then(|f| f.vs_acks_all);
+    let tx = |ms| Case::Transactional {
+        commit_interval_ms: ms,
+    };
+    let mut claims = Vec::new();
+
+    let order = match (
+        rate(report, Case::Acks0),
+        rate(report, Case::Acks1),
+        rate(report, Case::AcksAll),
+    ) {
+        (Some(a0), Some(a1), Some(all)) => Some((a0, a1, all)),
+        _ => None,
+    };
+    claims.push(Claim {
+        claim: "acks=0 is faster than acks=1, which is at least as fast as acks=all"
+            .into(),
+        source: "the course module's comparison table".into(),
+        measured: order.map_or_else(
+            || "not measured".into(),
+            |(a0, a1, all)| {
+                format!(
+                    "acks=0 {:.2}×, acks=1 {:.2}× the throughput of acks=all",
+                    a0 / all,
+                    a1 / all
+                )
+            },
+        ),
+        reproduced: order
+            .map(|(a0, a1, all)| a0 > a1 * (1.0 + TIE) && a1 >= all * (1.0 - TIE)),
+    });
+
+    // The same ratio for Kafka's own Java client, from its ProducerPerformance runs.
+    let java_vs_all = |r: &BenchReport, c: Case| {
+        let rate = |c| {
+            r.figure(c)?
+                .producer_performance
+                .as_ref()
+                .map(|p| p.result.records_per_sec)
+        };
+        Some(rate(c)? / rate(Case::AcksAll)?)
+    };
+    let idempotence =
+        "the idempotent producer keeps at least 95 % of acks=all's throughput";
+    for (client, ratio) in [
+        ("lab, librdkafka", vs_all(report, Case::Idempotent)),
+        ("Java client", java_vs_all(report, Case::Idempotent)),
+    ] {
+        claims.push(Claim {
+            claim: format!("{idempotence} ({client})"),
+            source: "Confluent (KIP-98 benchmarks)".into(),
+            measured: ratio
+                .map_or_else(|| "not measured".into(), |r| format!("{r:.2}× acks=all")),
+            reproduced: ratio.map(|r| r >= 0.95),
+        });
+    }
+
+    let transactions =
+        "transactions committed every 100 ms, 1 KB records, one request in \
+                        flight: within about 5 % of acks=all (Confluent measured 3 %)";
+    for (client, ratio) in [
+        ("lab, librdkafka", in_order.and_then(|r| vs_all(r, tx(100)))),
+        (
+            "Java client",
+            in_order.and_then(|r| java_vs_all(r, tx(100))),
+        ),
+    ] {
+        claims.push(Claim {
+            claim: format!("{transactions} ({client})"),
+            source: "Confluent, \"Transactions in Apache Kafka\"".into(),
+            measured: ratio.map_or_else(
+                || "not measured".into(),
+                |r| format!("{r:.2}× acks=all, one in flight"),
+            ),
+            reproduced: ratio.map(|r| r >= 0.95),
+        });
+    }
+
+    let curve: Vec<(u64, f64)> = report
+        .figures
+        .iter()
+        .filter_map(|f| match f.case {
+            Case::Transactional { commit_interval_ms } => {
+                Some((commit_interval_ms, f.throughput.records_per_sec))
+            }
+            _ => None,
+        })
+        .collect();
+    let ends = (curve.len() >= 2).then(|| {
+        let first = curve.iter().min_by_key(|c| c.0).expect("two or more");
+        let last = curve.iter().max_by_key(|c| c.0).expect("two or more");
+        (*first, *last)
+    });
+    claims.push(Claim {
+        claim: "the longer the commit interval, the smaller the cost of transactions"
+            .into(),
+        source: "Confluent, \"Transactions in Apache Kafka\"".into(),
+        measured: ends.map_or_else(
+            || "not measured".into(),
+            |((a, ra), (b, rb))| {
+                format!(
+                    "{b} ms commits: {:.2}× the throughput of {a} ms commits",
+                    rb / ra
+                )
+            },
+        ),
+        reproduced: ends.map(|((_, ra), (_, rb))| rb > ra * (1.0 + TIE)),
+    });
+
+    let vs_pp: Vec<f64> = report
+        .figures
+        .iter()
+        .filter_map(|f| f.vs_producer_performance)
+        .collect();
+    let lowest = vs_pp.iter().copied().reduce(f64::min);
+    claims.push(Claim {
+        claim: "the lab's harness is no slower than Kafka's own ProducerPerformance \
+                (at least 0.9× on every case), so it measures Kafka, not itself"
+            .into(),
+        source: "the course's own goal".into(),
+        measured: lowest.map_or_else(
+            || "not measured".into(),
+            |l| format!("lowest ratio {l:.2}× over {} cases", vs_pp.len()),
+        ),
+        reproduced: lowest.map(|l| l >= 0.9),
+    });
+    claims
+}
+
+/// The claims as a Markdown table.
+pub fn claims_markdown(claims: &[Claim]) -> String {
+    let mut out = String::from(
+        "| claim | from | measured here | reproduced |\n|---|---|---|---|\n",
+    );
+    for c in claims {
+        out += &format!(
+            "| {} | {} | {} | {} |\n",
+            c.claim,
+            c.source,
+            c.measured,
+            match c.reproduced {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "–",
+            }
+        );
+    }
+    out
 }
 
 /// Runs every case of `options` on `cluster`.
@@ -686,9 +885,10 @@ pub fn bench_with_progress(
 
 fn client_defaults_note(options: &BenchOptions) -> String {
     let mut note = String::from(
-        "both clients otherwise use their defaults: linger.ms=5 in both; librdkafka batches up to \
-         batch.size=1000000 bytes / batch.num.messages=10000, the Java client batch.size=16384 \
-         bytes per partition; no compression",
+        "both clients batch up to 1,000,000 bytes per partition (librdkafka's default batch.size; \
+         the Java client's default of 16384 is raised to match) and otherwise use their \
+         defaults: linger.ms=5 in both, librdkafka also caps a batch at batch.num.messages=10000; \
+         no compression",
     );
     if !options.producer_overrides.is_empty() {
         let extra: Vec<String> = options
@@ -959,6 +1159,7 @@ fn produce_measured(
             .begin_transaction()
             .doing("beginning a transaction")?;
     }
+    // ANCHOR: measured_loop
     let mut id = 0;
     // The last commit, after the loop, is one more.
     while id < options.records
@@ -988,6 +1189,7 @@ fn produce_measured(
         produce::drain(&producer, Duration::from_secs(330))?;
     }
     let elapsed = started.elapsed();
+    // ANCHOR_END: measured_loop
 
     let context = producer.context();
     let ack_latency = lock(&context.acks).summary();
@@ -1795,6 +1997,8 @@ mod tests {
                 assert_eq!(acks, java["acks"], "{case:?}");
                 let idem = config.get("enable.idempotence").unwrap();
                 assert_eq!(idem, java["enable.idempotence"], "{case:?}");
+                // Java batches as much as librdkafka does by default.
+                assert_eq!(java["batch.size"], "1000000");
             }
         }
     }
@@ -1816,8 +2020,11 @@ mod tests {
                 "acks=all",
                 "idempotent",
                 "transactional 10 ms",
+                "transactional 30 ms",
                 "transactional 100 ms",
-                "transactional 1000 ms"
+                "transactional 300 ms",
+                "transactional 1000 ms",
+                "transactional 3000 ms"
             ]
         );
         let json = serde_json::to_string(&o).unwrap();

@@ -246,6 +246,24 @@ impl Cluster {
         }
     }
 
+    /// The end of each partition of `topic` (its high watermark): the offset
+    /// the next record will get. Transaction markers take offsets too, so a
+    /// transactional topic ends past the number of records it holds.
+    pub fn end_offsets(&self, topic: &str) -> Result<Vec<i64>> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .create()
+            .doing("creating a metadata client")?;
+        (0..self.partition_count(topic)? as i32)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .map(|(_, high)| high)
+                    .doing(format!("reading the end of {topic} partition {p}"))
+            })
+            .collect()
+    }
+
     /// The number of partitions of `topic`.
     pub fn partition_count(&self, topic: &str) -> Result<usize> {
         let consumer: BaseConsumer = self

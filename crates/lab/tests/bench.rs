@@ -58,6 +58,8 @@ fn bench_measures_every_case_and_producer_performance() {
         settle_dirty_mb: 0,
         // A short interval, so that the small workload spans several commits.
         cases: Case::defaults(&[5]),
+        // Exactly RECORDS per case, so that every figure can be checked against it.
+        min_commits: 1,
         ..BenchOptions::new(RECORDS, 512)
     };
     let report = bench(&cluster, &options).unwrap();
@@ -134,4 +136,41 @@ fn bench_measures_every_case_and_producer_performance() {
         let (x, y) = (b.throughput.records_per_sec, f.throughput.records_per_sec);
         assert!((x - y).abs() <= y * 1e-12, "{x} != {y}");
     }
+}
+
+/// A long commit interval is measured as that interval: the transactional
+/// case keeps sending until it has committed `min_commits` transactions, each
+/// about one interval long, instead of committing once at the end of a run
+/// far shorter than the interval.
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn a_long_commit_interval_runs_for_several_intervals() {
+    let cluster = kafka();
+    let interval_ms = 400;
+    let options = BenchOptions {
+        warmup_records: 200,
+        repetitions: 1,
+        settle_dirty_mb: 0,
+        cases: vec![Case::Transactional {
+            commit_interval_ms: interval_ms,
+        }],
+        min_commits: 3,
+        end_to_end: false,
+        producer_performance: false,
+        ..BenchOptions::new(200, 256)
+    };
+    let report = bench(&cluster, &options).unwrap();
+    let f = &report.figures[0];
+    let t = f.transactions.expect("transaction stats");
+    assert!(t.commits >= 3, "{t:?}");
+    // Two whole intervals passed before the last commit.
+    assert!(
+        f.throughput.seconds >= 2.0 * interval_ms as f64 / 1000.0,
+        "{:?}",
+        f.throughput
+    );
+    // It sent past the 200 records asked for, and counts what it sent.
+    assert!(f.throughput.records > 200, "{:?}", f.throughput);
+    assert_eq!(f.throughput.bytes, f.throughput.records * 256);
+    assert_eq!(f.failed, 0, "{:?}", f.first_error);
 }

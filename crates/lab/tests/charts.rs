@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use lab::bench::{BenchReport, Case};
 use lab::charts::{self, Chart};
 use lab::faults::matrix::Cell;
 use lab::Outcome;
@@ -240,6 +241,101 @@ fn benchmark_charts_from_plain_numbers() {
             source,
         ],
     );
+}
+
+fn bench_report() -> BenchReport {
+    serde_json::from_str(&generated("bench.json"))
+        .expect("bench.json is a lab bench report")
+}
+
+/// Lines drawn (plotters writes every line series as one polyline).
+fn polylines(svg: &str) -> usize {
+    svg.matches("<polyline").count()
+}
+
+#[test]
+fn bench_charts_from_the_recorded_benchmark() {
+    let report = bench_report();
+    assert!(report.backend_description.starts_with("Apache Kafka"));
+    let charts = charts::bench_charts(&report);
+    let names: Vec<&str> = charts.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["bench-throughput", "bench-latency", "bench-eos-cost"]
+    );
+    for (name, chart) in &charts {
+        assert!(
+            chart.caption().contains(&report.backend_description),
+            "{name} names its source"
+        );
+    }
+    let chart = |name: &str| &charts.iter().find(|(n, _)| *n == name).unwrap().1;
+
+    // Throughput: every case (long labels wrap: each word is there), both clients.
+    let mut expected = vec![
+        "lab (librdkafka)",
+        "ProducerPerformance (Java client)",
+        "records per second",
+        report.librdkafka_version.as_str(),
+    ];
+    for f in &report.figures {
+        expected.extend(f.label.split_whitespace());
+    }
+    check(chart("bench-throughput"), "bench-throughput", &expected);
+
+    // Latency: a curve per guarantee's typical setting, in both panels.
+    let shown: Vec<&str> = report
+        .figures
+        .iter()
+        .filter(|f| match f.case {
+            Case::Transactional { commit_interval_ms } => {
+                [100, 1000].contains(&commit_interval_ms)
+            }
+            _ => true,
+        })
+        .map(|f| f.label.as_str())
+        .collect();
+    assert!(shown.len() >= 4, "{shown:?}");
+    let mut expected = shown.clone();
+    expected.extend(["latency (ms)", "50%", "99%", "Send to acknowledgement"]);
+    let latency = chart("bench-latency");
+    check(latency, "bench-latency", &expected);
+    let with_e2e = report
+        .figures
+        .iter()
+        .filter(|f| shown.contains(&f.label.as_str()) && f.end_to_end.is_some())
+        .count();
+    assert_eq!(
+        polylines(&latency.to_svg_string()),
+        shown.len() + with_e2e,
+        "one line per case and panel"
+    );
+
+    // The exactly-once cost: the transactional curve against the two references.
+    let intervals: Vec<u64> = report
+        .figures
+        .iter()
+        .filter_map(|f| match f.case {
+            Case::Transactional { commit_interval_ms } => Some(commit_interval_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(intervals.len() >= 3, "{intervals:?}");
+    let cost = chart("bench-eos-cost");
+    check(
+        cost,
+        "bench-eos-cost",
+        &[
+            "transactional",
+            "transactional, one run",
+            "idempotent (no transactions)",
+            "acks=all (no transactions)",
+            "commit interval (ms)",
+            "median latency (ms)",
+        ],
+    );
+    // Throughput: curve + two references; latency: the same three.
+    assert_eq!(polylines(&cost.to_svg_string()), 6);
 }
 
 #[test]
