@@ -403,7 +403,12 @@ pub fn consume_auto_commit(
             consumer: &consumer,
             handed: &handed,
         };
-        sink.auto_commit_step(AutoCommitStep::Handed, consumed, ids.len(), &group_offsets)?;
+        sink.auto_commit_step(
+            AutoCommitStep::Handed,
+            consumed,
+            ids.len(),
+            &group_offsets,
+        )?;
         sink.process(&ids)?;
         sink.auto_commit_step(
             AutoCommitStep::Processed,

@@ -533,8 +533,8 @@ pub fn consumer_crash_variant(
             let first_at = Seeded::new(options.seed ^ 3)
                 .in_range(options.records / 8..options.records / 4)
                 .max(1);
-            let second_at = Seeded::new(options.seed ^ 4)
-                .in_range(1..(options.records / 8).max(2));
+            let second_at =
+                Seeded::new(options.seed ^ 4).in_range(1..(options.records / 8).max(2));
             let first = killed(vec![
                 format!("--crash-at={first_at}"),
                 "--crash-when=committed-not-processed".into(),
@@ -647,7 +647,8 @@ impl VariantOutcome {
         sources.sort_unstable();
         sources.dedup();
         let records: Vec<String> = {
-            let mut r: Vec<String> = runs.iter().map(|r| r.outcome.records.to_string()).collect();
+            let mut r: Vec<String> =
+                runs.iter().map(|r| r.outcome.records.to_string()).collect();
             r.dedup();
             r
         };

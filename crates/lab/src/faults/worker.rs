@@ -370,6 +370,7 @@ impl Sink for FileSink {
         if consumed < k {
             return Ok(());
         }
+        // ANCHOR: auto_commit_crash
         match (when, step) {
             // Processing is slow (here: it waits) and the timer fires meanwhile:
             // it commits the batch's stored offsets. Then the process dies.
@@ -394,6 +395,7 @@ impl Sink for FileSink {
             }
             _ => Ok(()),
         }
+        // ANCHOR_END: auto_commit_crash
     }
 }
 
@@ -487,7 +489,10 @@ mod tests {
         assert_eq!(memory.unseen(&[1, 2, 1]), [1, 2]);
         // A new process: only the set read back from the results knows 3..=5.
         assert_eq!(SeenIds::in_memory().unseen(&[3, 4, 6]), [3, 4, 6]);
-        assert_eq!(SeenIds::from_results(&sink).unwrap().unseen(&[3, 4, 6]), [6]);
+        assert_eq!(
+            SeenIds::from_results(&sink).unwrap().unseen(&[3, 4, 6]),
+            [6]
+        );
         // No results yet: nothing seen, not an error.
         let none = SeenIds::from_results(&dir.join("absent")).unwrap();
         assert!(none.ids.is_empty());
