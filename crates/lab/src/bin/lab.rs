@@ -246,6 +246,12 @@ fn run(cli: Cli) -> lab::Result<()> {
             json,
             target,
         } => {
+            if variant.is_some() && !matches!(fault, Fault::ConsumerCrash) {
+                return Err(lab::Error::BadConfig(
+                    "--variant is a consumer of scenario C: use it with --fault consumer-crash"
+                        .into(),
+                ));
+            }
             let cluster = target.cluster()?;
             let options = lab::faults::crash::CrashOptions::new(records, seed);
             let semantic = match (semantic, variant, fault) {
@@ -256,7 +262,8 @@ fn run(cli: Cli) -> lab::Result<()> {
                     if json {
                         println!(
                             "{}",
-                            serde_json::to_string_pretty(&run).expect("outcomes serialize")
+                            serde_json::to_string_pretty(&run)
+                                .expect("outcomes serialize")
                         );
                     } else {
                         println!("{} ({})\n{}", variant.label(), variant, run.outcome);
@@ -270,16 +277,12 @@ fn run(cli: Cli) -> lab::Result<()> {
                     }
                     return Ok(());
                 }
-                (_, Some(_), _) => {
-                    return Err(lab::Error::BadConfig(
-                        "--variant is a consumer of scenario C: use it with --fault consumer-crash"
-                            .into(),
-                    ))
-                }
+                (_, Some(_), _) => unreachable!("checked before connecting"),
                 (Some(semantic), None, _) => semantic,
                 (None, None, _) => {
                     return Err(lab::Error::BadConfig(
-                        "name a --semantic (or, with consumer-crash, a --variant)".into(),
+                        "name a --semantic (or, with consumer-crash, a --variant)"
+                            .into(),
                     ))
                 }
             };
