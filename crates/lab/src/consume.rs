@@ -1,6 +1,7 @@
 //! Consumer loops, one per semantic: commit before processing, commit after
 //! processing, and read-process-write with the consumed offsets committed
-//! inside the producer's transaction.
+//! inside the producer's transaction. Beside them, the loop the course
+//! corrects: auto-commit, which the source notes call at-most-once.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -45,6 +46,28 @@ pub trait Sink {
     /// process, in the semantic's order), with the number of records this
     /// consumer has taken so far, this batch included.
     fn between_steps(&mut self, _consumed: u64) {}
+
+    /// The auto-commit loop's hook, called twice per batch: once it has been
+    /// handed over (its offsets are stored, so the timer may commit them) and
+    /// once it has been processed. `group` asks the broker what is committed.
+    fn auto_commit_step(
+        &mut self,
+        _step: AutoCommitStep,
+        _consumed: u64,
+        _batch: usize,
+        _group: &GroupOffsets<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Where the auto-commit loop is in a batch when it calls its hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoCommitStep {
+    /// Handed over by `poll`, not processed yet.
+    Handed,
+    /// Processed.
+    Processed,
 }
 
 /// The in-memory sink of the happy path.
@@ -309,6 +332,156 @@ pub(crate) fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
             .expect("a plain offset is always valid");
     }
     list
+}
+
+// ANCHOR: auto_commit_settings
+/// The consumer settings of the source notes' at-most-once consumer: no commit
+/// of its own, librdkafka commits on a timer. The interval is the default of
+/// both librdkafka and the Java client; a shorter one (the notes use 100 ms)
+/// narrows both windows of the timer but closes neither.
+pub fn auto_commit_settings() -> Vec<(String, String)> {
+    [
+        // Commit in the background, every auto.commit.interval.ms.
+        ("enable.auto.commit", "true"),
+        ("auto.commit.interval.ms", AUTO_COMMIT_INTERVAL_MS),
+        // What the timer commits: the offset of every record `poll` has
+        // handed over, processed or not (librdkafka's default).
+        ("enable.auto.offset.store", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+// ANCHOR_END: auto_commit_settings
+
+/// `auto.commit.interval.ms` of the auto-commit loop, in milliseconds.
+pub const AUTO_COMMIT_INTERVAL_MS: &str = "5000";
+
+/// Consumes all of `input` as a member of `group` the way the source notes'
+/// at-most-once consumer does: take records, process them, and never commit,
+/// leaving that to librdkafka's auto-commit timer. `overrides` are extra
+/// consumer settings, applied after [`auto_commit_settings`].
+pub fn consume_auto_commit(
+    cluster: &Cluster,
+    input: &str,
+    group: &str,
+    overrides: &[(String, String)],
+    sink: &mut dyn Sink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ConsumeReport> {
+    let started = Instant::now();
+    let partitions = cluster.partition_count(input)?;
+    let mut settings = auto_commit_settings();
+    settings.extend_from_slice(overrides);
+    // At-most-once's other settings (auto.offset.reset, isolation.level) stay.
+    let mut config =
+        Semantic::AtMostOnce.consumer_config(cluster.bootstrap(), group, &settings);
+    config.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = config.create().doing("creating the consumer")?;
+    consumer
+        .subscribe(&[input])
+        .doing(format!("subscribing to {input}"))?;
+
+    let mut report = ConsumeReport::default();
+    let mut drained = Drained::new(partitions);
+    // Per partition, one past the last record handed over: what the timer commits.
+    let mut handed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    // ANCHOR: auto_commit_loop
+    loop {
+        // Each record `poll` hands over has its offset stored at once: from
+        // here on, the timer may commit it, whatever happens to it next.
+        let batch = next_batch(&consumer, &mut drained)?;
+        if batch.is_empty() {
+            if drained.all() {
+                break;
+            }
+            continue;
+        }
+        for r in &batch {
+            let next = handed.entry((r.topic.clone(), r.partition)).or_insert(0);
+            *next = (*next).max(r.offset + 1);
+        }
+        let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
+        let consumed = report.processed.len() as u64 + ids.len() as u64;
+        let group_offsets = GroupOffsets {
+            consumer: &consumer,
+            handed: &handed,
+        };
+        sink.auto_commit_step(
+            AutoCommitStep::Handed,
+            consumed,
+            ids.len(),
+            &group_offsets,
+        )?;
+        sink.process(&ids)?;
+        sink.auto_commit_step(
+            AutoCommitStep::Processed,
+            consumed,
+            ids.len(),
+            &group_offsets,
+        )?;
+        // No commit here: the timer does it, on its own schedule.
+        report.processed.extend(ids);
+        progress(report.processed.len() as u64);
+    }
+    // ANCHOR_END: auto_commit_loop
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The group's committed offsets as the broker holds them, next to what the
+/// auto-commit loop has handed over: what lets a crash hook die on a chosen
+/// side of an auto-commit.
+pub struct GroupOffsets<'a> {
+    consumer: &'a BaseConsumer,
+    handed: &'a BTreeMap<(String, i32), i64>,
+}
+
+impl GroupOffsets<'_> {
+    /// Waits until the group's committed offsets reach every record handed over
+    /// so far, asking the group coordinator (OffsetFetch) every 10 ms, so it
+    /// returns within a few milliseconds of the auto-commit that got there.
+    /// Returns how long it waited.
+    pub fn wait_until_committed(&self, limit: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let committed = self.committed()?;
+            let covered = self.handed.iter().all(|(partition, next)| {
+                committed.get(partition).is_some_and(|c| c >= next)
+            });
+            if covered {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > limit {
+                return Err(Error::Stalled {
+                    stage: "auto-commit",
+                    waited: limit,
+                    detail: format!(
+                        "the group's committed offsets never reached the records handed over \
+                         (committed {committed:?}, handed {:?}); is enable.auto.commit=true?",
+                        self.handed
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn committed(&self) -> Result<BTreeMap<(String, i32), i64>> {
+        let list = self
+            .consumer
+            .committed(Duration::from_secs(10))
+            .doing("asking the group coordinator for the committed offsets")?;
+        let committed = list
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect();
+        Ok(committed)
+    }
 }
 
 fn commit(consumer: &BaseConsumer, offsets: &TopicPartitionList) -> Result<()> {

@@ -96,3 +96,19 @@ fn settings_are_printed_with_reasons() {
     assert!(out.contains("isolation.level"), "{out}");
     assert!(out.contains("fences"), "{out}");
 }
+
+#[test]
+fn a_consumer_variant_outside_scenario_c_is_refused_before_connecting() {
+    let (code, _, err, took) = lab(&[
+        "scenario",
+        "-f",
+        "lost-ack",
+        "--variant",
+        "auto-commit",
+        "--bootstrap",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("use it with --fault consumer-crash"), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}

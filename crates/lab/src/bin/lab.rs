@@ -3,6 +3,7 @@
 //!     lab run --semantic at-least-once --records 10000
 //!     lab run --semantic exactly-once --records 10000 --json
 //!     lab run --semantic at-most-once --mock
+//!     lab scenario --fault consumer-crash --variant auto-commit
 //!     lab settings --semantic exactly-once
 //!     lab ping
 //!     lab bench --records 200000 --json bench.json
@@ -93,8 +94,12 @@ enum Command {
         /// Extra producer setting KEY=VALUE (e.g. acks=1 for leader-failure)
         #[arg(long = "producer-set", value_parser = parse_key_value)]
         producer_set: Vec<(String, String)>,
-        #[arg(long, short)]
-        semantic: Semantic,
+        #[arg(long, short, required_unless_present = "variant")]
+        semantic: Option<Semantic>,
+        /// consumer-crash only: a consumer of the source notes instead of a
+        /// semantic's own (auto-commit, dedup-in-memory, dedup-durable)
+        #[arg(long, value_enum, conflicts_with = "semantic")]
+        variant: Option<lab::faults::crash::ConsumerVariant>,
         #[arg(long, short = 'n', default_value_t = 2000)]
         records: u64,
         /// Chooses the (reproducible) crash point
@@ -235,13 +240,52 @@ fn run(cli: Cli) -> lab::Result<()> {
             fault,
             producer_set,
             semantic,
+            variant,
             records,
             seed,
             json,
             target,
         } => {
+            if variant.is_some() && !matches!(fault, Fault::ConsumerCrash) {
+                return Err(lab::Error::BadConfig(
+                    "--variant is a consumer of scenario C: use it with --fault consumer-crash"
+                        .into(),
+                ));
+            }
             let cluster = target.cluster()?;
             let options = lab::faults::crash::CrashOptions::new(records, seed);
+            let semantic = match (semantic, variant, fault) {
+                (_, Some(variant), Fault::ConsumerCrash) => {
+                    let run = lab::faults::crash::consumer_crash_variant(
+                        &cluster, variant, &options,
+                    )?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&run)
+                                .expect("outcomes serialize")
+                        );
+                    } else {
+                        println!("{} ({})\n{}", variant.label(), variant, run.outcome);
+                        println!(
+                            "  the killed workers reported: {} committed, not processed; \
+                             {} processed, not committed; {} skipped as seen",
+                            run.committed_unprocessed,
+                            run.processed_uncommitted,
+                            run.skipped_as_seen
+                        );
+                    }
+                    return Ok(());
+                }
+                (_, Some(_), _) => unreachable!("checked before connecting"),
+                (Some(semantic), None, _) => semantic,
+                (None, None, _) => {
+                    return Err(lab::Error::BadConfig(
+                        "name a --semantic (or, with consumer-crash, a --variant)"
+                            .into(),
+                    ))
+                }
+            };
             let outcome = match fault {
                 Fault::ProducerCrash => {
                     lab::faults::crash::producer_crash(&cluster, semantic, &options)?

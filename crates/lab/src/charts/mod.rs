@@ -38,6 +38,9 @@ use plotters_backend::{
     BackendColor, BackendCoord, BackendTextStyle, DrawingErrorKind,
 };
 
+mod corrections;
+pub use corrections::corrections_chart;
+
 use crate::audit::Counts;
 use crate::error::{Error, Result};
 use crate::faults::matrix::{Case, Cell, Scenario};

@@ -2,11 +2,17 @@
 //! its two steps): a child process running `lab worker ...` is killed with
 //! SIGKILL at a seeded point, and a new one carries on by the semantic's
 //! recovery rule. The audit then counts, by id, what was lost and duplicated.
+//!
+//! Scenario C also runs the consumers of the source notes that the course
+//! corrects ([`consumer_crash_variant`]): auto-commit as "at-most-once", and
+//! an in-memory set of seen ids as "de-duplication".
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
@@ -60,6 +66,14 @@ struct WorkerRun {
     acked: Vec<u64>,
     committed_through: Option<u64>,
     killed: bool,
+    /// Consumer variants: records whose offsets were committed, unprocessed,
+    /// when the worker died.
+    committed_unprocessed: u64,
+    /// Consumer variants: records processed, their offsets not committed,
+    /// when the worker died.
+    processed_uncommitted: u64,
+    /// Records skipped because their ids had been seen.
+    skipped: u64,
 }
 
 /// The `lab` binary that runs the workers: `LAB_WORKER_BIN`, this process if
@@ -171,6 +185,9 @@ fn run_worker(args: &[String]) -> Result<WorkerRun> {
             "handed" => run.handed.push(n),
             "acked" => run.acked.push(n),
             "committed" => run.committed_through = Some(n),
+            "committed-unprocessed" => run.committed_unprocessed += n,
+            "processed-uncommitted" => run.processed_uncommitted += n,
+            "skipped" => run.skipped += n,
             _ => {}
         }
     }
@@ -349,6 +366,304 @@ pub fn consumer_crash(
     outcome.produce_seconds = produced.elapsed.as_secs_f64();
     outcome.consume_seconds = started.elapsed().as_secs_f64();
     Ok(outcome)
+}
+
+/// A consumer of scenario C as the source notes write it, or as the course
+/// corrects it. Each runs as real child processes, SIGKILLed and replaced in
+/// the same group, and is audited by id like every scenario.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerVariant {
+    /// The notes' "at-most-once": `enable.auto.commit=true`, no commit of its
+    /// own. Killed once just after an auto-commit covered records it had not
+    /// processed, and once just after processing records no auto-commit had
+    /// covered yet.
+    AutoCommit,
+    /// At-least-once behind the notes' `IdempotentProcessor`: seen ids in a
+    /// set in memory, which the restarted process does not have.
+    DedupInMemory,
+    /// At-least-once behind seen ids kept with the results: a restarted
+    /// process reads them back.
+    DedupDurable,
+}
+
+impl ConsumerVariant {
+    pub const ALL: [ConsumerVariant; 3] = [
+        ConsumerVariant::AutoCommit,
+        ConsumerVariant::DedupInMemory,
+        ConsumerVariant::DedupDurable,
+    ];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsumerVariant::AutoCommit => "auto-commit",
+            ConsumerVariant::DedupInMemory => "dedup-in-memory",
+            ConsumerVariant::DedupDurable => "dedup-durable",
+        }
+    }
+
+    /// What the variant is, in a few words (table rows, chart groups).
+    pub fn label(self) -> &'static str {
+        match self {
+            ConsumerVariant::AutoCommit => "auto-commit",
+            ConsumerVariant::DedupInMemory => "seen ids in memory",
+            ConsumerVariant::DedupDurable => "seen ids kept with the results",
+        }
+    }
+
+    /// The semantic the variant's consumer claims (and whose settings it
+    /// starts from).
+    pub fn semantic(self) -> Semantic {
+        match self {
+            ConsumerVariant::AutoCommit => Semantic::AtMostOnce,
+            ConsumerVariant::DedupInMemory | ConsumerVariant::DedupDurable => {
+                Semantic::AtLeastOnce
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ConsumerVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which side of an auto-commit the auto-commit consumer dies on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AutoCommitCrash {
+    /// Just after the timer committed a batch handed over but not processed:
+    /// the replacement starts after it, so it is lost.
+    CommittedNotProcessed,
+    /// Just after processing a batch that no commit covers yet: the
+    /// replacement starts before it, so it is processed again.
+    ProcessedNotCommitted,
+}
+
+/// One run of a [`ConsumerVariant`] under scenario C: the audit's outcome, and
+/// what the killed workers reported about the moment they died, which
+/// predicts it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VariantOutcome {
+    pub variant: ConsumerVariant,
+    pub seed: u64,
+    pub outcome: Outcome,
+    /// Records whose offsets were committed but which were not processed when
+    /// a worker died: the replacement starts after them.
+    pub committed_unprocessed: u64,
+    /// Records processed whose offsets nobody had committed when a worker
+    /// died: the replacement gets them again.
+    pub processed_uncommitted: u64,
+    /// Records a worker skipped because its seen-id set held their ids.
+    pub skipped_as_seen: u64,
+    /// The file the workers processed into (not recorded).
+    #[serde(skip)]
+    pub sink: PathBuf,
+}
+
+/// Scenario C with one of the consumers the course corrects. The input is
+/// written with at-least-once's producer (acks=all), so every record is in the
+/// log and whatever goes missing goes missing in the consumer.
+///
+/// - [`ConsumerVariant::AutoCommit`]: the first consumer dies just after an
+///   auto-commit covered a batch it had not processed; its replacement dies
+///   just after processing a batch no auto-commit had covered; a third
+///   finishes. Both crash points are set by the seed and placed against the
+///   timer by asking the broker for the committed offsets, so both windows are
+///   hit every time, whatever the interval.
+/// - The dedup variants: the consumer dies between processing a batch and
+///   committing it, as at-least-once does in scenario C; a replacement
+///   finishes.
+pub fn consumer_crash_variant(
+    cluster: &Cluster,
+    variant: ConsumerVariant,
+    options: &CrashOptions,
+) -> Result<VariantOutcome> {
+    let crate::run::Pipeline { input, group, .. } = crate::run::Pipeline::create(
+        cluster,
+        Semantic::AtLeastOnce,
+        &format!("consumer-crash-{variant}"),
+        options.partitions,
+    )?;
+    let produced = produce::produce(
+        cluster,
+        Semantic::AtLeastOnce,
+        &input,
+        &ProduceOptions {
+            ids: 0..options.records,
+            payload_bytes: 100,
+            transaction_size: 500,
+            overrides: Vec::new(),
+        },
+        &mut |_| {},
+    )?;
+    cluster.wait_for_records(
+        &input,
+        produced.acknowledged.len() as u64,
+        WAIT_FOR_LOG,
+    )?;
+    let started = Instant::now();
+    let sink = state_dir("consumer-crash")?.join(format!("{group}.sink"));
+    let args = vec![
+        "consume".to_string(),
+        format!("--semantic={}", variant.semantic()),
+        format!("--variant={variant}"),
+        format!("--bootstrap={}", cluster.bootstrap()),
+        format!("--input={input}"),
+        format!("--group={group}"),
+        format!("--sink={}", sink.display()),
+    ];
+    let killed = |extra: Vec<String>| -> Result<WorkerRun> {
+        let run = run_worker(&[args.clone(), extra].concat())?;
+        if !run.killed {
+            return Err(Error::BadConfig(format!(
+                "the {variant} consumer was meant to die, but it finished"
+            )));
+        }
+        Ok(run)
+    };
+    let (mut runs, fault) = match variant {
+        ConsumerVariant::AutoCommit => {
+            // Early enough that two more batches follow the first crash (of
+            // up to 500 records each), and the second crash in the
+            // replacement's first batches, so a batch is left for it to die on.
+            let first_at = Seeded::new(options.seed ^ 3)
+                .in_range(options.records / 8..options.records / 4)
+                .max(1);
+            let second_at =
+                Seeded::new(options.seed ^ 4).in_range(1..(options.records / 8).max(2));
+            let first = killed(vec![
+                format!("--crash-at={first_at}"),
+                "--crash-when=committed-not-processed".into(),
+            ])?;
+            let second = killed(vec![
+                format!("--crash-at={second_at}"),
+                "--crash-when=processed-not-committed".into(),
+            ])?;
+            let fault = format!(
+                "auto.commit.interval.ms={}: consumer SIGKILLed at its record {first_at} just after an \
+                 auto-commit covered a batch it had not processed; the replacement SIGKILLed at its \
+                 record {second_at} just after processing a batch no auto-commit covered yet; a third \
+                 finished (seed {})",
+                crate::consume::AUTO_COMMIT_INTERVAL_MS,
+                options.seed
+            );
+            (vec![first, second], fault)
+        }
+        ConsumerVariant::DedupInMemory | ConsumerVariant::DedupDurable => {
+            let crash_at = options.crash_point(2);
+            let first = killed(vec![format!("--crash-at={crash_at}")])?;
+            let fault = format!(
+                "consumer with {} SIGKILLed after processing, before committing, at its record \
+                 {crash_at} (seed {}); a replacement joined the group",
+                variant.label(),
+                options.seed
+            );
+            (vec![first], fault)
+        }
+    };
+    runs.push(run_worker(&args)?);
+
+    let in_log = read_ids(cluster, &input, Isolation::ReadCommitted)?;
+    let delivered = read_sink(&sink)?;
+    let mut outcome = Outcome::new(cluster, variant.semantic(), options.records, input);
+    outcome.group = group;
+    outcome.fault = Some(fault);
+    outcome.counts = audit::count(&audit::Observed {
+        source: options.records,
+        sent: produced.sent,
+        acknowledged: &produced.acknowledged,
+        in_log: &in_log,
+        in_log_uncommitted: &[],
+        delivered: &delivered,
+        aborted: &[],
+    });
+    outcome.produce_seconds = produced.elapsed.as_secs_f64();
+    outcome.consume_seconds = started.elapsed().as_secs_f64();
+    Ok(VariantOutcome {
+        variant,
+        seed: options.seed,
+        outcome,
+        committed_unprocessed: runs.iter().map(|r| r.committed_unprocessed).sum(),
+        processed_uncommitted: runs.iter().map(|r| r.processed_uncommitted).sum(),
+        skipped_as_seen: runs.iter().map(|r| r.skipped).sum(),
+        sink,
+    })
+}
+
+fn read_sink(sink: &Path) -> Result<Vec<u64>> {
+    let text = std::fs::read_to_string(sink).map_err(|e| {
+        Error::BadConfig(format!("cannot read the sink {}: {e}", sink.display()))
+    })?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+impl VariantOutcome {
+    /// The runs as a Markdown table, one line per variant with every seed's
+    /// counts side by side, and the line naming the backend.
+    pub fn markdown_table(runs: &[VariantOutcome]) -> String {
+        let mut out = String::from(
+            "| consumer | claims | lost (per run) | duplicated (per run) | committed, not processed | processed, not committed | skipped as seen |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for variant in ConsumerVariant::ALL {
+            let mine: Vec<&VariantOutcome> =
+                runs.iter().filter(|r| r.variant == variant).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let column = |f: &dyn Fn(&VariantOutcome) -> u64| {
+                mine.iter()
+                    .map(|r| f(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                variant.label(),
+                variant.semantic(),
+                column(&|r| r.outcome.counts.lost),
+                column(&|r| r.outcome.counts.duplicated),
+                column(&|r| r.committed_unprocessed),
+                column(&|r| r.processed_uncommitted),
+                column(&|r| r.skipped_as_seen),
+            );
+        }
+        let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let mut sources: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}, librdkafka {}",
+                    r.outcome.backend_description, r.outcome.librdkafka_version
+                )
+            })
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let records: Vec<String> = {
+            let mut r: Vec<String> =
+                runs.iter().map(|r| r.outcome.records.to_string()).collect();
+            r.dedup();
+            r
+        };
+        out += &format!(
+            "\n{} records per run, seeds {}. Measured on {}.\n",
+            records.join(", "),
+            seeds
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            sources.join("; ")
+        );
+        out
+    }
 }
 
 /// The copies a read_uncommitted reader sees beyond a read_committed one.

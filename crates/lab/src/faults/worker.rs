@@ -11,11 +11,17 @@
 //! - exactly-once starts a new producer with the same `transactional.id`
 //!   (which fences the dead one and aborts its open transaction) and resumes
 //!   after the last record the log holds as committed.
+//!
+//! A consumer worker can also run one of the variants of scenario C that
+//! correct the source notes (`--variant`, see [`ConsumerVariant`]): the
+//! auto-commit consumer, dying on either side of an auto-commit, and the
+//! at-least-once consumer behind a set of seen ids, kept in memory or with
+//! the results.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +29,9 @@ use rdkafka::producer::{BaseProducer, Producer};
 
 use crate::audit::{read_ids, Isolation};
 use crate::cluster::Cluster;
-use crate::consume::{self, Sink};
+use crate::consume::{self, AutoCommitStep, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
+use crate::faults::crash::{AutoCommitCrash, ConsumerVariant};
 use crate::faults::die_now;
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
@@ -86,9 +93,18 @@ pub struct ConsumeWorker {
     #[arg(long)]
     pub sink: PathBuf,
     /// Die with SIGKILL in the gap between the two steps of the batch that
-    /// holds this worker's Nth record.
+    /// holds this worker's Nth record (with --variant=auto-commit: on the side
+    /// of an auto-commit that --crash-when names).
     #[arg(long)]
     pub crash_at: Option<u64>,
+    /// Run a variant that corrects the source notes instead of the
+    /// semantic's own loop.
+    #[arg(long, value_enum)]
+    pub variant: Option<ConsumerVariant>,
+    /// With --variant=auto-commit and --crash-at: which side of an
+    /// auto-commit the crash falls on.
+    #[arg(long, value_enum, requires = "crash_at")]
+    pub crash_when: Option<AutoCommitCrash>,
 }
 
 pub fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
@@ -250,36 +266,164 @@ fn write_state(path: &PathBuf, next: u64) -> Result<()> {
         })
 }
 
+/// How long a crash hook waits for the auto-commit timer: three intervals,
+/// and then some for a slow broker.
+const AUTO_COMMIT_WAIT: Duration = Duration::from_secs(25);
+
+// ANCHOR: seen_ids
+/// The source notes' `IdempotentProcessor`: the ids of the records processed
+/// so far; a record whose id is among them is skipped.
+struct SeenIds {
+    ids: HashSet<u64>,
+}
+
+impl SeenIds {
+    /// As the notes keep them: in memory, so every new process starts with none.
+    fn in_memory() -> SeenIds {
+        SeenIds {
+            ids: HashSet::new(),
+        }
+    }
+
+    /// Kept with the results: the sink holds each processed id, written in
+    /// the same write as the result, so a restarted process reads back every
+    /// id the dead one processed, and none it did not.
+    fn from_results(sink: &Path) -> Result<SeenIds> {
+        let text = match fs::read_to_string(sink) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(crate::Error::BadConfig(format!(
+                    "cannot read the results in {}: {e}",
+                    sink.display()
+                )))
+            }
+        };
+        let ids = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        Ok(SeenIds { ids })
+    }
+
+    /// The ids of `batch` not seen before, now marked as seen.
+    fn unseen(&mut self, batch: &[u64]) -> Vec<u64> {
+        batch
+            .iter()
+            .copied()
+            .filter(|id| self.ids.insert(*id))
+            .collect()
+    }
+}
+// ANCHOR_END: seen_ids
+
 /// The consumer worker's sink: a file of processed ids, one per line.
 struct FileSink {
     file: fs::File,
+    semantic: Semantic,
     crash_at: Option<u64>,
+    /// The variants with a seen-id set: skip records whose id is in it.
+    seen: Option<SeenIds>,
+    /// The auto-commit variant: which side of an auto-commit to die on.
+    crash_when: Option<AutoCommitCrash>,
+    /// Processed-not-committed: a commit has just covered everything so far;
+    /// die after the next batch is processed.
+    armed: bool,
+    /// Records in the batch being processed, before any were skipped.
+    batch: usize,
 }
 
 impl Sink for FileSink {
     fn process(&mut self, ids: &[u64]) -> Result<()> {
+        self.batch = ids.len();
+        let fresh = match &mut self.seen {
+            Some(seen) => seen.unseen(ids),
+            None => ids.to_vec(),
+        };
+        if fresh.len() < ids.len() {
+            report(format_args!("skipped {}", ids.len() - fresh.len()));
+        }
         let mut text = String::new();
-        for id in ids {
+        for id in &fresh {
             text += &format!("{id}\n");
         }
         // One write(2): in the kernel's page cache, it survives our SIGKILL.
         self.file.write_all(text.as_bytes()).map_err(|e| {
             crate::Error::BadConfig(format!("cannot write the sink: {e}"))
         })?;
-        report(format_args!("processed {}", ids.len()));
+        report(format_args!("processed {}", fresh.len()));
         Ok(())
     }
 
     fn between_steps(&mut self, consumed: u64) {
         if self.crash_at.is_some_and(|k| consumed >= k) {
+            // At-least-once dies here with the batch processed, not committed
+            // (at-most-once with it committed, not processed yet).
+            if self.semantic == Semantic::AtLeastOnce {
+                report(format_args!("processed-uncommitted {}", self.batch));
+            }
             die_now();
         }
+    }
+
+    fn auto_commit_step(
+        &mut self,
+        step: AutoCommitStep,
+        consumed: u64,
+        batch: usize,
+        group: &GroupOffsets<'_>,
+    ) -> Result<()> {
+        let (Some(k), Some(when)) = (self.crash_at, self.crash_when) else {
+            return Ok(());
+        };
+        if consumed < k {
+            return Ok(());
+        }
+        // ANCHOR: auto_commit_crash
+        match (when, step) {
+            // Processing is slow (here: it waits) and the timer fires meanwhile:
+            // it commits the batch's stored offsets. Then the process dies.
+            (AutoCommitCrash::CommittedNotProcessed, AutoCommitStep::Handed) => {
+                group.wait_until_committed(AUTO_COMMIT_WAIT)?;
+                report(format_args!("committed-unprocessed {batch}"));
+                die_now()
+            }
+            // Wait for a commit to cover everything processed so far: the next
+            // one is a whole interval (5 s) away, far longer than taking and
+            // processing one more batch, so that batch dies uncommitted.
+            (AutoCommitCrash::ProcessedNotCommitted, AutoCommitStep::Processed)
+                if !self.armed =>
+            {
+                group.wait_until_committed(AUTO_COMMIT_WAIT)?;
+                self.armed = true;
+                Ok(())
+            }
+            (AutoCommitCrash::ProcessedNotCommitted, AutoCommitStep::Processed) => {
+                report(format_args!("processed-uncommitted {batch}"));
+                die_now()
+            }
+            _ => Ok(()),
+        }
+        // ANCHOR_END: auto_commit_crash
     }
 }
 
 /// `lab worker consume`.
 pub fn consume(w: &ConsumeWorker) -> Result<()> {
     let cluster = Cluster::connect(&w.bootstrap)?;
+    if w.crash_when.is_some() && w.variant != Some(ConsumerVariant::AutoCommit) {
+        return Err(crate::Error::BadConfig(
+            "--crash-when chooses a side of an auto-commit: it needs --variant=auto-commit"
+                .into(),
+        ));
+    }
+    if w.variant.is_some() && w.output.is_some() {
+        return Err(crate::Error::BadConfig(
+            "the consumer variants process into --sink; drop --output".into(),
+        ));
+    }
+    let seen = match w.variant {
+        Some(ConsumerVariant::DedupInMemory) => Some(SeenIds::in_memory()),
+        Some(ConsumerVariant::DedupDurable) => Some(SeenIds::from_results(&w.sink)?),
+        Some(ConsumerVariant::AutoCommit) | None => None,
+    };
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -287,20 +431,41 @@ pub fn consume(w: &ConsumeWorker) -> Result<()> {
         .map_err(|e| {
             crate::Error::BadConfig(format!("cannot open {}: {e}", w.sink.display()))
         })?;
+    // The seen-id variants ride on at-least-once's own loop.
+    let semantic = w.variant.map_or(w.semantic, ConsumerVariant::semantic);
     let mut sink = FileSink {
         file,
+        semantic,
         crash_at: w.crash_at,
+        seen,
+        crash_when: w.crash_when,
+        armed: false,
+        batch: 0,
     };
-    consume::consume(
-        &cluster,
-        w.semantic,
-        &w.input,
-        w.output.as_deref(),
-        &w.group,
-        &crash_consumer_overrides(),
-        &mut sink,
-        &mut |_| {},
-    )?;
+    match w.variant {
+        Some(ConsumerVariant::AutoCommit) => {
+            consume::consume_auto_commit(
+                &cluster,
+                &w.input,
+                &w.group,
+                &crash_consumer_overrides(),
+                &mut sink,
+                &mut |_| {},
+            )?;
+        }
+        _ => {
+            consume::consume(
+                &cluster,
+                semantic,
+                &w.input,
+                w.output.as_deref(),
+                &w.group,
+                &crash_consumer_overrides(),
+                &mut sink,
+                &mut |_| {},
+            )?;
+        }
+    }
     report(format_args!("done"));
     Ok(())
 }
@@ -317,5 +482,26 @@ mod tests {
         assert_eq!(a.record(&[0]), Some(150));
         assert_eq!(a.record(&(150..200).collect::<Vec<_>>()), None);
         assert_eq!(a.record(&(200..260).collect::<Vec<_>>()), Some(260));
+    }
+
+    #[test]
+    fn seen_ids_kept_with_the_results_survive_a_restart_and_in_memory_ones_do_not() {
+        let dir = std::env::temp_dir().join(format!("lab-seen-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let sink = dir.join("results");
+        fs::write(&sink, "3\n4\n5\n").unwrap();
+        // Within one process both skip a repeated id.
+        let mut memory = SeenIds::in_memory();
+        assert_eq!(memory.unseen(&[1, 2, 1]), [1, 2]);
+        // A new process: only the set read back from the results knows 3..=5.
+        assert_eq!(SeenIds::in_memory().unseen(&[3, 4, 6]), [3, 4, 6]);
+        assert_eq!(
+            SeenIds::from_results(&sink).unwrap().unseen(&[3, 4, 6]),
+            [6]
+        );
+        // No results yet: nothing seen, not an error.
+        let none = SeenIds::from_results(&dir.join("absent")).unwrap();
+        assert!(none.ids.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
