@@ -2054,6 +2054,118 @@ mod tests {
         assert_eq!(paired_ratio(&[Some(1.0)], &[Some(0.0)]), None);
     }
 
+    /// A figure of `case` at `rate` records/s (the lab) and `java` (ProducerPerformance).
+    fn figure(case: Case, rate: f64, all: f64, java: f64) -> Figure {
+        let result = parse_producer_performance(&format!(
+            "1000 records sent, {java} records/sec (1.0 MB/sec), 1.0 ms avg latency, \
+             2.0 ms max latency, 1 ms 50th, 2 ms 95th, 2 ms 99th, 2 ms 99.9th."
+        ))
+        .unwrap();
+        Figure {
+            case,
+            label: case.label(),
+            backend_description: "Apache Kafka 4.1.1, 1 broker".into(),
+            kafka_version: "4.1.1".into(),
+            producer_settings: BTreeMap::new(),
+            records: 1000,
+            record_bytes: 1024,
+            failed: 0,
+            first_error: None,
+            throughput: Throughput::from_seconds(1000, 1024 * 1000, 1000.0 / rate),
+            throughput_runs: vec![rate],
+            ack_latency: LatencySummary::default(),
+            transactions: None,
+            end_to_end: None,
+            producer_performance: Some(PerfRun {
+                command: Vec::new(),
+                tools_jar: String::new(),
+                wall_seconds: 1.0,
+                result,
+            }),
+            vs_acks_all: Some(rate / all),
+            vs_producer_performance: Some(rate / java),
+        }
+    }
+
+    fn report(figures: Vec<Figure>) -> BenchReport {
+        BenchReport {
+            backend: Backend::Kafka,
+            backend_description: "Apache Kafka 4.1.1, 1 broker".into(),
+            kafka_version: "4.1.1".into(),
+            librdkafka_version: "2.12.1".into(),
+            options: BenchOptions::default(),
+            load_before: None,
+            load_after: None,
+            cpus: 2,
+            started_unix_secs: 0,
+            seconds: 1.0,
+            payload_encoding: measure_encoding(100),
+            settle_seconds: 0.0,
+            max_dirty_mb_at_start: None,
+            figures,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn published_claims_follow_the_figures() {
+        let tx = |ms| Case::Transactional {
+            commit_interval_ms: ms,
+        };
+        // The lab: acks=0 clearly first, idempotence at 0.70, a rising curve.
+        // Java: idempotence at 0.97.
+        let all = 100_000.0;
+        let five = report(vec![
+            figure(Case::Acks0, 130_000.0, all, 40_000.0),
+            figure(Case::Acks1, 101_000.0, all, 40_000.0),
+            figure(Case::AcksAll, all, all, 40_000.0),
+            figure(Case::Idempotent, 70_000.0, all, 38_800.0),
+            figure(tx(10), 40_000.0, all, 20_000.0),
+            figure(tx(3000), 69_000.0, all, 38_000.0),
+        ]);
+        // One in flight: transactions at 100 ms at 0.96 (lab), 0.90 (Java).
+        let one = report(vec![
+            figure(Case::AcksAll, all, all, 40_000.0),
+            figure(tx(100), 96_000.0, all, 36_000.0),
+        ]);
+        let claims = published_claims(&five, Some(&one));
+        let verdicts: Vec<Option<bool>> = claims.iter().map(|c| c.reproduced).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Some(true),  // acks order
+                Some(false), // idempotence, lab: 0.70
+                Some(true),  // idempotence, Java: 0.97
+                Some(true),  // transactions, lab: 0.96
+                Some(false), // transactions, Java: 0.90
+                Some(true),  // the curve rises
+                Some(true),  // lab >= 0.9x ProducerPerformance everywhere
+            ],
+            "{claims:#?}"
+        );
+        assert_eq!(claims[1].measured, "0.70× acks=all");
+        assert!(
+            claims[5].measured.starts_with("3000 ms commits: 1.73×"),
+            "{}",
+            claims[5].measured
+        );
+        // A tie between acks=1 and acks=0 is no order; a missing report is no verdict.
+        let tie = report(vec![
+            figure(Case::Acks0, 102_000.0, all, 1.0),
+            figure(Case::Acks1, 100_000.0, all, 1.0),
+            figure(Case::AcksAll, all, all, 1.0),
+        ]);
+        let claims = published_claims(&tie, None);
+        assert_eq!(claims[0].reproduced, Some(false));
+        assert_eq!(claims[3].reproduced, None);
+        assert_eq!(claims[3].measured, "not measured");
+        let table = claims_markdown(&claims);
+        assert!(
+            table.contains("| **no** |") && table.contains("| – |"),
+            "{table}"
+        );
+    }
+
     #[test]
     fn numbers_are_written_right_aligned() {
         let mut field = [b'?'; 5];

@@ -6,7 +6,8 @@
 //!     lab scenario --fault consumer-crash --variant auto-commit
 //!     lab settings --semantic exactly-once
 //!     lab ping
-//!     lab bench --records 200000 --json bench.json
+//!     lab bench --records 200000 --json bench.json --charts charts/
+//!     lab matrix --repetitions 3 --json matrix.json --charts charts/
 //!     lab charts --from-matrix book/src/generated/matrix.json --out charts
 
 use std::process::ExitCode;
@@ -128,6 +129,9 @@ enum Command {
         /// Also write the cells as JSON to this file
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// Also draw the matrix chart (matrix.svg and matrix.png) into this directory
+        #[arg(long)]
+        charts: Option<std::path::PathBuf>,
         #[command(flatten)]
         target: Target,
     },
@@ -321,6 +325,7 @@ fn run(cli: Cli) -> lab::Result<()> {
             scenario,
             three_bootstrap,
             json,
+            charts,
             target,
         } => {
             use lab::faults::matrix::{markdown, run_matrix, MatrixOptions, Scenario};
@@ -369,6 +374,12 @@ fn run(cli: Cli) -> lab::Result<()> {
                         path.display()
                     ))
                 })?;
+            }
+            if let Some(dir) = charts {
+                let chart = lab::charts::matrix_chart(&cells);
+                for file in lab::charts::save_all(&[("matrix", chart)], &dir)? {
+                    println!("chart written to {}", file.display());
+                }
             }
         }
         Command::Charts {
