@@ -13,6 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
+use crate::monitor::StatsContext;
 use crate::produce;
 use crate::record;
 use crate::semantics::Semantic;
@@ -76,7 +77,9 @@ pub fn consume(
     // Lab mechanics, not part of the guarantee: report reaching a partition's
     // end, so the loop knows when the topic is drained.
     config.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = config.create().doing("creating the consumer")?;
+    let consumer: BaseConsumer<StatsContext> = config
+        .create_with_context(StatsContext)
+        .doing("creating the consumer")?;
     consumer
         .subscribe(&[input])
         .doing(format!("subscribing to {input}"))?;
@@ -138,7 +141,7 @@ pub fn consume(
 #[allow(clippy::too_many_arguments)]
 fn transform(
     cluster: &Cluster,
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<StatsContext>,
     output: &str,
     group: &str,
     drained: &mut Drained,
@@ -238,7 +241,7 @@ impl Drained {
 /// Polls up to `BATCH` records; returns early when nothing more is waiting.
 /// Fails if nothing at all arrives for `IDLE_LIMIT`.
 pub(crate) fn next_batch(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<StatsContext>,
     drained: &mut Drained,
 ) -> Result<Vec<Consumed>> {
     let mut batch = Vec::new();
@@ -307,7 +310,7 @@ pub(crate) fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
     list
 }
 
-fn commit(consumer: &BaseConsumer, offsets: &TopicPartitionList) -> Result<()> {
+fn commit(consumer: &BaseConsumer<StatsContext>, offsets: &TopicPartitionList) -> Result<()> {
     consumer
         .commit(offsets, CommitMode::Sync)
         .doing("committing offsets")

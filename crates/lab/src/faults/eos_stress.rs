@@ -831,9 +831,19 @@ fn transactional_producer(
     overrides: &[(String, String)],
     log: &Arc<DeliveryLog>,
 ) -> Result<TxProducer> {
-    let producer: TxProducer = Semantic::ExactlyOnce
-        .producer_config(bootstrap, Some(transactional_id), overrides)?
-        .create_with_context(LoggingContext(log.clone()))
+    let config =
+        Semantic::ExactlyOnce.producer_config(bootstrap, Some(transactional_id), overrides)?;
+    init_transactional(config, log.clone())
+}
+
+/// A transactional producer from `config`, its transactions initialised.
+pub(crate) fn init_transactional(
+    config: rdkafka::ClientConfig,
+    log: Arc<DeliveryLog>,
+) -> Result<TxProducer> {
+    let transactional_id = config.get("transactional.id").unwrap_or("?").to_string();
+    let producer: TxProducer = config
+        .create_with_context(LoggingContext(log))
         .doing("creating a transactional producer")?;
     producer
         .init_transactions(INIT_TIMEOUT)
@@ -858,7 +868,7 @@ fn write_committed(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Resul
 
 /// Begins a transaction, writes `ids` in it and waits for every delivery
 /// report: the records are in the log, the transaction stays open.
-fn write_open(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Result<()> {
+pub(crate) fn write_open(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Result<()> {
     producer
         .begin_transaction()
         .doing("beginning a transaction")?;
@@ -869,7 +879,7 @@ fn write_open(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Result<()>
 }
 
 /// Writes `ids` without a transaction and waits until all are acknowledged.
-fn write_acknowledged(
+pub(crate) fn write_acknowledged(
     producer: &BaseProducer<LoggingContext>,
     topic: &str,
     ids: Range<u64>,
