@@ -76,6 +76,12 @@ pub struct Counters {
     pub queued: u64,
     /// Requests sent (brokers' `tx`).
     pub requests: u64,
+    /// Records handed to the producer so far (partitions' `msgs`).
+    pub records_produced: u64,
+    /// Records sent to brokers, each time it was sent (`txmsgs`): a record
+    /// whose request timed out is put back in the queue and sent again in a
+    /// new request, which `txretries` does not count but this does.
+    pub records_transmitted: u64,
     /// Requests sent again after a failure or a timeout (brokers' `txretries`).
     pub retries: u64,
     /// Requests that got no answer in time (brokers' `req_timeouts`):
@@ -142,8 +148,10 @@ impl PartitionCounters {
     /// How far this consumer's stored position is behind the high watermark,
     /// whatever its isolation level lets it see (None while unknown).
     pub fn behind_high_watermark(&self) -> Option<i64> {
-        (self.hi_offset >= 0 && self.stored_offset >= 0)
-            .then(|| (self.hi_offset - self.stored_offset).max(0))
+        // Once the partition is let go (the consumer closing), only the
+        // committed offset is left.
+        let position = self.stored_offset.max(self.committed_offset);
+        (self.hi_offset >= 0 && position >= 0).then(|| (self.hi_offset - position).max(0))
     }
 
     /// Offsets between the last stable offset and the high watermark: the
@@ -179,6 +187,7 @@ impl Report {
         })?;
         let mut c = Counters {
             queued: raw.msg_cnt,
+            records_transmitted: raw.txmsgs,
             eos: raw.eos.map(|e| EosState {
                 idemp_state: e.idemp_state,
                 txn_state: e.txn_state,
@@ -200,6 +209,9 @@ impl Report {
         }
         for (topic, t) in &raw.topics {
             for p in t.partitions.values().filter(|p| p.partition >= 0) {
+                // The unassigned partition -1 counts a record again while it
+                // waits for its partition's leader: left out.
+                c.records_produced += p.msgs;
                 c.partitions.push(PartitionCounters {
                     topic: topic.clone(),
                     partition: p.partition,
@@ -240,6 +252,7 @@ mod raw {
         #[serde(rename = "type")]
         pub kind: String,
         pub msg_cnt: u64,
+        pub txmsgs: u64,
         pub brokers: HashMap<String, Broker>,
         pub topics: HashMap<String, Topic>,
         pub eos: Option<Eos>,
@@ -276,6 +289,7 @@ mod raw {
         pub consumer_lag: i64,
         pub consumer_lag_stored: i64,
         pub msgq_cnt: i64,
+        pub msgs: u64,
     }
 
     impl Default for Partition {
@@ -291,6 +305,7 @@ mod raw {
                 consumer_lag: -1,
                 consumer_lag_stored: -1,
                 msgq_cnt: 0,
+                msgs: 0,
             }
         }
     }
@@ -338,6 +353,8 @@ pub struct ClientSeries {
 pub struct Totals {
     pub requests: u64,
     pub retries: u64,
+    /// Records sent more than once (`txmsgs` beyond the records produced).
+    pub records_resent: u64,
     pub request_timeouts: u64,
     pub transmit_errors: u64,
     pub disconnects: u64,
@@ -370,6 +387,7 @@ impl ClientSeries {
         Totals {
             requests: max(|c| c.requests),
             retries: max(|c| c.retries),
+            records_resent: max(|c| c.records_transmitted.saturating_sub(c.records_produced)),
             request_timeouts: max(|c| c.request_timeouts),
             transmit_errors: max(|c| c.transmit_errors),
             disconnects: max(|c| c.disconnects),
@@ -527,7 +545,6 @@ impl Monitor {
     /// `role` names it in the recording (a number is added: `producer 1`).
     pub fn watch(&self, config: &mut ClientConfig, role: &str) {
         let mut clients = lock(&self.inner.clients);
-        let n = clients.iter().filter(|c| c.series.role.starts_with(role)).count() + 1;
         let client_id = format!("lab-monitor-{}-{}", self.inner.id, clients.len() + 1);
         // librdkafka builds the JSON on its own thread every interval and
         // queues it; the callback runs when the application polls the client.
@@ -540,7 +557,7 @@ impl Monitor {
         clients.push(Watched {
             client_id,
             series: ClientSeries {
-                role: format!("{role} {n}"),
+                role: role.to_string(),
                 kind: String::new(),
                 created_at_seconds: self.elapsed(),
                 samples: Vec::new(),
@@ -576,18 +593,24 @@ impl Monitor {
         f()
     }
 
-    /// The recording so far.
+    /// The recording so far. A configuration that never became a client
+    /// (e.g. one built only to check its settings) reported nothing and is
+    /// left out; the others are numbered per role in the order they were
+    /// configured: `producer 1`, `producer 2`.
     pub fn recording(&self) -> Recording {
+        let mut numbered: HashMap<String, usize> = HashMap::new();
         let clients = lock(&self.inner.clients)
             .iter()
-            .map(|w| {
+            .filter_map(|w| {
+                let last = w.last.as_ref()?;
                 let mut series = w.series.clone();
-                if let Some(last) = &w.last {
-                    if series.samples.last() != Some(last) {
-                        series.samples.push(last.clone());
-                    }
+                if series.samples.last() != Some(last) {
+                    series.samples.push(last.clone());
                 }
-                series
+                let n = numbered.entry(series.role.clone()).or_default();
+                *n += 1;
+                series.role = format!("{} {n}", series.role);
+                Some(series)
             })
             .collect();
         Recording {
@@ -597,12 +620,28 @@ impl Monitor {
         }
     }
 
-    /// The last counters `role` (e.g. `read_committed reader 1`) reported.
+    /// The last counters the first client watched as `role` (e.g.
+    /// `read_committed reader`) reported.
     pub fn last_of(&self, role: &str) -> Option<Counters> {
         lock(&self.inner.clients)
             .iter()
-            .find(|w| w.series.role == role)
+            .find(|w| w.series.role == role && w.last.is_some())
             .and_then(|w| w.last.as_ref().map(|s| s.counters.clone()))
+    }
+
+    /// Polls `producer` for a little over one statistics interval if this
+    /// thread's monitor watches it, so its last counters (e.g. the records
+    /// sent again after a timeout) are reported before it is dropped.
+    pub(crate) fn settle<C: rdkafka::producer::ProducerContext>(
+        producer: &rdkafka::producer::BaseProducer<C>,
+    ) {
+        let interval = ACTIVE.with(|a| a.borrow().as_ref().map(|m| m.inner.interval));
+        if let Some(interval) = interval {
+            let until = Instant::now() + interval * 3 / 2;
+            while Instant::now() < until {
+                producer.poll(Duration::from_millis(10));
+            }
+        }
     }
 
     fn file(&self, report: Report) {
@@ -788,7 +827,7 @@ pub fn open_transaction_lag(
         std::thread::spawn(move || read_and_commit(consumer, &stop))
     };
     let result = (|| {
-        let role = format!("{READER} 1");
+        let role = READER;
         let b_log = Arc::new(DeliveryLog::default());
         let mut b_config = Semantic::AtLeastOnce.producer_config(cluster.bootstrap(), None, &[])?;
         monitor.watch(&mut b_config, "producer B");
@@ -805,7 +844,7 @@ pub fn open_transaction_lag(
 
         eos_stress::write_acknowledged(&b, &topic, 0..before)?;
         // A baseline: the reader has committed everything there is.
-        wait_for(&monitor, &role, |p| p.committed_offset == before as i64)?;
+        wait_for(&monitor, role, |p| p.committed_offset == before as i64)?;
         monitor.event(OPENED);
         eos_stress::write_open(&a, &topic, before..before + in_transaction)?;
         eos_stress::write_acknowledged(&b, &topic, before + in_transaction..records)?;
@@ -813,7 +852,7 @@ pub fn open_transaction_lag(
         produce::commit(&a)?;
         monitor.event(COMMITTED);
         // The commit marker takes one offset: the reader ends at the high watermark.
-        wait_for(&monitor, &role, |p| {
+        wait_for(&monitor, role, |p| {
             p.hi_offset > records as i64 && p.committed_offset == p.hi_offset
         })?;
         hold_polling(&a, &b, Duration::from_secs(1));
@@ -904,6 +943,7 @@ pub fn producer_totals(recording: &Recording) -> Totals {
         let t = c.totals();
         sum.requests += t.requests;
         sum.retries += t.retries;
+        sum.records_resent += t.records_resent;
         sum.request_timeouts += t.request_timeouts;
         sum.transmit_errors += t.transmit_errors;
         sum.disconnects += t.disconnects;
@@ -912,6 +952,217 @@ pub fn producer_totals(recording: &Recording) -> Totals {
         sum.producer_epoch = sum.producer_epoch.max(t.producer_epoch);
     }
     sum
+}
+
+// ---------------------------------------------------------------------------
+// The scenarios, monitored.
+// ---------------------------------------------------------------------------
+
+/// A scenario recorded with its clients' statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MonitoredScenario {
+    /// `lab::run`: produce, then consume, no fault.
+    HappyPath,
+    /// Scenario A: the chaos proxy swallows one Produce response.
+    LostAck,
+    /// E1: a zombie producer is fenced by its successor.
+    ZombieFenced,
+    /// E2: the answer to a commit (EndTxn) is lost.
+    LostEndTxn,
+    /// E3: a producer outlives its transaction.
+    TransactionTimeout,
+}
+
+impl MonitoredScenario {
+    /// What each semantic is run under: every semantic on the happy path and
+    /// under a lost ack, and exactly-once under the transactional faults.
+    pub fn plan() -> Vec<(MonitoredScenario, Semantic)> {
+        let mut plan = Vec::new();
+        for scenario in [MonitoredScenario::HappyPath, MonitoredScenario::LostAck] {
+            plan.extend(Semantic::ALL.map(|s| (scenario, s)));
+        }
+        for scenario in [
+            MonitoredScenario::ZombieFenced,
+            MonitoredScenario::LostEndTxn,
+            MonitoredScenario::TransactionTimeout,
+        ] {
+            plan.push((scenario, Semantic::ExactlyOnce));
+        }
+        plan
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            MonitoredScenario::HappyPath => "happy path",
+            MonitoredScenario::LostAck => "A: lost ack",
+            MonitoredScenario::ZombieFenced => "E1: zombie fenced",
+            MonitoredScenario::LostEndTxn => "E2: lost EndTxn",
+            MonitoredScenario::TransactionTimeout => "E3: transaction timeout",
+        }
+    }
+}
+
+/// One monitored run: what the audit counted, what the lab's own events say,
+/// and what librdkafka's statistics say.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonitoredRun {
+    pub scenario: MonitoredScenario,
+    pub semantic: Semantic,
+    /// e.g. `Apache Kafka 4.1.1, 1 broker at 127.0.0.1:9092, through the chaos proxy`.
+    pub backend_description: String,
+    pub librdkafka_version: String,
+    pub records: u64,
+    /// From the audit, by record id.
+    pub lost: u64,
+    pub duplicated: u64,
+    /// Records of aborted transactions in the log (only read_uncommitted sees them).
+    pub aborted_in_log: u64,
+    /// Transactions the coordinator aborted, from the scenario's own report
+    /// (a fenced or timed-out producer never calls abort, so librdkafka has
+    /// no counter for it).
+    pub transactions_aborted: u64,
+    /// Every producer's statistics, summed.
+    pub producers: Totals,
+    /// The largest librdkafka `consumer_lag` of the run's consumers.
+    pub consumer_max_lag: i64,
+    /// Each producer's transaction states in order, e.g.
+    /// `producer 1: Init > Ready > InTransaction`.
+    pub txn_states: Vec<String>,
+    pub recording: Recording,
+}
+
+/// Runs `scenario` for `semantic` with every client the lab builds watched.
+pub fn run_monitored(
+    cluster: &Cluster,
+    scenario: MonitoredScenario,
+    semantic: Semantic,
+    records: u64,
+    seed: u64,
+) -> Result<MonitoredRun> {
+    use crate::faults::{eos_stress as e, lost_ack};
+    use MonitoredScenario::*;
+    if scenario != HappyPath && scenario != LostAck && semantic != Semantic::ExactlyOnce {
+        return Err(Error::BadConfig(format!(
+            "{} is a scenario of exactly-once, not of {semantic}",
+            scenario.label()
+        )));
+    }
+    let monitor = Monitor::new();
+    let stress = EosStressOptions::new(records, seed);
+    let (outcome, transactions_aborted) = monitor.during(|| -> Result<_> {
+        Ok(match scenario {
+            HappyPath => (crate::run(cluster, semantic, &crate::RunOptions::records(records))?, 0),
+            LostAck => {
+                let options = lost_ack::LostAckOptions::new(records, seed);
+                (lost_ack::lost_ack(cluster, semantic, &options)?, 0)
+            }
+            ZombieFenced => {
+                let r = e::zombie_fenced_report(cluster, &stress)?;
+                (r.outcome, r.zombie_error.is_some() as u64)
+            }
+            LostEndTxn => (e::lost_end_txn_report(cluster, &stress)?.outcome, 0),
+            TransactionTimeout => {
+                let r = e::transaction_timeout_report(cluster, &stress)?;
+                (r.outcome, r.commit_error.is_some() as u64)
+            }
+        })
+    })?;
+    let recording = monitor.recording();
+    let txn_states = recording
+        .clients
+        .iter()
+        .filter(|c| c.kind == "producer")
+        .filter_map(|c| {
+            let states = c.txn_states();
+            (!states.is_empty()).then(|| {
+                let names: Vec<String> = states.into_iter().map(|(_, s)| s).collect();
+                format!("{}: {}", c.role, names.join(" > "))
+            })
+        })
+        .collect();
+    Ok(MonitoredRun {
+        scenario,
+        semantic,
+        backend_description: outcome.backend_description.clone(),
+        librdkafka_version: outcome.librdkafka_version.clone(),
+        records,
+        lost: outcome.counts.lost,
+        duplicated: outcome.counts.duplicated,
+        aborted_in_log: outcome.counts.aborted_in_log,
+        transactions_aborted,
+        producers: producer_totals(&recording),
+        consumer_max_lag: recording
+            .clients
+            .iter()
+            .filter(|c| c.kind == "consumer")
+            .map(|c| c.totals().max_consumer_lag)
+            .max()
+            .unwrap_or(0),
+        txn_states,
+        recording,
+    })
+}
+
+/// What the chapter on monitoring shows: every planned run, and E4 watched
+/// from a read_committed reader.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonitoringRecord {
+    pub runs: Vec<MonitoredRun>,
+    pub open_transaction: OpenTransactionLag,
+}
+
+/// Measures [`MonitoredScenario::plan`] and [`open_transaction_lag`] on
+/// `cluster`; `progress` is told each run's name as it starts.
+pub fn measure(
+    cluster: &Cluster,
+    records: u64,
+    seed: u64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<MonitoringRecord> {
+    let mut runs = Vec::new();
+    for (scenario, semantic) in MonitoredScenario::plan() {
+        progress(&format!("{} / {semantic}", scenario.label()));
+        runs.push(run_monitored(cluster, scenario, semantic, records, seed)?);
+    }
+    progress("E4: open transaction, read_committed reader");
+    let open_transaction = open_transaction_lag(cluster, &EosStressOptions::new(records, seed))?;
+    Ok(MonitoringRecord {
+        runs,
+        open_transaction,
+    })
+}
+
+/// The recorded runs as the book's table: one row per run, the audit's
+/// counts beside the statistics that explain them.
+pub fn markdown(record: &MonitoringRecord) -> String {
+    let mut out = String::from(
+        "| scenario | semantic | lost | duplicated | `txretries` | `req_timeouts` | `txerrs` \
+         | `EndTxn` requests | `epoch_cnt` | transactions aborted (lab) | consumer `consumer_lag` max |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &record.runs {
+        let p = &r.producers;
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.scenario.label(),
+            r.semantic,
+            r.lost,
+            r.duplicated,
+            p.retries,
+            p.request_timeouts,
+            p.transmit_errors,
+            p.end_txn_requests,
+            p.producer_id_assignments,
+            r.transactions_aborted,
+            if r.recording.clients.iter().any(|c| c.kind == "consumer") {
+                r.consumer_max_lag.to_string()
+            } else {
+                "(no consumer)".into()
+            }
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -990,8 +1241,12 @@ mod tests {
     #[test]
     fn a_watched_client_reports_only_changes_and_its_last_word() {
         let monitor = Monitor::with_interval(Duration::from_millis(250));
+        let mut checked_only = ClientConfig::new();
         let mut config = ClientConfig::new();
-        monitor.during(|| watch_if_active(&mut config, "producer"));
+        monitor.during(|| {
+            watch_if_active(&mut checked_only, "producer");
+            watch_if_active(&mut config, "producer");
+        });
         assert_eq!(config.get("statistics.interval.ms"), Some("250"));
         let client_id = config.get("client.id").unwrap().to_string();
         let json = PRODUCER.replace(
@@ -1005,6 +1260,7 @@ mod tests {
         deliver(PRODUCER.as_bytes()); // client.id "rdkafka": nobody watches it
         let recording = monitor.recording();
         assert_eq!(recording.interval_ms, 250);
+        // The configuration that never reported is left out of the numbering.
         let [client] = recording.clients.as_slice() else {
             panic!("one client: {recording:?}")
         };

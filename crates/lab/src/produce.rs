@@ -211,6 +211,7 @@ pub fn produce(
             .doing("waiting for the last acknowledgements")?;
     }
     progress(sent);
+    crate::monitor::Monitor::settle(&producer);
     let (acknowledged, failed) = log.take();
     Ok(ProduceReport {
         sent,
