@@ -184,6 +184,10 @@ fn in_flight(one: bool) -> &'static str {
     }
 }
 
+/// The commit intervals measured by default: the cost of exactly-once as a
+/// curve, from frequent commits (10 ms) to rare ones (3 s).
+pub const COMMIT_INTERVALS_MS: [u64; 6] = [10, 30, 100, 300, 1000, 3000];
+
 /// What to measure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchOptions {
@@ -218,6 +222,17 @@ pub struct BenchOptions {
     /// throttling writers (about 15 %).
     #[serde(default)]
     pub settle_dirty_mb: u64,
+    /// A transactional case keeps sending past `records` until it has
+    /// committed this many transactions. Without it a long interval would be
+    /// measured wrongly: 100,000 records take a fraction of a second, so a
+    /// "3000 ms" case would commit once, at the end, and look like a shorter
+    /// interval than it is.
+    #[serde(default = "one")]
+    pub min_commits: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl BenchOptions {
@@ -230,13 +245,14 @@ impl BenchOptions {
             record_bytes,
             warmup_records: (records / 10).clamp(1_000, 20_000),
             partitions: 1,
-            cases: Case::defaults(&[10, 100, 1000]),
+            cases: Case::defaults(&COMMIT_INTERVALS_MS),
             one_in_flight: false,
             repetitions: 3,
             end_to_end: true,
             producer_performance: true,
             producer_overrides: Vec::new(),
             settle_dirty_mb: 2560,
+            min_commits: 3,
         }
     }
 }
@@ -303,7 +319,7 @@ pub struct TransactionStats {
 }
 
 /// The pass with a consumer reading the topic while the producer writes it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EndToEnd {
     /// Measured records the consumer received.
     pub received: u64,
@@ -383,6 +399,96 @@ impl BenchReport {
 
     pub fn figure(&self, case: Case) -> Option<&Figure> {
         self.figures.iter().find(|f| f.case == case)
+    }
+
+    /// The report as the book shows it: throughput, latency and transaction
+    /// tables, the line naming what measured them, and the notes.
+    pub fn markdown(&self) -> String {
+        let o = &self.options;
+        let dash = || "–".to_string();
+        let mut out = String::from(
+            "| case | records/s | MB/s | × acks=all | every run (k records/s) | ProducerPerformance records/s | lab ÷ ProducerPerformance |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for f in &self.figures {
+            let pp = f.producer_performance.as_ref().map(|p| p.result);
+            out += &format!(
+                "| {} | {:.0} | {:.1} | {} | {} | {} | {} |\n",
+                f.label,
+                f.throughput.records_per_sec,
+                f.throughput.mb_per_sec,
+                f.vs_acks_all.map_or_else(dash, |r| format!("{r:.2}")),
+                spread(&f.throughput_runs),
+                pp.map_or_else(dash, |p| format!("{:.0}", p.records_per_sec)),
+                f.vs_producer_performance
+                    .map_or_else(dash, |r| format!("{r:.2}")),
+            );
+        }
+        out += "\n| case | ack p50 | ack p99 | ack p99.9 | end-to-end p50 | end-to-end p99 | end-to-end p99.9 |\n\
+                |---|---:|---:|---:|---:|---:|---:|\n";
+        for f in &self.figures {
+            let e2e = f.end_to_end.as_ref().map(|e| &e.latency);
+            let us = |v: Option<u64>| v.map_or_else(dash, |v| format_us(v as f64));
+            let a = &f.ack_latency;
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                f.label,
+                format_us(a.p50_us as f64),
+                format_us(a.p99_us as f64),
+                format_us(a.p999_us as f64),
+                us(e2e.map(|l| l.p50_us)),
+                us(e2e.map(|l| l.p99_us)),
+                us(e2e.map(|l| l.p999_us)),
+            );
+        }
+        let transactional: Vec<&Figure> = self
+            .figures
+            .iter()
+            .filter(|f| f.transactions.is_some())
+            .collect();
+        if !transactional.is_empty() {
+            out += "\n| case | records sent (median run) | transactions committed | mean transaction | mean drain + commit |\n\
+                    |---|---:|---:|---:|---:|\n";
+            for f in transactional {
+                let t = f.transactions.expect("filtered on it");
+                out += &format!(
+                    "| {} | {} | {} | {:.0} ms | {:.1} ms |\n",
+                    f.label,
+                    f.throughput.records,
+                    t.commits,
+                    f.throughput.seconds * 1000.0 / t.commits.max(1) as f64,
+                    t.mean_commit_ms,
+                );
+            }
+        }
+        let load = |l: Option<[f64; 3]>| {
+            l.map_or_else(|| "?".into(), |l| format!("{:.2}", l[0]))
+        };
+        out += &format!(
+            "\nMeasured on {}, librdkafka {}, {} CPUs (load average {} before, {} after): \
+             {} records of {} B per case after {} warm-up records, the median of {} interleaved \
+             run{}, {} partition{}, max.in.flight.requests.per.connection={}.\n",
+            self.backend_description,
+            self.librdkafka_version,
+            self.cpus,
+            load(self.load_before),
+            load(self.load_after),
+            o.records,
+            o.record_bytes,
+            o.warmup_records,
+            o.repetitions.max(1),
+            if o.repetitions > 1 { "s" } else { "" },
+            o.partitions,
+            if o.partitions == 1 { "" } else { "s" },
+            in_flight(o.one_in_flight),
+        );
+        if !self.notes.is_empty() {
+            out += "\n";
+            for note in &self.notes {
+                out += &format!("- {note}\n");
+            }
+        }
+        out
     }
 }
 
@@ -509,7 +615,8 @@ pub fn bench_with_progress(
         let producer_performance = if options.producer_performance {
             progress(&format!("{label}: ProducerPerformance"));
             settle.wait(progress);
-            match producer_performance(cluster, case, options) {
+            match producer_performance(cluster, case, options, alone.throughput.records)
+            {
                 Ok(run) => Some(run),
                 Err(e) => {
                     notes
@@ -852,8 +959,13 @@ fn produce_measured(
             .begin_transaction()
             .doing("beginning a transaction")?;
     }
-    for id in 0..options.records {
+    let mut id = 0;
+    // The last commit, after the loop, is one more.
+    while id < options.records
+        || (interval.is_some() && commits + 1 < options.min_commits)
+    {
         send(&producer, topic, template.fill(id, now_us()))?;
+        id += 1;
         if let Some(interval) = interval {
             if transaction_started.elapsed() >= interval {
                 let t = Instant::now();
@@ -883,11 +995,7 @@ fn produce_measured(
     let first_error = lock(&context.first_error).clone();
     Ok(Pass {
         settings,
-        throughput: Throughput::new(
-            options.records,
-            options.records * options.record_bytes as u64,
-            elapsed,
-        ),
+        throughput: Throughput::new(id, id * options.record_bytes as u64, elapsed),
         ack_latency,
         failed,
         first_error,
@@ -1131,11 +1239,14 @@ pub fn kafka_tools(version: &str) -> Option<(PathBuf, String)> {
     })
 }
 
-/// Runs ProducerPerformance for `case` on a fresh topic and parses its result.
+/// Runs ProducerPerformance for `case` on a fresh topic and parses its
+/// result. `records`: as many as the lab's run sent (a transactional case may
+/// send more than `options.records`, see `BenchOptions::min_commits`).
 fn producer_performance(
     cluster: &Cluster,
     case: Case,
     options: &BenchOptions,
+    records: u64,
 ) -> std::result::Result<PerfRun, String> {
     if cluster.backend() != Backend::Kafka {
         return Err("it needs Apache Kafka, not the mock cluster".into());
@@ -1159,7 +1270,7 @@ fn producer_performance(
         "--topic".into(),
         topic.clone(),
         "--num-records".into(),
-        options.records.to_string(),
+        records.to_string(),
         "--record-size".into(),
         options.record_bytes.to_string(),
         "--throughput".into(),
@@ -1392,7 +1503,7 @@ impl fmt::Display for BenchReport {
         )?;
         for fig in &self.figures {
             let pp = fig.producer_performance.as_ref().map(|p| p.result);
-            let e2e = fig.end_to_end.map(|e| e.latency);
+            let e2e = fig.end_to_end.as_ref().map(|e| &e.latency);
             let us =
                 |v: Option<u64>| v.map_or_else(|| "-".into(), |v| format_us(v as f64));
             writeln!(
@@ -1440,11 +1551,12 @@ impl fmt::Display for BenchReport {
                 ms(pp.map(|p| p.p50_ms)),
                 ms(pp.map(|p| p.p99_ms)),
                 ms(pp.map(|p| p.p999_ms)),
-                fig.end_to_end.map_or_else(
+                fig.end_to_end.as_ref().map_or_else(
                     || "-".into(),
                     |e| format!("{:.0}", e.throughput.records_per_sec)
                 ),
                 fig.end_to_end
+                    .as_ref()
                     .map_or_else(|| "-".into(), |e| e.received.to_string()),
                 fig.failed,
                 fig.transactions
@@ -1493,8 +1605,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub partitions: i32,
     /// Commit intervals of the transactional cases, in ms (comma-separated)
-    #[arg(long, value_delimiter = ',', default_values_t = [10u64, 100, 1000])]
+    #[arg(long, value_delimiter = ',', default_values_t = COMMIT_INTERVALS_MS)]
     pub commit_interval_ms: Vec<u64>,
+    /// A transactional case sends past --records until it has committed this many transactions
+    #[arg(long, default_value_t = 3)]
+    pub min_commits: u64,
     /// One request in flight in every case (both clients), as in Confluent's comparison
     #[arg(long)]
     pub one_in_flight: bool,
@@ -1516,6 +1631,9 @@ pub struct BenchArgs {
     /// Also write the report as JSON to this file
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw the report's charts (SVG and PNG) into this directory
+    #[arg(long)]
+    pub charts: Option<PathBuf>,
     /// Kafka bootstrap servers [default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092]
     #[arg(long)]
     pub bootstrap: Option<String>,
@@ -1538,6 +1656,7 @@ impl BenchArgs {
         options.end_to_end = !self.no_end_to_end;
         options.producer_performance = !self.no_producer_performance;
         options.producer_overrides = self.producer_set.clone();
+        options.min_commits = self.min_commits.max(1);
         options
     }
 }
@@ -1562,6 +1681,12 @@ pub fn cli(args: &BenchArgs) -> Result<()> {
             Error::BadConfig(format!("cannot write {}: {e}", path.display()))
         })?;
         println!("JSON report written to {}", path.display());
+    }
+    if let Some(dir) = &args.charts {
+        for file in crate::charts::save_all(&crate::charts::bench_charts(&report), dir)?
+        {
+            println!("chart written to {}", file.display());
+        }
     }
     Ok(())
 }

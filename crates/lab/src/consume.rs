@@ -95,6 +95,7 @@ pub fn consume(
                 }
                 continue;
             }
+            // ANCHOR: commit_order
             let offsets = next_offsets(&batch);
             let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
             let consumed = report.processed.len() as u64 + ids.len() as u64;
@@ -109,6 +110,7 @@ pub fn consume(
                 sink.between_steps(consumed);
                 commit(&consumer, &offsets)?;
             }
+            // ANCHOR_END: commit_order
             report.processed.extend(ids);
             report.commits += 1;
             progress(report.processed.len() as u64);
@@ -149,6 +151,7 @@ fn transform(
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    // ANCHOR: read_process_write
     // One transactional.id per processor instance: a restart with the same id
     // fences the previous instance and aborts whatever it left open.
     let transactional_id = format!("{group}-processor");
@@ -193,6 +196,7 @@ fn transform(
         report.processed.extend(batch.iter().map(|r| r.id));
         progress(report.processed.len() as u64);
     }
+    // ANCHOR_END: read_process_write
 }
 
 /// The part of a consumed record the loops need (a `BorrowedMessage` cannot

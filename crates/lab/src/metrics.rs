@@ -142,14 +142,25 @@ impl LatencyHistogram {
             p99_us: h.value_at_quantile(0.99),
             p999_us: h.value_at_quantile(0.999),
             max_us: h.max(),
+            percentiles: DISTRIBUTION
+                .iter()
+                .map(|&p| (p, h.value_at_quantile(p / 100.0)))
+                .collect(),
         }
     }
 }
 
+/// The percentiles a [`LatencySummary`] keeps for drawing the distribution:
+/// denser towards the tail, where the semantics differ.
+pub const DISTRIBUTION: [f64; 14] = [
+    0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999,
+    100.0,
+];
+
 /// What a latency histogram says, in microseconds. Percentiles are the
 /// highest value equivalent to the recorded ones at 3 significant digits, so
 /// `min <= p50 <= p99 <= p99.9 <= max` always holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub min_us: u64,
@@ -158,6 +169,10 @@ pub struct LatencySummary {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// (percentile, microseconds) at each of [`DISTRIBUTION`]: the whole
+    /// curve, for charts. Empty in reports recorded before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percentiles: Vec<(f64, u64)>,
 }
 
 impl LatencySummary {

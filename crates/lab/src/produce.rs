@@ -178,6 +178,7 @@ pub fn produce(
     let producer: BaseProducer<LoggingContext> = config
         .create_with_context(LoggingContext(log.clone()))
         .doing("creating the producer")?;
+    // ANCHOR: produce_loop
     let transactional = semantic == Semantic::ExactlyOnce;
     if transactional {
         producer
@@ -210,6 +211,7 @@ pub fn produce(
             .flush(Duration::from_secs(330))
             .doing("waiting for the last acknowledgements")?;
     }
+    // ANCHOR_END: produce_loop
     progress(sent);
     crate::monitor::Monitor::settle(&producer);
     let (acknowledged, failed) = log.take();
@@ -247,6 +249,7 @@ pub(crate) fn send<C: ProducerContext<DeliveryOpaque = usize>>(
     Ok(())
 }
 
+// ANCHOR: commit_transaction
 /// Commits the open transaction, draining delivery reports first:
 /// `commit_transaction`'s own flush polls in 100 ms steps, which would make
 /// frequent commits look far slower than Kafka is.
@@ -256,6 +259,7 @@ pub(crate) fn commit<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<(
         .commit_transaction(Duration::from_secs(60))
         .doing("committing a transaction")
 }
+// ANCHOR_END: commit_transaction
 
 /// Polls until every record handed over has its delivery report.
 pub(crate) fn drain<C: ProducerContext>(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+// ANCHOR: semantic
 /// A delivery guarantee, end to end: how the producer sends and how the consumer
 /// commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -26,6 +27,7 @@ pub enum Semantic {
     /// offsets committed inside the producer's transaction.
     ExactlyOnce,
 }
+// ANCHOR_END: semantic
 
 impl Semantic {
     pub const ALL: [Semantic; 3] = [

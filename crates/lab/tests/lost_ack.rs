@@ -132,6 +132,7 @@ fn the_proxy_is_transparent_for_a_whole_exactly_once_run() {
     println!("exactly-once through the proxy: {outcome}\nproxy {stats:?}");
 }
 
+// ANCHOR: idempotence_is_the_difference
 #[test]
 #[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
 fn at_least_once_writes_twice_when_an_ack_is_dropped() {
@@ -156,6 +157,7 @@ fn an_idempotent_producer_writes_once_when_an_ack_is_dropped() {
     );
     assert_eq!(o.counts.duplicated, 0, "{o}");
 }
+// ANCHOR_END: idempotence_is_the_difference
 
 #[test]
 #[ignore = "needs Apache Kafka: run through `cargo xtask test`"]

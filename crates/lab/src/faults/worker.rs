@@ -120,6 +120,7 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
         .create_with_context(LoggingContext(log.clone()))
         .doing("creating the producer")?;
 
+    // ANCHOR: recover
     let start = match w.semantic {
         Semantic::AtMostOnce | Semantic::AtLeastOnce => read_state(&w.state),
         Semantic::ExactlyOnce => {
@@ -134,6 +135,7 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
                 .map_or(0, |id| id + 1)
         }
     };
+    // ANCHOR_END: recover
     report(format_args!("resumed {start}"));
 
     let mut acked = Acked::new(start);
@@ -144,6 +146,7 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
             .doing("beginning a transaction")?;
     }
     for id in start..w.records {
+        // ANCHOR: position_first
         if w.semantic == Semantic::AtMostOnce {
             // Position first, then send: a record is never handed over twice,
             // even if we die right after.
@@ -151,6 +154,7 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
         }
         produce::send(&producer, &w.topic, id, w.payload_bytes)?;
         report(format_args!("handed {id}"));
+        // ANCHOR_END: position_first
         if w.crash_at == Some(id) {
             match w.semantic {
                 // The record sits in the client's buffer (linger.ms): gone.
@@ -164,12 +168,14 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
         }
         match w.semantic {
             Semantic::AtMostOnce => {}
+            // ANCHOR: checkpoint_after_ack
             Semantic::AtLeastOnce => {
                 let (ids, _) = log.take();
                 if let Some(checkpoint) = acked.record(&ids) {
                     write_state(&w.state, checkpoint)?;
                 }
             }
+            // ANCHOR_END: checkpoint_after_ack
             Semantic::ExactlyOnce => {
                 if (id + 1) % TRANSACTION_SIZE == 0 {
                     produce::commit(&producer)?;
