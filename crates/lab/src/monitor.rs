@@ -1162,6 +1162,97 @@ pub fn markdown(record: &MonitoringRecord) -> String {
             }
         );
     }
+    let backends: Vec<&str> = distinct(record.runs.iter().map(|r| {
+        r.backend_description
+            .trim_end_matches(", through the chaos proxy")
+    }));
+    let versions = distinct(record.runs.iter().map(|r| r.librdkafka_version.as_str()));
+    let records = distinct(record.runs.iter().map(|r| r.records));
+    let intervals = distinct(record.runs.iter().map(|r| r.recording.interval_ms));
+    out += &format!(
+        "\nMeasured on {} (A and E2 through the lab's chaos proxy), librdkafka {}; {} records \
+         per run, statistics every {} ms. `txretries`, `req_timeouts`, `txerrs` and the EndTxn \
+         requests are summed over every producer of the run and every broker connection; \
+         `epoch_cnt` is summed over the producers (each counts its own producer id \
+         assignments).\n\nTransaction states each producer reported (`eos.txn_state`, in order):\n\n",
+        backends.join("; "),
+        versions.join(", "),
+        records.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+        intervals.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+    );
+    for r in record.runs.iter().filter(|r| !r.txn_states.is_empty()) {
+        out += &format!(
+            "- {} / {}: {}\n",
+            r.scenario.label(),
+            r.semantic,
+            r.txn_states.join("; ")
+        );
+    }
+    out
+}
+
+/// E4 as the reader's statistics saw it: the partition before, during and
+/// after the open transaction.
+pub fn open_transaction_markdown(run: &OpenTransactionLag) -> String {
+    let mut out = String::from(
+        "| when | `hi_offset` | `ls_offset` | reader's `committed_offset` | behind the high \
+         watermark | `consumer_lag` |\n|---|---|---|---|---|---|\n",
+    );
+    let row = |when: &str, p: Option<&PartitionCounters>| match p {
+        Some(p) => format!(
+            "| {when} | {} | {} | {} | {} | {} |\n",
+            p.hi_offset,
+            p.ls_offset,
+            p.committed_offset,
+            p.behind_high_watermark().map_or("unknown".into(), |v| v.to_string()),
+            p.consumer_lag
+        ),
+        None => format!("| {when} | no report | | | | |\n"),
+    };
+    let while_open = run.reader_while_open();
+    // The report with the most held back: the transaction's records and B's after it.
+    let widest = while_open
+        .iter()
+        .copied()
+        .max_by_key(|p| p.held_back().unwrap_or(0));
+    let before = run.open_window().and_then(|(from, _)| {
+        run.reader()?
+            .partition_series(0)
+            .into_iter()
+            .rev()
+            .find(|(t, _)| *t <= from)
+            .map(|(_, p)| p)
+    });
+    out += &row("before the transaction opened", before);
+    out += &row("transaction open, everything written", widest);
+    out += &row("after the commit, at the end", run.reader_at_end());
+    let window = run
+        .open_window()
+        .map_or("unknown".into(), |(from, to)| format!("{:.1} s", to - from));
+    out += &format!(
+        "\nOne partition: producer B wrote {} records, producer A opened a transaction and \
+         wrote {}, B wrote {} more; A kept the transaction open ({window} in all, of which {} s \
+         after the last write) and then committed. Every row is one statistics report of the \
+         read_committed reader ({} reports while the transaction was open). Measured on {}, \
+         librdkafka {}.\n",
+        run.before,
+        run.in_transaction,
+        run.after,
+        HOLD_OPEN.as_secs(),
+        while_open.len(),
+        run.backend_description,
+        run.librdkafka_version
+    );
+    out
+}
+
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
     out
 }
 
