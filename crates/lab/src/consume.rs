@@ -314,7 +314,10 @@ pub(crate) fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
     list
 }
 
-fn commit(consumer: &BaseConsumer<StatsContext>, offsets: &TopicPartitionList) -> Result<()> {
+fn commit(
+    consumer: &BaseConsumer<StatsContext>,
+    offsets: &TopicPartitionList,
+) -> Result<()> {
     consumer
         .commit(offsets, CommitMode::Sync)
         .doing("committing offsets")

@@ -151,7 +151,8 @@ impl PartitionCounters {
         // Once the partition is let go (the consumer closing), only the
         // committed offset is left.
         let position = self.stored_offset.max(self.committed_offset);
-        (self.hi_offset >= 0 && position >= 0).then(|| (self.hi_offset - position).max(0))
+        (self.hi_offset >= 0 && position >= 0)
+            .then(|| (self.hi_offset - position).max(0))
     }
 
     /// Offsets between the last stable offset and the high watermark: the
@@ -205,7 +206,8 @@ impl Report {
             c.receive_errors += b.rxerrs;
             c.disconnects += b.disconnects;
             c.in_flight += b.waitresp_cnt.max(0) as u64;
-            c.end_txn_requests += b.req.get("EndTxn").copied().unwrap_or(0).max(0) as u64;
+            c.end_txn_requests +=
+                b.req.get("EndTxn").copied().unwrap_or(0).max(0) as u64;
         }
         for (topic, t) in &raw.topics {
             for p in t.partitions.values().filter(|p| p.partition >= 0) {
@@ -378,7 +380,11 @@ impl ClientSeries {
     /// The counters at the end, and the largest lags seen.
     pub fn totals(&self) -> Totals {
         let max = |f: fn(&Counters) -> u64| {
-            self.samples.iter().map(|s| f(&s.counters)).max().unwrap_or(0)
+            self.samples
+                .iter()
+                .map(|s| f(&s.counters))
+                .max()
+                .unwrap_or(0)
         };
         let eos = self.last().and_then(|c| c.eos.clone());
         let sum_lag = |c: &Counters, f: fn(&PartitionCounters) -> Option<i64>| {
@@ -387,7 +393,9 @@ impl ClientSeries {
         Totals {
             requests: max(|c| c.requests),
             retries: max(|c| c.retries),
-            records_resent: max(|c| c.records_transmitted.saturating_sub(c.records_produced)),
+            records_resent: max(|c| {
+                c.records_transmitted.saturating_sub(c.records_produced)
+            }),
             request_timeouts: max(|c| c.request_timeouts),
             transmit_errors: max(|c| c.transmit_errors),
             disconnects: max(|c| c.disconnects),
@@ -397,7 +405,11 @@ impl ClientSeries {
             max_consumer_lag: self
                 .samples
                 .iter()
-                .map(|s| sum_lag(&s.counters, |p| (p.consumer_lag >= 0).then_some(p.consumer_lag)))
+                .map(|s| {
+                    sum_lag(&s.counters, |p| {
+                        (p.consumer_lag >= 0).then_some(p.consumer_lag)
+                    })
+                })
                 .max()
                 .unwrap_or(0),
             max_behind_high_watermark: self
@@ -416,7 +428,11 @@ impl ClientSeries {
         let mut out: Vec<(f64, String)> = Vec::new();
         for s in &self.samples {
             if let Some(eos) = &s.counters.eos {
-                if out.last().map(|(_, st)| st != &eos.txn_state).unwrap_or(true) {
+                if out
+                    .last()
+                    .map(|(_, st)| st != &eos.txn_state)
+                    .unwrap_or(true)
+                {
                     out.push((s.at_seconds, eos.txn_state.clone()));
                 }
             }
@@ -457,13 +473,21 @@ pub struct Recording {
 
 impl Recording {
     /// The clients whose role starts with `role` (e.g. `producer`).
-    pub fn clients_named<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a ClientSeries> {
-        self.clients.iter().filter(move |c| c.role.starts_with(role))
+    pub fn clients_named<'a>(
+        &'a self,
+        role: &'a str,
+    ) -> impl Iterator<Item = &'a ClientSeries> {
+        self.clients
+            .iter()
+            .filter(move |c| c.role.starts_with(role))
     }
 
     /// The time of the first event that says `what` exactly.
     pub fn event_at(&self, what: &str) -> Option<f64> {
-        self.events.iter().find(|e| e.what == what).map(|e| e.at_seconds)
+        self.events
+            .iter()
+            .find(|e| e.what == what)
+            .map(|e| e.at_seconds)
     }
 }
 
@@ -490,6 +514,8 @@ struct Inner {
 #[derive(Debug)]
 struct Watched {
     client_id: String,
+    /// The role it was watched as, without its number.
+    role: String,
     series: ClientSeries,
     /// The last report, kept even when equal to the one before, so the series
     /// ends at the client's last word.
@@ -545,10 +571,14 @@ impl Monitor {
     /// `role` names it in the recording (a number is added: `producer 1`).
     pub fn watch(&self, config: &mut ClientConfig, role: &str) {
         let mut clients = lock(&self.inner.clients);
+        let n = clients.iter().filter(|c| c.role == role).count() + 1;
         let client_id = format!("lab-monitor-{}-{}", self.inner.id, clients.len() + 1);
         // librdkafka builds the JSON on its own thread every interval and
         // queues it; the callback runs when the application polls the client.
-        config.set("statistics.interval.ms", self.inner.interval.as_millis().to_string());
+        config.set(
+            "statistics.interval.ms",
+            self.inner.interval.as_millis().to_string(),
+        );
         config.set("client.id", &client_id);
         registry()
             .lock()
@@ -556,8 +586,9 @@ impl Monitor {
             .insert(client_id.clone(), Arc::downgrade(&self.inner));
         clients.push(Watched {
             client_id,
+            role: role.to_string(),
             series: ClientSeries {
-                role: role.to_string(),
+                role: format!("{role} {n}"),
                 kind: String::new(),
                 created_at_seconds: self.elapsed(),
                 samples: Vec::new(),
@@ -593,12 +624,9 @@ impl Monitor {
         f()
     }
 
-    /// The recording so far. A configuration that never became a client
-    /// (e.g. one built only to check its settings) reported nothing and is
-    /// left out; the others are numbered per role in the order they were
-    /// configured: `producer 1`, `producer 2`.
+    /// The recording so far. A client that never reported (it lived less
+    /// than an interval without being polled) is left out.
     pub fn recording(&self) -> Recording {
-        let mut numbered: HashMap<String, usize> = HashMap::new();
         let clients = lock(&self.inner.clients)
             .iter()
             .filter_map(|w| {
@@ -607,9 +635,6 @@ impl Monitor {
                 if series.samples.last() != Some(last) {
                     series.samples.push(last.clone());
                 }
-                let n = numbered.entry(series.role.clone()).or_default();
-                *n += 1;
-                series.role = format!("{} {n}", series.role);
                 Some(series)
             })
             .collect();
@@ -625,7 +650,7 @@ impl Monitor {
     pub fn last_of(&self, role: &str) -> Option<Counters> {
         lock(&self.inner.clients)
             .iter()
-            .find(|w| w.series.role == role && w.last.is_some())
+            .find(|w| w.role == role)
             .and_then(|w| w.last.as_ref().map(|s| s.counters.clone()))
     }
 
@@ -647,7 +672,8 @@ impl Monitor {
     fn file(&self, report: Report) {
         let at_seconds = self.elapsed();
         let mut clients = lock(&self.inner.clients);
-        let Some(w) = clients.iter_mut().find(|w| w.client_id == report.client_id) else {
+        let Some(w) = clients.iter_mut().find(|w| w.client_id == report.client_id)
+        else {
             return;
         };
         w.series.kind = report.kind;
@@ -655,7 +681,8 @@ impl Monitor {
             at_seconds,
             counters: report.counters,
         };
-        let changed = w.series.samples.last().map(|s| &s.counters) != Some(&sample.counters);
+        let changed =
+            w.series.samples.last().map(|s| &s.counters) != Some(&sample.counters);
         if changed {
             w.series.samples.push(sample.clone());
         }
@@ -670,6 +697,15 @@ impl Drop for Inner {
             registry.remove(&w.client_id);
         }
     }
+}
+
+/// Runs `f` with no monitor active on this thread (for a configuration built
+/// only to check its settings).
+pub(crate) fn unwatched<T>(f: impl FnOnce() -> T) -> T {
+    let previous = ACTIVE.with(|a| a.borrow_mut().take());
+    let out = f();
+    ACTIVE.with(|a| *a.borrow_mut() = previous);
+    out
 }
 
 /// Watches a client about to be created from `config` if a monitor is active
@@ -767,7 +803,8 @@ impl OpenTransactionLag {
     /// The reader's partition-0 counters reported strictly inside the open
     /// window.
     pub fn reader_while_open(&self) -> Vec<&PartitionCounters> {
-        let (Some(reader), Some((from, to))) = (self.reader(), self.open_window()) else {
+        let (Some(reader), Some((from, to))) = (self.reader(), self.open_window())
+        else {
             return Vec::new();
         };
         reader
@@ -822,14 +859,17 @@ pub fn open_transaction_lag(
         let consumer: BaseConsumer<StatsContext> = config
             .create_with_context(StatsContext)
             .doing("creating the read_committed reader")?;
-        consumer.subscribe(&[&topic]).doing(format!("subscribing to {topic}"))?;
+        consumer
+            .subscribe(&[&topic])
+            .doing(format!("subscribing to {topic}"))?;
         let stop = stop.clone();
         std::thread::spawn(move || read_and_commit(consumer, &stop))
     };
     let result = (|| {
         let role = READER;
         let b_log = Arc::new(DeliveryLog::default());
-        let mut b_config = Semantic::AtLeastOnce.producer_config(cluster.bootstrap(), None, &[])?;
+        let mut b_config =
+            Semantic::AtLeastOnce.producer_config(cluster.bootstrap(), None, &[])?;
         monitor.watch(&mut b_config, "producer B");
         let b: rdkafka::producer::BaseProducer<LoggingContext> = b_config
             .create_with_context(LoggingContext(b_log))
@@ -840,7 +880,8 @@ pub fn open_transaction_lag(
             &[],
         )?;
         monitor.watch(&mut a_config, "producer A");
-        let a = eos_stress::init_transactional(a_config, Arc::new(DeliveryLog::default()))?;
+        let a =
+            eos_stress::init_transactional(a_config, Arc::new(DeliveryLog::default()))?;
 
         eos_stress::write_acknowledged(&b, &topic, 0..before)?;
         // A baseline: the reader has committed everything there is.
@@ -876,7 +917,10 @@ pub fn open_transaction_lag(
 }
 
 /// The reader's loop: poll, commit what was read, until told to stop.
-fn read_and_commit(consumer: BaseConsumer<StatsContext>, stop: &AtomicBool) -> Result<()> {
+fn read_and_commit(
+    consumer: BaseConsumer<StatsContext>,
+    stop: &AtomicBool,
+) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(_)) => {
@@ -917,7 +961,9 @@ fn wait_for(
     let deadline = Instant::now() + limit;
     loop {
         let last = monitor.last_of(role);
-        let partition = last.as_ref().and_then(|c| c.partitions.iter().find(|p| p.partition == 0));
+        let partition = last
+            .as_ref()
+            .and_then(|c| c.partitions.iter().find(|p| p.partition == 0));
         if partition.is_some_and(&wanted) {
             return Ok(());
         }
@@ -1042,7 +1088,8 @@ pub fn run_monitored(
 ) -> Result<MonitoredRun> {
     use crate::faults::{eos_stress as e, lost_ack};
     use MonitoredScenario::*;
-    if scenario != HappyPath && scenario != LostAck && semantic != Semantic::ExactlyOnce {
+    if scenario != HappyPath && scenario != LostAck && semantic != Semantic::ExactlyOnce
+    {
         return Err(Error::BadConfig(format!(
             "{} is a scenario of exactly-once, not of {semantic}",
             scenario.label()
@@ -1052,7 +1099,10 @@ pub fn run_monitored(
     let stress = EosStressOptions::new(records, seed);
     let (outcome, transactions_aborted) = monitor.during(|| -> Result<_> {
         Ok(match scenario {
-            HappyPath => (crate::run(cluster, semantic, &crate::RunOptions::records(records))?, 0),
+            HappyPath => (
+                crate::run(cluster, semantic, &crate::RunOptions::records(records))?,
+                0,
+            ),
             LostAck => {
                 let options = lost_ack::LostAckOptions::new(records, seed);
                 (lost_ack::lost_ack(cluster, semantic, &options)?, 0)
@@ -1126,7 +1176,8 @@ pub fn measure(
         runs.push(run_monitored(cluster, scenario, semantic, records, seed)?);
     }
     progress("E4: open transaction, read_committed reader");
-    let open_transaction = open_transaction_lag(cluster, &EosStressOptions::new(records, seed))?;
+    let open_transaction =
+        open_transaction_lag(cluster, &EosStressOptions::new(records, seed))?;
     Ok(MonitoringRecord {
         runs,
         open_transaction,
@@ -1137,23 +1188,30 @@ pub fn measure(
 /// counts beside the statistics that explain them.
 pub fn markdown(record: &MonitoringRecord) -> String {
     let mut out = String::from(
-        "| scenario | semantic | lost | duplicated | `txretries` | `req_timeouts` | `txerrs` \
-         | `EndTxn` requests | `epoch_cnt` | transactions aborted (lab) | consumer `consumer_lag` max |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | semantic | lost | duplicated | records sent again | `req_timeouts` \
+         | `txretries` | `txerrs` | `EndTxn` requests | `epoch_cnt` | highest `producer_epoch` \
+         | transactions aborted (lab) | consumer `consumer_lag` max |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &record.runs {
         let p = &r.producers;
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.scenario.label(),
             r.semantic,
             r.lost,
             r.duplicated,
-            p.retries,
+            p.records_resent,
             p.request_timeouts,
+            p.retries,
             p.transmit_errors,
             p.end_txn_requests,
             p.producer_id_assignments,
+            if p.producer_epoch < 0 {
+                "-".to_string()
+            } else {
+                p.producer_epoch.to_string()
+            },
             r.transactions_aborted,
             if r.recording.clients.iter().any(|c| c.kind == "consumer") {
                 r.consumer_max_lag.to_string()
@@ -1171,7 +1229,8 @@ pub fn markdown(record: &MonitoringRecord) -> String {
     let intervals = distinct(record.runs.iter().map(|r| r.recording.interval_ms));
     out += &format!(
         "\nMeasured on {} (A and E2 through the lab's chaos proxy), librdkafka {}; {} records \
-         per run, statistics every {} ms. `txretries`, `req_timeouts`, `txerrs` and the EndTxn \
+         per run, statistics every {} ms. Records sent again: the producers' `txmsgs` beyond \
+         the records they were given (partitions' `msgs`). It, `txretries`, `req_timeouts`, `txerrs` and the EndTxn \
          requests are summed over every producer of the run and every broker connection; \
          `epoch_cnt` is summed over the producers (each counts its own producer id \
          assignments).\n\nTransaction states each producer reported (`eos.txn_state`, in order):\n\n",
@@ -1204,7 +1263,8 @@ pub fn open_transaction_markdown(run: &OpenTransactionLag) -> String {
             p.hi_offset,
             p.ls_offset,
             p.committed_offset,
-            p.behind_high_watermark().map_or("unknown".into(), |v| v.to_string()),
+            p.behind_high_watermark()
+                .map_or("unknown".into(), |v| v.to_string()),
             p.consumer_lag
         ),
         None => format!("| {when} | no report | | | | |\n"),
@@ -1233,7 +1293,8 @@ pub fn open_transaction_markdown(run: &OpenTransactionLag) -> String {
         "\nOne partition: producer B wrote {} records, producer A opened a transaction and \
          wrote {}, B wrote {} more; A kept the transaction open ({window} in all, of which {} s \
          after the last write) and then committed. Every row is one statistics report of the \
-         read_committed reader ({} reports while the transaction was open). Measured on {}, \
+         read_committed reader ({} reports that differed from the one before while the \
+         transaction was open). Measured on {}, \
          librdkafka {}.\n",
         run.before,
         run.in_transaction,
@@ -1270,16 +1331,25 @@ mod tests {
         let report = Report::parse(PRODUCER.as_bytes()).unwrap();
         assert_eq!(report.kind, "producer");
         let c = &report.counters;
-        let eos = c.eos.as_ref().expect("a transactional producer reports eos");
+        let eos = c
+            .eos
+            .as_ref()
+            .expect("a transactional producer reports eos");
         assert_eq!(eos.txn_state, "InTransaction");
         assert_eq!(eos.idemp_state, "Assigned");
         assert_eq!(eos.epoch_cnt, 1);
         assert!(eos.producer_id >= 0 && eos.producer_epoch >= 0, "{eos:?}");
         // Summed over the broker and the transaction coordinator connections.
         assert!(c.requests > 0);
-        assert_eq!((c.retries, c.request_timeouts, c.transmit_errors), (0, 0, 0));
+        assert_eq!(
+            (c.retries, c.request_timeouts, c.transmit_errors),
+            (0, 0, 0)
+        );
         // The internal "unassigned" partition -1 is left out.
-        assert_eq!(c.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            c.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+            [0, 1]
+        );
     }
 
     #[test]
@@ -1287,8 +1357,12 @@ mod tests {
         let report = Report::parse(CONSUMER.as_bytes()).unwrap();
         assert_eq!(report.kind, "consumer");
         assert!(report.counters.eos.is_none());
-        let held: Vec<Option<i64>> =
-            report.counters.partitions.iter().map(PartitionCounters::held_back).collect();
+        let held: Vec<Option<i64>> = report
+            .counters
+            .partitions
+            .iter()
+            .map(PartitionCounters::held_back)
+            .collect();
         // Partition 1 holds the open transaction's records above its LSO.
         assert_eq!(held, [Some(0), Some(10)]);
         let p1 = &report.counters.partitions[1];
@@ -1301,7 +1375,8 @@ mod tests {
     #[test]
     fn the_lab_reads_the_same_fields_as_rdkafkas_own_statistics_type() {
         for json in [PRODUCER, CONSUMER] {
-            let theirs: rdkafka::statistics::Statistics = serde_json::from_str(json).unwrap();
+            let theirs: rdkafka::statistics::Statistics =
+                serde_json::from_str(json).unwrap();
             let ours = Report::parse(json.as_bytes()).unwrap();
             assert_eq!(ours.name, theirs.name);
             assert_eq!(ours.counters.queued, theirs.msg_cnt);
@@ -1318,7 +1393,10 @@ mod tests {
             );
             for p in &ours.counters.partitions {
                 let t = &theirs.topics[&p.topic].partitions[&p.partition];
-                assert_eq!((p.hi_offset, p.ls_offset, p.consumer_lag), (t.hi_offset, t.ls_offset, t.consumer_lag));
+                assert_eq!(
+                    (p.hi_offset, p.ls_offset, p.consumer_lag),
+                    (t.hi_offset, t.ls_offset, t.consumer_lag)
+                );
             }
         }
     }
@@ -1351,11 +1429,15 @@ mod tests {
         deliver(PRODUCER.as_bytes()); // client.id "rdkafka": nobody watches it
         let recording = monitor.recording();
         assert_eq!(recording.interval_ms, 250);
-        // The configuration that never reported is left out of the numbering.
+        // The configuration that never reported is left out.
         let [client] = recording.clients.as_slice() else {
             panic!("one client: {recording:?}")
         };
-        assert_eq!(client.role, "producer 1");
+        assert_eq!(client.role, "producer 2");
+        // A configuration built outside any monitor's watch is left alone.
+        let mut checked = ClientConfig::new();
+        monitor.during(|| unwatched(|| watch_if_active(&mut checked, "producer")));
+        assert_eq!(checked.get("client.id"), None);
         // The first report, then the repeated last one.
         assert_eq!(client.samples.len(), 2);
         assert_eq!(client.txn_states().len(), 1);
@@ -1369,7 +1451,8 @@ mod tests {
     #[test]
     fn the_open_transaction_run_is_refused_on_the_mock_cluster() {
         let mock = Cluster::mock().unwrap();
-        let err = open_transaction_lag(&mock, &EosStressOptions::new(100, 1)).unwrap_err();
+        let err =
+            open_transaction_lag(&mock, &EosStressOptions::new(100, 1)).unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     }
 }

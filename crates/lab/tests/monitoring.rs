@@ -54,11 +54,19 @@ fn a_lost_ack_shows_as_timeouts_and_retries_and_the_happy_path_shows_none() {
         happy.producers
     );
     assert_eq!((happy.lost, happy.duplicated), (0, 0));
-    assert!(lost_ack.producers.request_timeouts > 0, "{:?}", lost_ack.producers);
+    assert!(
+        lost_ack.producers.request_timeouts > 0,
+        "{:?}",
+        lost_ack.producers
+    );
     // librdkafka puts the records of a timed-out Produce request back in the
     // queue and sends them in a new request: `txmsgs` counts them again, the
     // request-retry counter `txretries` does not.
-    assert!(lost_ack.producers.records_resent > 0, "{:?}", lost_ack.producers);
+    assert!(
+        lost_ack.producers.records_resent > 0,
+        "{:?}",
+        lost_ack.producers
+    );
     assert_eq!(lost_ack.producers.retries, 0, "{:?}", lost_ack.producers);
     assert_eq!(happy.producers.records_resent, 0, "{:?}", happy.producers);
     // The records sent again are what wrote the duplicates: idempotence is off.
@@ -68,7 +76,10 @@ fn a_lost_ack_shows_as_timeouts_and_retries_and_the_happy_path_shows_none() {
     let consumer = happy.recording.clients_named("consumer").next().unwrap();
     let last = consumer.last().unwrap();
     assert!(!last.partitions.is_empty());
-    assert!(last.partitions.iter().all(|p| p.consumer_lag == 0), "{last:?}");
+    assert!(
+        last.partitions.iter().all(|p| p.consumer_lag == 0),
+        "{last:?}"
+    );
 }
 
 #[test]
@@ -88,22 +99,34 @@ fn exactly_once_retries_a_lost_ack_without_duplicates_and_counts_its_epoch() {
     assert!(run.producers.records_resent > 0, "{:?}", run.producers);
     // Sent again, written once: the broker dropped the copies by sequence number.
     assert_eq!((run.lost, run.duplicated), (0, 0));
-    assert!(run.producers.producer_id_assignments >= 1, "{:?}", run.producers);
-    assert!(run.txn_states.iter().any(|s| s.contains("InTransaction")), "{:?}", run.txn_states);
+    assert!(
+        run.producers.producer_id_assignments >= 1,
+        "{:?}",
+        run.producers
+    );
+    assert!(
+        run.txn_states.iter().any(|s| s.contains("InTransaction")),
+        "{:?}",
+        run.txn_states
+    );
 }
 
 #[test]
 #[ignore = "needs Apache Kafka: cargo xtask kafka up"]
 fn a_read_committed_reader_is_held_at_the_lso_while_a_transaction_is_open() {
     let cluster = common::kafka();
-    let run = open_transaction_lag(&cluster, &EosStressOptions::new(RECORDS, 1)).unwrap();
+    let run =
+        open_transaction_lag(&cluster, &EosStressOptions::new(RECORDS, 1)).unwrap();
     let while_open = run.reader_while_open();
     for p in &while_open {
         println!("{p:?}");
     }
     let end = run.reader_at_end().unwrap();
     println!("end: {end:?}");
-    assert!(!while_open.is_empty(), "no report while the transaction was open");
+    assert!(
+        !while_open.is_empty(),
+        "no report while the transaction was open"
+    );
     let records = RECORDS as i64;
     // Once B's later records are in, the high watermark runs ahead of the
     // last stable offset, which stays at A's first record.
@@ -111,7 +134,10 @@ fn a_read_committed_reader_is_held_at_the_lso_while_a_transaction_is_open() {
         .iter()
         .filter(|p| p.hi_offset == records)
         .collect::<Vec<_>>();
-    assert!(!held.is_empty(), "the high watermark never reached {records}");
+    assert!(
+        !held.is_empty(),
+        "the high watermark never reached {records}"
+    );
     for p in &held {
         assert_eq!(p.ls_offset, run.before as i64, "{p:?}");
         assert_eq!(p.held_back(), Some(records - run.before as i64), "{p:?}");
@@ -126,5 +152,8 @@ fn a_read_committed_reader_is_held_at_the_lso_while_a_transaction_is_open() {
     assert_eq!(end.behind_high_watermark(), Some(0), "{end:?}");
     assert_eq!(end.consumer_lag, 0, "{end:?}");
     assert_eq!(end.held_back(), Some(0), "{end:?}");
-    assert!(end.hi_offset > records, "the commit marker takes an offset: {end:?}");
+    assert!(
+        end.hi_offset > records,
+        "the commit marker takes an offset: {end:?}"
+    );
 }

@@ -23,7 +23,12 @@ pub fn monitoring_chart(record: &MonitoringRecord) -> Chart {
         groups: groups.clone(),
         bars: runs
             .iter()
-            .map(|r| metrics.iter().map(|m| Some(Bar::Runs(vec![m(r)]))).collect())
+            .map(|r| {
+                metrics
+                    .iter()
+                    .map(|m| Some(Bar::Runs(vec![m(r)])))
+                    .collect()
+            })
             .collect(),
         median: false,
     };
@@ -43,7 +48,7 @@ pub fn monitoring_chart(record: &MonitoringRecord) -> Chart {
         ("lost (audit)", VERMILLION),
         ("request timeouts (req_timeouts)", SKY),
         ("producer id assignments (epoch_cnt)", GREEN),
-        ("transactions aborted (lab's events)", PURPLE),
+        ("transactions aborted (lab events)", PURPLE),
     ];
     // Each panel draws its own three series; the legend lists all six, so the
     // bottom panel's bars are shifted to the last three colours.
@@ -66,11 +71,12 @@ pub fn monitoring_chart(record: &MonitoringRecord) -> Chart {
         group.extend([None, None, None]);
     }
     Chart {
-        title: "What librdkafka's statistics showed, per scenario and semantic".into(),
+        title: "What librdkafka statistics showed, per scenario and semantic".into(),
         subtitle: Some(format!(
             "{} records per run; statistics every {} ms",
             distinct(runs.iter().map(|r| r.records.to_string())).join(", "),
-            distinct(runs.iter().map(|r| r.recording.interval_ms.to_string())).join(", ")
+            distinct(runs.iter().map(|r| r.recording.interval_ms.to_string()))
+                .join(", ")
         )),
         x_desc: "scenario, semantic".into(),
         series: names
@@ -105,7 +111,7 @@ fn group_label(run: &MonitoredRun) -> String {
 /// The series names of [`open_transaction_chart`], for tests and captions.
 pub const HIGH_WATERMARK: &str = "high watermark (hi_offset)";
 pub const LAST_STABLE_OFFSET: &str = "last stable offset (ls_offset)";
-pub const READER_COMMITTED: &str = "reader's committed offset (committed_offset)";
+pub const READER_COMMITTED: &str = "committed offset of the reader";
 pub const BEHIND_HIGH_WATERMARK: &str = "reader behind the high watermark";
 pub const CONSUMER_LAG: &str = "librdkafka consumer_lag (against the LSO)";
 
@@ -144,14 +150,23 @@ pub fn open_transaction_chart(run: &OpenTransactionLag) -> Chart {
     offsets.series = vec![
         line(HIGH_WATERMARK, |p| known(p.hi_offset)),
         line(LAST_STABLE_OFFSET, |p| known(p.ls_offset)),
-        line(READER_COMMITTED, |p| known(p.committed_offset)),
+        // Dots: where they sit on the LSO's line is the point.
+        XySeries {
+            style: XyStyle::Points,
+            ..line(READER_COMMITTED, |p| known(p.committed_offset))
+        },
     ];
     offsets.bands = bands.clone();
     let mut lag = XyPanel::new("seconds since the reader started", "records");
     lag.heading = Some("The reader's lag, two ways".into());
     lag.series = vec![
-        line(BEHIND_HIGH_WATERMARK, PartitionCounters::behind_high_watermark),
-        line(CONSUMER_LAG, |p| (p.consumer_lag >= 0).then_some(p.consumer_lag)),
+        line(
+            BEHIND_HIGH_WATERMARK,
+            PartitionCounters::behind_high_watermark,
+        ),
+        line(CONSUMER_LAG, |p| {
+            (p.consumer_lag >= 0).then_some(p.consumer_lag)
+        }),
     ];
     lag.bands = bands;
     xy_chart(

@@ -209,6 +209,8 @@ pub fn zombie_fenced_report(
         .commit_transaction(COMMIT_TIMEOUT)
         .err()
         .map(|e| TxnError::of(&e));
+    // Monitored runs: the zombie's last statistics (its fenced state) are reported.
+    crate::monitor::Monitor::settle(&zombie);
     drop(zombie);
     let transactions = write_committed(&successor, &topic, 0..records)?;
     drop(successor);
@@ -447,6 +449,7 @@ pub fn transaction_timeout_report(
         .commit_transaction(COMMIT_TIMEOUT)
         .err()
         .map(|e| TxnError::of(&e));
+    crate::monitor::Monitor::settle(&producer);
     drop(producer);
 
     // The application's recovery: a new instance re-sends what is not committed.
@@ -831,8 +834,11 @@ fn transactional_producer(
     overrides: &[(String, String)],
     log: &Arc<DeliveryLog>,
 ) -> Result<TxProducer> {
-    let config =
-        Semantic::ExactlyOnce.producer_config(bootstrap, Some(transactional_id), overrides)?;
+    let config = Semantic::ExactlyOnce.producer_config(
+        bootstrap,
+        Some(transactional_id),
+        overrides,
+    )?;
     init_transactional(config, log.clone())
 }
 
@@ -868,14 +874,21 @@ fn write_committed(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Resul
 
 /// Begins a transaction, writes `ids` in it and waits for every delivery
 /// report: the records are in the log, the transaction stays open.
-pub(crate) fn write_open(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Result<()> {
+pub(crate) fn write_open(
+    producer: &TxProducer,
+    topic: &str,
+    ids: Range<u64>,
+) -> Result<()> {
     producer
         .begin_transaction()
         .doing("beginning a transaction")?;
     for id in ids {
         produce::send(producer, topic, id, PAYLOAD_BYTES)?;
     }
-    produce::drain(producer, Duration::from_secs(60))
+    produce::drain(producer, Duration::from_secs(60))?;
+    // Monitored runs: the open transaction shows in the statistics.
+    crate::monitor::Monitor::settle(producer);
+    Ok(())
 }
 
 /// Writes `ids` without a transaction and waits until all are acknowledged.
