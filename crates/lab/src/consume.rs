@@ -14,6 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
+use crate::monitor::StatsContext;
 use crate::produce;
 use crate::record;
 use crate::semantics::Semantic;
@@ -99,7 +100,9 @@ pub fn consume(
     // Lab mechanics, not part of the guarantee: report reaching a partition's
     // end, so the loop knows when the topic is drained.
     config.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = config.create().doing("creating the consumer")?;
+    let consumer: BaseConsumer<StatsContext> = config
+        .create_with_context(StatsContext)
+        .doing("creating the consumer")?;
     consumer
         .subscribe(&[input])
         .doing(format!("subscribing to {input}"))?;
@@ -163,7 +166,7 @@ pub fn consume(
 #[allow(clippy::too_many_arguments)]
 fn transform(
     cluster: &Cluster,
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<StatsContext>,
     output: &str,
     group: &str,
     drained: &mut Drained,
@@ -265,7 +268,7 @@ impl Drained {
 /// Polls up to `BATCH` records; returns early when nothing more is waiting.
 /// Fails if nothing at all arrives for `IDLE_LIMIT`.
 pub(crate) fn next_batch(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<StatsContext>,
     drained: &mut Drained,
 ) -> Result<Vec<Consumed>> {
     let mut batch = Vec::new();
@@ -377,7 +380,9 @@ pub fn consume_auto_commit(
     let mut config =
         Semantic::AtMostOnce.consumer_config(cluster.bootstrap(), group, &settings);
     config.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = config.create().doing("creating the consumer")?;
+    let consumer: BaseConsumer<StatsContext> = config
+        .create_with_context(StatsContext)
+        .doing("creating the consumer")?;
     consumer
         .subscribe(&[input])
         .doing(format!("subscribing to {input}"))?;
@@ -433,7 +438,7 @@ pub fn consume_auto_commit(
 /// auto-commit loop has handed over: what lets a crash hook die on a chosen
 /// side of an auto-commit.
 pub struct GroupOffsets<'a> {
-    consumer: &'a BaseConsumer,
+    consumer: &'a BaseConsumer<StatsContext>,
     handed: &'a BTreeMap<(String, i32), i64>,
 }
 
@@ -484,7 +489,10 @@ impl GroupOffsets<'_> {
     }
 }
 
-fn commit(consumer: &BaseConsumer, offsets: &TopicPartitionList) -> Result<()> {
+fn commit(
+    consumer: &BaseConsumer<StatsContext>,
+    offsets: &TopicPartitionList,
+) -> Result<()> {
     consumer
         .commit(offsets, CommitMode::Sync)
         .doing("committing offsets")

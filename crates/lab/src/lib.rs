@@ -18,6 +18,9 @@
 //! - [`exercise`]: self-checking predictions for the notebooks.
 //! - [`bench`] and [`metrics`]: throughput and latency per semantic, side by
 //!   side and against Kafka's own ProducerPerformance (`lab bench`).
+//! - [`monitor`]: librdkafka's statistics recorded during a run (retries,
+//!   request timeouts, the producer's epoch and transaction state, consumer
+//!   lag), the counters each semantic should be watched for.
 //! - [`charts`]: bar charts (SVG, PNG, inline in a notebook) of recorded results.
 //!
 //! ```no_run
@@ -38,6 +41,7 @@ pub mod exercise;
 pub mod faults;
 pub mod local;
 pub mod metrics;
+pub mod monitor;
 pub mod outcome;
 pub mod produce;
 pub mod record;

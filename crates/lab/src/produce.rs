@@ -119,7 +119,12 @@ impl DeliveryLog {
 /// The producer context that files each delivery report in a `DeliveryLog`.
 pub struct LoggingContext(pub Arc<DeliveryLog>);
 
-impl ClientContext for LoggingContext {}
+impl ClientContext for LoggingContext {
+    /// Statistics (only sent when a `monitor::Monitor` turned them on).
+    fn stats_raw(&self, statistics: &[u8]) {
+        crate::monitor::deliver(statistics);
+    }
+}
 
 impl ProducerContext for LoggingContext {
     type DeliveryOpaque = usize;
@@ -208,6 +213,7 @@ pub fn produce(
     }
     // ANCHOR_END: produce_loop
     progress(sent);
+    crate::monitor::Monitor::settle(&producer);
     let (acknowledged, failed) = log.take();
     Ok(ProduceReport {
         sent,

@@ -94,12 +94,14 @@ pub fn run_with_progress(
     progress: &mut dyn FnMut(Stage, u64),
 ) -> Result<Outcome> {
     cluster.require_faithful(semantic)?;
-    // Check the settings before creating anything.
-    semantic.producer_config(
-        cluster.bootstrap(),
-        Some("check"),
-        &options.producer_overrides,
-    )?;
+    // Check the settings before creating anything (no client: not monitored).
+    crate::monitor::unwatched(|| {
+        semantic.producer_config(
+            cluster.bootstrap(),
+            Some("check"),
+            &options.producer_overrides,
+        )
+    })?;
 
     let Pipeline {
         input,

@@ -165,7 +165,10 @@ impl Semantic {
             map.insert(k.clone(), v.clone());
         }
         check_producer_settings(&map)?;
-        Ok(to_client_config(map))
+        let mut config = to_client_config(map);
+        // Statistics on, while a `monitor::Monitor` records this thread's run.
+        crate::monitor::watch_if_active(&mut config, "producer");
+        Ok(config)
     }
 
     /// A ready consumer configuration for `group`, with `overrides` applied last.
@@ -184,7 +187,9 @@ impl Semantic {
         for (k, v) in overrides {
             map.insert(k.clone(), v.clone());
         }
-        to_client_config(map)
+        let mut config = to_client_config(map);
+        crate::monitor::watch_if_active(&mut config, "consumer");
+        config
     }
 
     /// This semantic's settings as Markdown tables (producer, then consumer).

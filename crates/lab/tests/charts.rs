@@ -378,3 +378,50 @@ fn the_cli_writes_every_file() {
         "nothing to chart"
     );
 }
+
+fn monitoring() -> lab::monitor::MonitoringRecord {
+    serde_json::from_str(&generated("monitoring.json"))
+        .expect("monitoring.json is a monitoring record")
+}
+
+#[test]
+fn monitoring_charts_from_the_recorded_statistics() {
+    use lab::charts::{monitoring_chart, open_transaction_chart};
+    let record = monitoring();
+    check(
+        &monitoring_chart(&record),
+        "monitoring",
+        &[
+            "records sent again (txmsgs beyond msgs)",
+            "duplicated (audit)",
+            "lost (audit)",
+            "request timeouts (req_timeouts)",
+            "producer id assignments (epoch_cnt)",
+            "transactions aborted (lab events)",
+            "A, ALO",
+            "E3, EOS",
+            "Apache Kafka 4.1.1",
+        ],
+    );
+    let open = &record.open_transaction;
+    check(
+        &open_transaction_chart(open),
+        "monitoring-open-transaction",
+        &[
+            "high watermark (hi_offset)",
+            "last stable offset (ls_offset)",
+            "committed offset of the reader",
+            "reader behind the high watermark",
+            "librdkafka consumer_lag (against the LSO)",
+            "transaction open",
+            "Apache Kafka 4.1.1",
+        ],
+    );
+    // What the lines are drawn from: the reader held at the LSO while open.
+    assert!(
+        open.reader_while_open()
+            .iter()
+            .any(|p| p.behind_high_watermark() > Some(0)),
+        "the recorded reader was never behind while the transaction was open"
+    );
+}

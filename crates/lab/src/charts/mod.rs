@@ -70,6 +70,8 @@ pub use bench::{
 };
 mod xy;
 pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};
+mod monitor;
+pub use monitor::{monitoring_chart, open_transaction_chart};
 
 // Colours from the Okabe-Ito palette: distinguishable with colour blindness.
 pub const GREEN: RGBColor = RGBColor(0, 158, 115);

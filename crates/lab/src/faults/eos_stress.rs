@@ -209,6 +209,8 @@ pub fn zombie_fenced_report(
         .commit_transaction(COMMIT_TIMEOUT)
         .err()
         .map(|e| TxnError::of(&e));
+    // Monitored runs: the zombie's last statistics (its fenced state) are reported.
+    crate::monitor::Monitor::settle(&zombie);
     drop(zombie);
     let transactions = write_committed(&successor, &topic, 0..records)?;
     drop(successor);
@@ -447,6 +449,7 @@ pub fn transaction_timeout_report(
         .commit_transaction(COMMIT_TIMEOUT)
         .err()
         .map(|e| TxnError::of(&e));
+    crate::monitor::Monitor::settle(&producer);
     drop(producer);
 
     // The application's recovery: a new instance re-sends what is not committed.
@@ -831,9 +834,22 @@ fn transactional_producer(
     overrides: &[(String, String)],
     log: &Arc<DeliveryLog>,
 ) -> Result<TxProducer> {
-    let producer: TxProducer = Semantic::ExactlyOnce
-        .producer_config(bootstrap, Some(transactional_id), overrides)?
-        .create_with_context(LoggingContext(log.clone()))
+    let config = Semantic::ExactlyOnce.producer_config(
+        bootstrap,
+        Some(transactional_id),
+        overrides,
+    )?;
+    init_transactional(config, log.clone())
+}
+
+/// A transactional producer from `config`, its transactions initialised.
+pub(crate) fn init_transactional(
+    config: rdkafka::ClientConfig,
+    log: Arc<DeliveryLog>,
+) -> Result<TxProducer> {
+    let transactional_id = config.get("transactional.id").unwrap_or("?").to_string();
+    let producer: TxProducer = config
+        .create_with_context(LoggingContext(log))
         .doing("creating a transactional producer")?;
     producer
         .init_transactions(INIT_TIMEOUT)
@@ -858,18 +874,25 @@ fn write_committed(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Resul
 
 /// Begins a transaction, writes `ids` in it and waits for every delivery
 /// report: the records are in the log, the transaction stays open.
-fn write_open(producer: &TxProducer, topic: &str, ids: Range<u64>) -> Result<()> {
+pub(crate) fn write_open(
+    producer: &TxProducer,
+    topic: &str,
+    ids: Range<u64>,
+) -> Result<()> {
     producer
         .begin_transaction()
         .doing("beginning a transaction")?;
     for id in ids {
         produce::send(producer, topic, id, PAYLOAD_BYTES)?;
     }
-    produce::drain(producer, Duration::from_secs(60))
+    produce::drain(producer, Duration::from_secs(60))?;
+    // Monitored runs: the open transaction shows in the statistics.
+    crate::monitor::Monitor::settle(producer);
+    Ok(())
 }
 
 /// Writes `ids` without a transaction and waits until all are acknowledged.
-fn write_acknowledged(
+pub(crate) fn write_acknowledged(
     producer: &BaseProducer<LoggingContext>,
     topic: &str,
     ids: Range<u64>,

@@ -121,6 +121,7 @@ pub fn lost_ack(
     } else {
         producer.flush(Duration::from_secs(120)).doing("flushing")?;
     }
+    crate::monitor::Monitor::settle(&producer);
     drop(producer);
     let stats = proxy.stats();
     drop(proxy);
