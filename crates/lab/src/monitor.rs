@@ -51,6 +51,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use serde::{Deserialize, Serialize};
 
+use crate::charts::distinct;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::faults::eos_stress::{self, EosStressOptions};
@@ -1304,16 +1305,6 @@ pub fn open_transaction_markdown(run: &OpenTransactionLag) -> String {
         run.backend_description,
         run.librdkafka_version
     );
-    out
-}
-
-fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut out = Vec::new();
-    for item in items {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
     out
 }
 

@@ -1243,7 +1243,7 @@ fn median(runs: &[f64]) -> f64 {
 }
 
 /// The distinct values, in order of first appearance.
-fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+pub(crate) fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut out = Vec::new();
     for item in items {
         if !out.contains(&item) {
