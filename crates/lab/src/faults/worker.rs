@@ -264,8 +264,12 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn between_steps(&mut self, consumed: u64) {
+    fn between_steps(&mut self, consumed: u64, batch: &[u64]) {
         if self.crash_at.is_some_and(|k| consumed >= k) {
+            // The batch caught in the gap: the parent's fault window.
+            for id in batch {
+                report(format_args!("in-gap {id}"));
+            }
             die_now();
         }
     }
