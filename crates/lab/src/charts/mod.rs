@@ -61,13 +61,16 @@ pub fn register_fonts() {
     });
 }
 
+mod xy;
+pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};
+
 // Colours from the Okabe-Ito palette: distinguishable with colour blindness.
-const GREEN: RGBColor = RGBColor(0, 158, 115);
-const VERMILLION: RGBColor = RGBColor(213, 94, 0);
-const BLUE: RGBColor = RGBColor(0, 114, 178);
-const SKY: RGBColor = RGBColor(86, 180, 233);
-const ORANGE: RGBColor = RGBColor(230, 159, 0);
-const PURPLE: RGBColor = RGBColor(204, 121, 167);
+pub const GREEN: RGBColor = RGBColor(0, 158, 115);
+pub const VERMILLION: RGBColor = RGBColor(213, 94, 0);
+pub const BLUE: RGBColor = RGBColor(0, 114, 178);
+pub const SKY: RGBColor = RGBColor(86, 180, 233);
+pub const ORANGE: RGBColor = RGBColor(230, 159, 0);
+pub const PURPLE: RGBColor = RGBColor(204, 121, 167);
 const INK: RGBColor = RGBColor(30, 30, 30);
 const MUTED: RGBColor = RGBColor(90, 90, 90);
 const GRID: RGBColor = RGBColor(225, 225, 225);
@@ -75,7 +78,7 @@ const REFUSED: RGBColor = RGBColor(232, 232, 232);
 
 /// How the numbers of a chart are written on its axis and above its bars.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unit {
+pub enum Unit {
     /// A count: `1,390`.
     Count,
     /// A rate: `312 k`, `1.2 M`.
@@ -112,6 +115,15 @@ struct Panel {
     bars: Vec<Vec<Option<Bar>>>,
 }
 
+/// What a chart draws under its legend.
+#[derive(Clone, Debug)]
+enum Body {
+    /// Panels of grouped bars.
+    Bars(Vec<Panel>),
+    /// Panels of lines and points over a numeric x axis ([`xy`]).
+    Xy(Vec<xy::XyPanel>),
+}
+
 /// A chart built from recorded data, ready to draw on any plotters backend.
 #[derive(Clone, Debug)]
 pub struct Chart {
@@ -119,7 +131,7 @@ pub struct Chart {
     subtitle: Option<String>,
     x_desc: String,
     series: Vec<Series>,
-    panels: Vec<Panel>,
+    body: Body,
     /// The source of the numbers: backend and Kafka version.
     caption: String,
     /// Further lines under the caption (e.g. why a cell was refused).
@@ -279,13 +291,13 @@ pub fn outcomes_chart(outcomes: &[Outcome]) -> Chart {
         subtitle: Some(subtitle),
         x_desc: "delivery semantic".into(),
         series,
-        panels: vec![Panel {
+        body: Body::Bars(vec![Panel {
             heading: None,
             y_desc: "records".into(),
             unit: Unit::Count,
             groups,
             bars,
-        }],
+        }]),
         caption,
         notes: Vec::new(),
         size: (1000, 600),
@@ -427,7 +439,7 @@ pub fn matrix_chart(cells: &[Cell]) -> Chart {
         subtitle: Some(subtitle),
         x_desc: "failure scenario".into(),
         series,
-        panels,
+        body: Body::Bars(panels),
         caption,
         notes,
         size: (1100, 860),
@@ -445,7 +457,7 @@ pub fn throughput_chart<S: AsRef<str>>(measured_on: &str, rows: &[(S, f64)]) -> 
             name: "records per second".into(),
             color: BLUE,
         }],
-        panels: vec![Panel {
+        body: Body::Bars(vec![Panel {
             heading: None,
             y_desc: "records per second".into(),
             unit: Unit::Rate,
@@ -457,7 +469,7 @@ pub fn throughput_chart<S: AsRef<str>>(measured_on: &str, rows: &[(S, f64)]) -> 
                 .iter()
                 .map(|(_, rate)| vec![Some(Bar::Runs(vec![*rate]))])
                 .collect(),
-        }],
+        }]),
         caption: format!("Measured on {measured_on}."),
         notes: Vec::new(),
         size: (1000, 600),
@@ -483,7 +495,7 @@ pub fn latency_chart<S: AsRef<str>>(
         subtitle: None,
         x_desc: "configuration".into(),
         series,
-        panels: vec![Panel {
+        body: Body::Bars(vec![Panel {
             heading: None,
             y_desc: "latency (ms)".into(),
             unit: Unit::Millis,
@@ -497,7 +509,7 @@ pub fn latency_chart<S: AsRef<str>>(
                         .collect()
                 })
                 .collect(),
-        }],
+        }]),
         caption: format!("Measured on {measured_on}."),
         notes: Vec::new(),
         size: (1000, 600),
@@ -623,11 +635,21 @@ fn draw_chart<DB: DrawingBackend>(
     let body = root
         .clone()
         .shrink((0, y), (width, (foot_top - 8 - y).max(40) as u32));
-    let panels = body.split_evenly((chart.panels.len().max(1), 1));
-    let last = chart.panels.len().saturating_sub(1);
-    for (i, (panel, area)) in chart.panels.iter().zip(panels.iter()).enumerate() {
-        let x_desc = (i == last).then_some(chart.x_desc.as_str());
-        draw_panel(panel, &chart.series, area, x_desc)?;
+    match &chart.body {
+        Body::Bars(panels) => {
+            let areas = body.split_evenly((panels.len().max(1), 1));
+            let last = panels.len().saturating_sub(1);
+            for (i, (panel, area)) in panels.iter().zip(areas.iter()).enumerate() {
+                let x_desc = (i == last).then_some(chart.x_desc.as_str());
+                draw_panel(panel, &chart.series, area, x_desc)?;
+            }
+        }
+        Body::Xy(panels) => {
+            let areas = body.split_evenly((panels.len().max(1), 1));
+            for (panel, area) in panels.iter().zip(areas.iter()) {
+                xy::draw_xy_panel(panel, &chart.series, area)?;
+            }
+        }
     }
     Ok(())
 }
@@ -644,23 +666,50 @@ fn draw_legend<DB: DrawingBackend>(
         Swatch(RGBColor),
         Dot,
         Refused,
+        Line(RGBColor),
+        Point(RGBColor),
+        Band,
     }
-    let mut items: Vec<(Mark, String)> = chart
-        .series
-        .iter()
-        .map(|s| (Mark::Swatch(s.color), s.name.clone()))
-        .collect();
-    let bars = || {
-        chart
-            .panels
-            .iter()
-            .flat_map(|p| p.bars.iter().flatten().flatten())
-    };
-    if bars().any(|b| matches!(b, Bar::Runs(r) if r.len() > 1)) {
-        items.push((Mark::Dot, "one run".into()));
-    }
-    if bars().any(|b| *b == Bar::Refused) {
-        items.push((Mark::Refused, "refused: not run (reason below)".into()));
+    let mut items: Vec<(Mark, String)> = Vec::new();
+    match &chart.body {
+        Body::Bars(panels) => {
+            items.extend(
+                chart
+                    .series
+                    .iter()
+                    .map(|s| (Mark::Swatch(s.color), s.name.clone())),
+            );
+            let bars = || {
+                panels
+                    .iter()
+                    .flat_map(|p| p.bars.iter().flatten().flatten())
+            };
+            if bars().any(|b| matches!(b, Bar::Runs(r) if r.len() > 1)) {
+                items.push((Mark::Dot, "one run".into()));
+            }
+            if bars().any(|b| *b == Bar::Refused) {
+                items.push((Mark::Refused, "refused: not run (reason below)".into()));
+            }
+        }
+        Body::Xy(panels) => {
+            for s in &chart.series {
+                let style = panels
+                    .iter()
+                    .flat_map(|p| &p.series)
+                    .find(|x| x.name == s.name)
+                    .map(|x| x.style);
+                let mark = match style {
+                    Some(xy::XyStyle::Points) => Mark::Point(s.color),
+                    _ => Mark::Line(s.color),
+                };
+                items.push((mark, s.name.clone()));
+            }
+            for label in
+                distinct(panels.iter().flat_map(|p| &p.bands).map(|b| &b.label))
+            {
+                items.push((Mark::Band, label.clone()));
+            }
+        }
     }
     let style = font(LEGEND_SIZE).pos(Pos::new(HPos::Left, VPos::Center));
     let swatch = 16;
@@ -703,6 +752,16 @@ fn draw_legend<DB: DrawingBackend>(
                         [(x0, y0), (x1, y1)],
                         MUTED.stroke_width(1),
                     ))?;
+                }
+                Mark::Line(color) => root.draw(&PathElement::new(
+                    vec![(x0, y), (x1, y)],
+                    color.stroke_width(3),
+                ))?,
+                Mark::Point(color) => {
+                    root.draw(&Circle::new((x + swatch / 2, y), 5, color.filled()))?
+                }
+                Mark::Band => {
+                    root.draw(&Rectangle::new([(x0, y0), (x1, y1)], xy::BAND.filled()))?
                 }
             }
             root.draw_text(name, &style, (x + swatch + 6, y))?;

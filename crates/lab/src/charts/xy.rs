@@ -1,0 +1,488 @@
+//! Lines and points over a numeric x axis: a latency distribution, the cost of
+//! exactly-once over commit intervals, a run's timeline with its fault window.
+//!
+//! Build the panels, then [`xy_chart`] gives a [`Chart`] like the bar charts:
+//! the same title, legend and caption, the same SVG, PNG and notebook output.
+//!
+//! ```
+//! use lab::charts::{xy_chart, Scale, Unit, XyPanel, XySeries, XyStyle};
+//! let mut panel = XyPanel::new("commit interval (ms)", "records per second");
+//! panel.x_scale = Scale::Log10;
+//! panel.y_unit = Unit::Rate;
+//! panel.series.push(XySeries::new(
+//!     "transactional",
+//!     XyStyle::Line,
+//!     vec![(10.0, 2.1e5), (100.0, 3.0e5), (1000.0, 3.2e5)],
+//! ));
+//! let chart = xy_chart("Cost of exactly-once", None, "Measured on ...".into(), vec![panel]);
+//! assert!(chart.to_svg_string().contains("transactional"));
+//! ```
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{
+    distinct, font, format_value, trim, Body, Chart, DrawResult, Series, Unit,
+    AXIS_DESC_SIZE, BLUE, GREEN, GRID, HEADING_SIZE, MUTED, ORANGE, PURPLE, SKY,
+    TICK_SIZE, VERMILLION,
+};
+
+/// The fill of a shaded x range.
+pub(super) const BAND: RGBColor = RGBColor(253, 226, 180);
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XyStyle {
+    /// Points joined in order of x.
+    Line,
+    /// Separate dots.
+    Points,
+    /// A staircase: each value holds until the next point's x.
+    Steps,
+}
+
+/// How an axis maps values to positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// Powers of ten equally spaced (values must be > 0).
+    Log10,
+    /// Percentiles (0 to 100) spaced by their nines: 90, 99, 99.9, 99.99
+    /// equally apart, the way latency distributions are read.
+    Nines,
+}
+
+/// One named series; the same name in several panels is one legend entry
+/// and one colour.
+#[derive(Clone, Debug)]
+pub struct XySeries {
+    pub name: String,
+    pub style: XyStyle,
+    pub points: Vec<(f64, f64)>,
+    /// A colour of the palette's choosing if `None`.
+    pub color: Option<RGBColor>,
+}
+
+impl XySeries {
+    pub fn new(
+        name: impl Into<String>,
+        style: XyStyle,
+        points: Vec<(f64, f64)>,
+    ) -> XySeries {
+        XySeries {
+            name: name.into(),
+            style,
+            points,
+            color: None,
+        }
+    }
+
+    pub fn with_color(mut self, color: RGBColor) -> XySeries {
+        self.color = Some(color);
+        self
+    }
+}
+
+/// A shaded range of x, labelled (a fault window, an open transaction).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Band {
+    pub from: f64,
+    pub to: f64,
+    pub label: String,
+}
+
+/// One panel: axes, series and shaded ranges.
+#[derive(Clone, Debug)]
+pub struct XyPanel {
+    /// Printed above the panel.
+    pub heading: Option<String>,
+    pub x_desc: String,
+    pub y_desc: String,
+    pub x_scale: Scale,
+    pub y_scale: Scale,
+    pub x_unit: Unit,
+    pub y_unit: Unit,
+    /// A linear y axis starts at 0 unless this is false.
+    pub y_from_zero: bool,
+    pub series: Vec<XySeries>,
+    pub bands: Vec<Band>,
+}
+
+impl XyPanel {
+    /// Linear axes, counts on both, y from zero, nothing drawn yet.
+    pub fn new(x_desc: impl Into<String>, y_desc: impl Into<String>) -> XyPanel {
+        XyPanel {
+            heading: None,
+            x_desc: x_desc.into(),
+            y_desc: y_desc.into(),
+            x_scale: Scale::Linear,
+            y_scale: Scale::Linear,
+            x_unit: Unit::Count,
+            y_unit: Unit::Count,
+            y_from_zero: true,
+            series: Vec::new(),
+            bands: Vec::new(),
+        }
+    }
+}
+
+/// A chart of x-y panels stacked top to bottom. `caption` names what produced
+/// the numbers (backend and Kafka version), as on every chart.
+pub fn xy_chart(
+    title: impl Into<String>,
+    subtitle: Option<String>,
+    caption: String,
+    panels: Vec<XyPanel>,
+) -> Chart {
+    let palette = [BLUE, VERMILLION, GREEN, ORANGE, SKY, PURPLE];
+    let names = distinct(panels.iter().flat_map(|p| &p.series).map(|s| &s.name));
+    let series = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Series {
+            name: (*name).clone(),
+            color: panels
+                .iter()
+                .flat_map(|p| &p.series)
+                .find(|s| &&s.name == name)
+                .and_then(|s| s.color)
+                .unwrap_or(palette[i % palette.len()]),
+        })
+        .collect();
+    let height = 200 + 420 * panels.len().max(1) as u32;
+    Chart {
+        title: title.into(),
+        subtitle,
+        x_desc: String::new(),
+        series,
+        body: Body::Xy(panels),
+        caption,
+        notes: Vec::new(),
+        size: (1000, height.min(1400)),
+    }
+}
+
+impl Scale {
+    fn to_axis(self, v: f64) -> f64 {
+        match self {
+            Scale::Linear => v,
+            Scale::Log10 => v.max(1e-12).log10(),
+            Scale::Nines => -(1.0 - v.clamp(0.0, 99.9999) / 100.0).log10(),
+        }
+    }
+}
+
+/// The axis range (in axis units) holding every value, with a little room.
+fn axis_range(scale: Scale, values: &[f64], from_zero: bool) -> (f64, f64) {
+    let t: Vec<f64> = values
+        .iter()
+        .filter(|v| v.is_finite() && (scale != Scale::Log10 || **v > 0.0))
+        .map(|v| scale.to_axis(*v))
+        .collect();
+    let (mut lo, mut hi) = t
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    match scale {
+        Scale::Linear => {
+            if from_zero {
+                lo = lo.min(0.0);
+            }
+            if hi - lo < 1e-9 {
+                hi = lo + 1.0;
+            }
+            let pad = (hi - lo) * 0.06;
+            (if from_zero && lo >= 0.0 { lo } else { lo - pad }, hi + pad)
+        }
+        Scale::Log10 => {
+            let pad = ((hi - lo) * 0.04).max(0.05);
+            (lo - pad, hi + pad)
+        }
+        Scale::Nines => (0.0, hi.max(1.0) + 0.15),
+    }
+}
+
+/// Tick values (in data units) within an axis range; a count's step is whole.
+fn ticks(scale: Scale, unit: Unit, (lo, hi): (f64, f64)) -> Vec<f64> {
+    match scale {
+        Scale::Linear => {
+            let mut raw = (hi - lo) / 6.0;
+            if unit == Unit::Count {
+                raw = raw.max(1.0);
+            }
+            let magnitude = 10f64.powf(raw.log10().floor());
+            let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+                .into_iter()
+                .map(|m| m * magnitude)
+                .find(|s| *s >= raw)
+                .unwrap_or(raw);
+            let mut v = (lo / step).ceil() * step;
+            let mut out = Vec::new();
+            while v <= hi + step * 1e-9 {
+                out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
+                v += step;
+            }
+            out
+        }
+        Scale::Log10 => {
+            let decades = (hi - lo).round() as i32;
+            let steps: &[f64] = if decades > 4 {
+                &[1.0]
+            } else {
+                &[1.0, 2.0, 5.0]
+            };
+            let mut out = Vec::new();
+            for e in lo.floor() as i32..=hi.ceil() as i32 {
+                for m in steps {
+                    let v = m * 10f64.powi(e);
+                    let t = v.log10();
+                    if t >= lo - 1e-9 && t <= hi + 1e-9 {
+                        out.push(v);
+                    }
+                }
+            }
+            out
+        }
+        Scale::Nines => [0.0, 50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999]
+            .into_iter()
+            .filter(|p| Scale::Nines.to_axis(*p) <= hi + 1e-9)
+            .collect(),
+    }
+}
+
+fn tick_label(scale: Scale, unit: Unit, v: f64) -> String {
+    match scale {
+        Scale::Nines => format!("{}%", trim(v, 4)),
+        Scale::Linear => format_value(v, unit, true),
+        // Log ticks are 1, 2, 5 x 10^k: print them whole, whatever the unit.
+        Scale::Log10 => format_value(v, unit, false),
+    }
+}
+
+/// Draws one x-y panel into its area.
+pub(super) fn draw_xy_panel<DB: DrawingBackend>(
+    panel: &XyPanel,
+    series: &[Series],
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
+    let (y_area, left, right) = (96, 12, 28);
+    let top = match &panel.heading {
+        Some(heading) => {
+            area.draw_text(
+                heading,
+                &font(HEADING_SIZE).pos(Pos::new(HPos::Left, VPos::Top)),
+                (y_area + left, 6),
+            )?;
+            HEADING_SIZE as i32 + 16
+        }
+        None => 12,
+    };
+    let xs: Vec<f64> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .chain(panel.bands.iter().flat_map(|b| [b.from, b.to]))
+        .collect();
+    let ys: Vec<f64> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
+    let (x0, x1) = axis_range(panel.x_scale, &xs, false);
+    let (y0, mut y1) = axis_range(panel.y_scale, &ys, panel.y_from_zero);
+    if !panel.bands.is_empty() {
+        y1 += (y1 - y0) * 0.1; // room for the bands' labels above the data
+    }
+    let x_area = TICK_SIZE as i32 + AXIS_DESC_SIZE as i32 + 26;
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(top as u32)
+        .margin_left(left as u32)
+        .margin_right(right as u32)
+        .x_label_area_size(x_area as u32)
+        .y_label_area_size(y_area as u32)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(0)
+        .y_labels(0)
+        .x_desc(panel.x_desc.as_str())
+        .y_desc(panel.y_desc.as_str())
+        .axis_desc_style(font(AXIS_DESC_SIZE))
+        .axis_style(MUTED)
+        .draw()?;
+
+    let base = area.get_base_pixel();
+    let at = |chart: &ChartContext<DB, _>, x: f64, y: f64| {
+        let (px, py) = chart.backend_coord(&(x, y));
+        (px - base.0, py - base.1)
+    };
+    // Shaded ranges first, under everything else; their labels at the top.
+    let band_label = font(TICK_SIZE).pos(Pos::new(HPos::Left, VPos::Top));
+    for band in &panel.bands {
+        let (a, b) = (
+            panel.x_scale.to_axis(band.from),
+            panel.x_scale.to_axis(band.to),
+        );
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(a.min(b), y0), (a.max(b), y1)],
+            BAND.filled(),
+        )))?;
+        let (px, py) = at(&chart, a.min(b), y1);
+        area.draw_text(&band.label, &band_label.color(&MUTED), (px + 4, py + 4))?;
+    }
+    // Grid lines and tick labels, our own so that log and percentile axes get
+    // round numbers.
+    let y_tick_style = font(TICK_SIZE).pos(Pos::new(HPos::Right, VPos::Center));
+    for v in ticks(panel.y_scale, panel.y_unit, (y0, y1)) {
+        let t = panel.y_scale.to_axis(v);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x0, t), (x1, t)],
+            GRID.stroke_width(1),
+        )))?;
+        let (px, py) = at(&chart, x0, t);
+        area.draw_text(
+            &tick_label(panel.y_scale, panel.y_unit, v),
+            &y_tick_style,
+            (px - 8, py),
+        )?;
+    }
+    let x_tick_style = font(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
+    for v in ticks(panel.x_scale, panel.x_unit, (x0, x1)) {
+        let t = panel.x_scale.to_axis(v);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(t, y0), (t, y1)],
+            GRID.stroke_width(1),
+        )))?;
+        let (px, py) = at(&chart, t, y0);
+        area.draw_text(
+            &tick_label(panel.x_scale, panel.x_unit, v),
+            &x_tick_style,
+            (px, py + 6),
+        )?;
+    }
+
+    for s in &panel.series {
+        let color = series
+            .iter()
+            .find(|x| x.name == s.name)
+            .map(|x| x.color)
+            .unwrap_or(MUTED);
+        let mut points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|(x, y)| {
+                x.is_finite()
+                    && y.is_finite()
+                    && (panel.x_scale != Scale::Log10 || *x > 0.0)
+                    && (panel.y_scale != Scale::Log10 || *y > 0.0)
+            })
+            .map(|(x, y)| (panel.x_scale.to_axis(*x), panel.y_scale.to_axis(*y)))
+            .collect();
+        match s.style {
+            XyStyle::Line => {
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                chart.draw_series(LineSeries::new(points, color.stroke_width(3)))?;
+            }
+            XyStyle::Steps => {
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut stairs = Vec::with_capacity(points.len() * 2);
+                for (i, p) in points.iter().enumerate() {
+                    if i > 0 {
+                        stairs.push((p.0, points[i - 1].1));
+                    }
+                    stairs.push(*p);
+                }
+                chart.draw_series(LineSeries::new(stairs, color.stroke_width(2)))?;
+            }
+            XyStyle::Points => {
+                chart.draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 4, color.filled())),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_are_round_and_inside_the_range() {
+        let range = axis_range(Scale::Log10, &[10.0, 3000.0], false);
+        assert!(
+            range.0 < 1.0 && range.1 > 3000f64.log10() && range.1 < 4.0,
+            "{range:?}"
+        );
+        let t = ticks(Scale::Log10, Unit::Count, range);
+        assert_eq!(t, [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]);
+    }
+
+    #[test]
+    fn linear_ticks_step_by_round_numbers() {
+        let t = ticks(Scale::Linear, Unit::Count, (0.0, 1000.0));
+        assert_eq!(t, [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]);
+        let t = ticks(Scale::Linear, Unit::Millis, (0.0, 2.6));
+        assert_eq!(t.first(), Some(&0.0));
+        assert!(
+            t.windows(2).all(|w| (w[1] - w[0] - 0.5).abs() < 1e-9),
+            "{t:?}"
+        );
+        // Times delivered: 0, 1, 2, never 0.5.
+        assert_eq!(
+            ticks(Scale::Linear, Unit::Count, (0.0, 2.2)),
+            [0.0, 1.0, 2.0]
+        );
+    }
+
+    #[test]
+    fn percentiles_are_spaced_by_their_nines() {
+        let one = Scale::Nines.to_axis(90.0);
+        let two = Scale::Nines.to_axis(99.0);
+        let three = Scale::Nines.to_axis(99.9);
+        assert!((one - 1.0).abs() < 1e-9 && (two - 2.0).abs() < 1e-9);
+        assert!((three - 3.0).abs() < 1e-6);
+        let range = axis_range(Scale::Nines, &[50.0, 99.9], false);
+        let t = ticks(Scale::Nines, Unit::Millis, range);
+        assert_eq!(t, [0.0, 50.0, 90.0, 99.0, 99.9]);
+        assert_eq!(tick_label(Scale::Nines, Unit::Millis, 99.9), "99.9%");
+    }
+
+    #[test]
+    fn a_named_series_keeps_one_colour_across_panels() {
+        let mut a = XyPanel::new("x", "y");
+        a.series.push(
+            XySeries::new("lost", XyStyle::Points, vec![(1.0, 0.0)])
+                .with_color(VERMILLION),
+        );
+        let mut b = XyPanel::new("x", "y");
+        b.series
+            .push(XySeries::new("lost", XyStyle::Points, vec![(2.0, 0.0)]));
+        b.series.push(XySeries::new(
+            "other",
+            XyStyle::Line,
+            vec![(2.0, 1.0), (3.0, 2.0)],
+        ));
+        b.bands.push(Band {
+            from: 1.5,
+            to: 2.5,
+            label: "fault".into(),
+        });
+        let chart = xy_chart("t", None, "Measured on nothing.".into(), vec![a, b]);
+        assert_eq!(chart.series.len(), 2);
+        assert_eq!(chart.series[0].color, VERMILLION);
+        let svg = chart.to_svg_string();
+        for text in ["lost", "other", "fault", "Measured on nothing."] {
+            assert!(svg.contains(text), "{text}");
+        }
+    }
+}
