@@ -257,6 +257,7 @@ pub struct Repeated {
 /// more than once. Computed by [`audit`] from the same observations as the
 /// counts, so a chart drawn from the fates agrees with the numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Fates {
     /// Source ids that never reached the end of the pipeline (`Counts::lost`).
     pub lost: IdRanges,

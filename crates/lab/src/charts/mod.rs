@@ -61,7 +61,9 @@ pub fn register_fonts() {
     });
 }
 
+pub mod timeline;
 mod xy;
+pub use timeline::{outcome_timeline, timeline_chart, TimelineRun};
 pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};
 
 // Colours from the Okabe-Ito palette: distinguishable with colour blindness.
@@ -704,10 +706,16 @@ fn draw_legend<DB: DrawingBackend>(
                 };
                 items.push((mark, s.name.clone()));
             }
-            for label in
-                distinct(panels.iter().flat_map(|p| &p.bands).map(|b| &b.label))
+            // Each band is labelled where it is drawn; several different
+            // labels get one legend entry instead of repeating them all.
+            match distinct(panels.iter().flat_map(|p| &p.bands).map(|b| &b.label))
+                .as_slice()
             {
-                items.push((Mark::Band, label.clone()));
+                [] => {}
+                [one] => items.push((Mark::Band, (*one).clone())),
+                _ => {
+                    items.push((Mark::Band, "shaded: as labelled in each panel".into()))
+                }
             }
         }
     }

@@ -118,8 +118,12 @@ pub fn lost_ack(
     }
     let armed = Instant::now();
     proxy.inject(options.fault);
+    // When each record after the arming was handed over: a record of the
+    // struck request hears back only after the timeout, counted from here.
+    let mut handed_at = Vec::with_capacity((options.records - armed_at) as usize);
     for id in armed_at..options.records {
         produce::send(&producer, &topic, id, 100)?;
+        handed_at.push(Instant::now());
         if transactional && (id + 1) % 500 == 0 {
             produce::commit(&producer)?;
             producer
@@ -149,7 +153,7 @@ pub fn lost_ack(
         options.fault,
         armed_at,
         options.records,
-        armed,
+        (armed, &handed_at),
         &reported,
         &stats,
     );
@@ -202,14 +206,14 @@ impl Timed {
 /// when the proxy was armed, so its fault hit the next Produce request, which
 /// carried records sent after the arming. When the answer is swallowed (or
 /// held back past `socket.timeout.ms`), the records of that request are the
-/// ones whose delivery report came only after the timeout: an answered
-/// request is reported within milliseconds. When the connection is cut, the
+/// ones whose delivery report came more than the timeout after they were
+/// handed over: an answered request is reported within milliseconds. When the connection is cut, the
 /// client retries at once, so the window is every record after the arming.
 fn fault_window(
     fault: ProduceFault,
     armed_at: u64,
     records: u64,
-    armed: Instant,
+    (armed, handed_at): (Instant, &[Instant]),
     reported: &[(u64, Instant)],
     stats: &ProxyStats,
 ) -> Timed {
@@ -236,7 +240,13 @@ fn fault_window(
     if waits_out_the_timeout {
         let late: Vec<&(u64, Instant)> = reported
             .iter()
-            .filter(|(id, at)| *id >= armed_at && at.duration_since(armed) >= timeout)
+            .filter(|(id, at)| {
+                id.checked_sub(armed_at)
+                    .and_then(|i| handed_at.get(i as usize))
+                    .is_some_and(|handed| {
+                        at.saturating_duration_since(*handed) >= timeout
+                    })
+            })
             .collect();
         let ids: IdRanges = late.iter().map(|r| r.0).collect();
         let to = late.iter().map(|r| r.1).max().unwrap_or(armed);
