@@ -6,7 +6,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use lab::bench::BenchReport;
-use lab::faults::matrix::{self, Cell, MatrixOptions, Scenario};
+use lab::charts::TimelineRun;
+use lab::faults::crash::{consumer_crash, CrashOptions};
+use lab::faults::matrix::{self, Case, Cell, MatrixOptions, Scenario};
 use lab::{Cluster, Outcome, RunOptions, Semantic};
 
 use crate::kafka::{self, Layout};
@@ -248,6 +250,11 @@ pub fn parts() -> Vec<Part> {
             name: "monitoring",
             measure: measure_monitoring,
             pages: monitoring_pages,
+        },
+        Part {
+            name: "timeline",
+            measure: measure_timeline,
+            pages: timeline_pages,
         },
     ]
 }
@@ -496,6 +503,103 @@ fn monitoring_pages() -> Result<Vec<(String, String)>> {
             lab::charts::open_transaction_chart(&record.open_transaction).to_svg_string(),
         ),
     ])
+}
+
+/// The scenarios with a timeline figure, and the file each is drawn into.
+const TIMELINES: [(Scenario, &str); 4] = [
+    (Scenario::LostAck, "timeline-a.svg"),
+    (Scenario::ProducerCrash, "timeline-b.svg"),
+    (Scenario::ConsumerCrash, "timeline-c.svg"),
+    (Scenario::LeaderFailure, "timeline-d.svg"),
+];
+
+/// One seeded run of A, B, C and D per semantic (D also with acks=1), every
+/// record's fate kept. A run the lab refuses is recorded as refused; any
+/// other failure stops the measurement.
+fn measure_timeline(clusters: &Clusters) -> Result<()> {
+    const RECORDS: u64 = 2000;
+    const SEED: u64 = 1;
+    let mut runs = Vec::new();
+    for (scenario, _) in TIMELINES {
+        let cases: Vec<Case> = Case::all()
+            .into_iter()
+            .filter(|c| c.acks.is_none() || scenario == Scenario::LeaderFailure)
+            .collect();
+        for case in cases {
+            println!("timeline: {} / {}", scenario.label(), case.label());
+            let result = match scenario {
+                // One partition, so the consumer takes records in id order and
+                // the batch it dies with is one stretch of ids.
+                Scenario::ConsumerCrash => consumer_crash(
+                    &clusters.single,
+                    case.semantic,
+                    &CrashOptions {
+                        partitions: 1,
+                        ..CrashOptions::new(RECORDS, SEED)
+                    },
+                ),
+                _ => scenario.run(
+                    &clusters.single,
+                    Some(&clusters.three),
+                    &case,
+                    RECORDS,
+                    SEED,
+                ),
+            };
+            let result = match result {
+                Ok(outcome) => {
+                    println!("{outcome}");
+                    Ok(outcome)
+                }
+                Err(refused @ lab::Error::Unsupported { .. }) => {
+                    Err(refused.to_string())
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("{} / {}", scenario.label(), case.label())
+                    })
+                }
+            };
+            runs.push(TimelineRun {
+                scenario,
+                case,
+                seed: SEED,
+                result,
+            });
+        }
+    }
+    record("timeline.json", &runs)
+}
+
+fn timeline_pages() -> Result<Vec<(String, String)>> {
+    let runs: Vec<TimelineRun> = recorded("timeline.json")?;
+    if runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .any(|o| o.backend != lab::Backend::Kafka)
+    {
+        bail!("book/src/generated/timeline.json was not measured on Apache Kafka");
+    }
+    let mut pages = Vec::new();
+    for (scenario, file) in TIMELINES {
+        let of: Vec<TimelineRun> = runs
+            .iter()
+            .filter(|r| r.scenario == scenario)
+            .cloned()
+            .collect();
+        if of.is_empty() {
+            bail!(
+                "book/src/generated/timeline.json has no run of {}: measure it with \
+                 `cargo xtask regen --only timeline`",
+                scenario.label()
+            );
+        }
+        pages.push((
+            file.to_string(),
+            lab::charts::timeline_chart(&of).to_svg_string(),
+        ));
+    }
+    Ok(pages)
 }
 
 /// The parts `only` names (all of them if it is empty), or an error listing

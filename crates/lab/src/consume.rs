@@ -45,8 +45,8 @@ pub trait Sink {
 
     /// Called in the gap between the two steps of every batch (commit and
     /// process, in the semantic's order), with the number of records this
-    /// consumer has taken so far, this batch included.
-    fn between_steps(&mut self, _consumed: u64) {}
+    /// consumer has taken so far, this batch included, and the batch's ids.
+    fn between_steps(&mut self, _consumed: u64, _batch: &[u64]) {}
 
     /// The auto-commit loop's hook, called twice per batch: once it has been
     /// handed over (its offsets are stored, so the timer may commit them) and
@@ -125,12 +125,12 @@ pub fn consume(
             if semantic == Semantic::AtMostOnce {
                 // Commit first: after a crash in the gap, the batch is never seen again.
                 commit(&consumer, &offsets)?;
-                sink.between_steps(consumed);
+                sink.between_steps(consumed, &ids);
                 sink.process(&ids)?;
             } else {
                 // Process first: after a crash in the gap, the batch is processed again.
                 sink.process(&ids)?;
-                sink.between_steps(consumed);
+                sink.between_steps(consumed, &ids);
                 commit(&consumer, &offsets)?;
             }
             // ANCHOR_END: commit_order
@@ -206,7 +206,8 @@ fn transform(
         })?;
         produce::drain(&producer, Duration::from_secs(60))?;
         // The outputs are in the log now, inside the open transaction.
-        sink.between_steps(report.processed.len() as u64 + batch.len() as u64);
+        let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
+        sink.between_steps(report.processed.len() as u64 + batch.len() as u64, &ids);
         producer
             .send_offsets_to_transaction(
                 &next_offsets(&batch),

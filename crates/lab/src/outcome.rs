@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::Counts;
+use crate::audit::{Counts, Fates, IdRanges, Observed};
 use crate::cluster::{Backend, Cluster};
 use crate::semantics::Semantic;
 
@@ -27,6 +27,12 @@ pub struct Outcome {
     pub payload_bytes: usize,
     #[serde(flatten)]
     pub counts: Counts,
+    /// What the counts count, id by id: which were lost, which duplicated.
+    #[serde(default)]
+    pub fates: Fates,
+    /// Where the fault struck, in record ids (None on the happy path).
+    #[serde(default)]
+    pub window: Option<FaultWindow>,
     /// Records whose delivery failed, with librdkafka's verdict on each.
     #[serde(default)]
     pub failures: Vec<crate::produce::Failure>,
@@ -56,10 +62,34 @@ impl Outcome {
             records,
             payload_bytes: 100,
             counts: Counts::default(),
+            fates: Fates::default(),
+            window: None,
             failures: Vec::new(),
             produce_seconds: 0.0,
             consume_seconds: 0.0,
         }
+    }
+
+    /// Counts and fates from one set of observations (see [`crate::audit`]).
+    pub fn record_audit(&mut self, observed: &Observed<'_>) {
+        (self.counts, self.fates) = crate::audit::audit(observed);
+    }
+
+    /// Lost and duplicated ids outside the fault window: empty when the
+    /// window accounts for everything that went wrong, the claim a timeline
+    /// makes. Without a window, every such id.
+    pub fn fates_outside_window(&self) -> Vec<u64> {
+        let inside =
+            |id: &u64| self.window.as_ref().is_some_and(|w| w.ids.contains(*id));
+        let mut outside: Vec<u64> = self
+            .fates
+            .lost
+            .iter()
+            .chain(self.fates.duplicated_ids())
+            .filter(|id| !inside(id))
+            .collect();
+        outside.sort_unstable();
+        outside
     }
 
     /// Records per second through the producer stage.
@@ -125,6 +155,51 @@ impl Outcome {
     }
 }
 
+/// Where a scenario's fault struck, in record ids. Records are sent in id
+/// order, so a stretch of ids is a stretch of the run; a timeline shades it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// What happened to the records in it, in a few words.
+    pub label: String,
+    /// The window spans ids `from..to` (half-open; `from == to` when the fault
+    /// reached no record, e.g. an acknowledgement nobody waited for).
+    pub from: u64,
+    pub to: u64,
+    /// The ids in `from..to` the fault reached: all of them, unless the
+    /// records it reached were spread over several partitions (a consumer's
+    /// batch, one Produce request) and so interleaved with others.
+    pub ids: IdRanges,
+    /// When, in seconds since the run started, if the scenario timed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<[f64; 2]>,
+}
+
+impl FaultWindow {
+    /// A window of every id in `range`.
+    pub fn span(label: impl Into<String>, range: std::ops::Range<u64>) -> FaultWindow {
+        FaultWindow {
+            label: label.into(),
+            from: range.start,
+            to: range.end.max(range.start),
+            ids: IdRanges::span(range),
+            seconds: None,
+        }
+    }
+
+    /// A window of exactly `ids`, spanning from the first to the last (or an
+    /// empty window at `at` if there are none).
+    pub fn of_ids(label: impl Into<String>, ids: IdRanges, at: u64) -> FaultWindow {
+        let (from, to) = ids.bounds().map_or((at, at), |(a, b)| (a, b + 1));
+        FaultWindow {
+            label: label.into(),
+            from,
+            to,
+            ids,
+            seconds: None,
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     /// A summary table for a terminal or a notebook cell.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,6 +207,16 @@ impl fmt::Display for Outcome {
         writeln!(f, "{} on {}", self.semantic, self.backend_description)?;
         if let Some(fault) = &self.fault {
             writeln!(f, "  fault: {fault}")?;
+        }
+        if let Some(w) = &self.window {
+            writeln!(
+                f,
+                "  window: ids {}..{} ({} records): {}",
+                w.from,
+                w.to,
+                w.ids.len(),
+                w.label
+            )?;
         }
         let rows = [
             ("sent", c.sent, "records handed to the producer"),

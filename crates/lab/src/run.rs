@@ -146,7 +146,7 @@ pub fn run_with_progress(
         Some(topic) => audit::read_ids(cluster, topic, Isolation::ReadCommitted)?,
         None => consumed.processed.clone(),
     };
-    let counts = audit::count(&audit::Observed {
+    let (counts, fates) = audit::audit(&audit::Observed {
         source: options.records,
         sent: produced.sent,
         acknowledged: &produced.acknowledged,
@@ -160,6 +160,7 @@ pub fn run_with_progress(
         group,
         payload_bytes: options.payload_bytes,
         counts,
+        fates,
         failures: produced.failed,
         produce_seconds: produced.elapsed.as_secs_f64(),
         consume_seconds: consumed.elapsed.as_secs_f64(),

@@ -115,6 +115,8 @@ fn escaped(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
 }
 
 /// Renders `chart` to SVG and PNG in a temp dir, checks both files and that
@@ -336,6 +338,132 @@ fn bench_charts_from_the_recorded_benchmark() {
     );
     // Throughput: curve + two references; latency: the same three.
     assert_eq!(polylines(&cost.to_svg_string()), 6);
+}
+
+fn timeline_runs() -> Vec<charts::TimelineRun> {
+    serde_json::from_str(&generated("timeline.json"))
+        .expect("timeline.json is a list of timeline runs")
+}
+
+/// How many filled circles of `color` (`#RRGGBB`) the SVG draws.
+fn circles(svg: &str, color: &str) -> usize {
+    svg.split("<circle")
+        .skip(1)
+        .filter(|c| {
+            c[..c.find("/>").unwrap_or(c.len())].contains(&format!("fill=\"{color}\""))
+        })
+        .count()
+}
+
+#[test]
+fn timeline_charts_from_the_recorded_runs() {
+    use lab::faults::matrix::Scenario;
+    let runs = timeline_runs();
+    for scenario in [
+        Scenario::LostAck,
+        Scenario::ProducerCrash,
+        Scenario::ConsumerCrash,
+        Scenario::LeaderFailure,
+    ] {
+        let of: Vec<charts::TimelineRun> = runs
+            .iter()
+            .filter(|r| r.scenario == scenario)
+            .cloned()
+            .collect();
+        assert!(!of.is_empty(), "timeline.json has runs of {scenario:?}");
+        let chart = charts::timeline_chart(&of);
+        let svg = chart.to_svg_string();
+        let mut expected = vec!["record id (in send order)", "times delivered"];
+        let (mut lost, mut duplicated) = (0, 0);
+        for r in &of {
+            match &r.result {
+                Ok(o) => {
+                    let w = o
+                        .window
+                        .as_ref()
+                        .expect("every scenario records its window");
+                    expected.push(&w.label);
+                    expected.extend(o.backend_description.split_whitespace());
+                    expected.push(&o.kafka_version);
+                    if o.fates.lost.len() < o.records {
+                        expected.push(charts::timeline::DELIVERED_ONCE);
+                    }
+                    lost += o.fates.lost.len() as usize;
+                    duplicated += o.fates.duplicated_ids().count();
+                    // What the chart draws is what the counts say.
+                    assert_eq!(o.fates.lost.len(), o.counts.lost);
+                    assert_eq!(o.fates.extra_copies(), o.counts.duplicated);
+                }
+                // A refusal is said in words, never drawn as a clean run.
+                Err(why) => {
+                    expected.push("refused");
+                    expected.extend(why.split_whitespace());
+                }
+            }
+        }
+        let headings: Vec<String> = of
+            .iter()
+            .filter_map(|r| {
+                let c = &r.result.as_ref().ok()?.counts;
+                Some(format!(
+                    "{}: {} lost, {} duplicated",
+                    r.case.label(),
+                    c.lost,
+                    c.duplicated
+                ))
+            })
+            .collect();
+        expected.extend(headings.iter().map(String::as_str));
+        if lost > 0 {
+            expected.push(charts::timeline::LOST);
+        }
+        if duplicated > 0 {
+            expected.push(charts::timeline::DUPLICATED);
+        }
+        // One point per lost id (vermillion) and per duplicated id (blue),
+        // plus at most one legend marker each.
+        let (red, blue) = (circles(&svg, "#D55E00"), circles(&svg, "#0072B2"));
+        assert!(
+            red == lost || red == lost + 1,
+            "{red} vermillion points for {lost} lost"
+        );
+        assert!(
+            blue == duplicated || blue == duplicated + 1,
+            "{blue} blue points for {duplicated} duplicated"
+        );
+        check(&chart, &format!("timeline-{scenario:?}"), &expected);
+    }
+}
+
+#[test]
+fn a_timeline_marks_lost_and_repeated_records_and_shades_an_empty_window() {
+    // A recorded outcome with its fates replaced: 3 lost, 2 twice, 1 three times.
+    let mut o = timeline_runs()
+        .into_iter()
+        .find_map(|r| r.result.ok())
+        .expect("a recorded outcome");
+    o.records = 100;
+    o.counts.lost = 3;
+    o.counts.duplicated = 4;
+    o.fates = serde_json::from_str(
+        r#"{"lost": [[40, 42]], "duplicated": [{"times": 2, "ids": [[50, 51]]},
+            {"times": 3, "ids": [[60, 60]]}]}"#,
+    )
+    .unwrap();
+    o.window = Some(lab::outcome::FaultWindow::span("nothing reached", 30..30));
+    let chart = charts::outcome_timeline(&o);
+    let svg = chart.to_svg_string();
+    assert!(circles(&svg, "#D55E00") >= 3 && circles(&svg, "#D55E00") <= 4);
+    assert!(circles(&svg, "#0072B2") >= 3 && circles(&svg, "#0072B2") <= 4);
+    check(
+        &chart,
+        "timeline-one",
+        &[
+            "nothing reached",
+            "3 lost, 4 duplicated",
+            charts::timeline::LOST,
+        ],
+    );
 }
 
 #[test]

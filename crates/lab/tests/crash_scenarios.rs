@@ -36,6 +36,7 @@ fn each_seed(run: impl Fn(&lab::Cluster, &CrashOptions) -> Outcome) {
         let outcome = run(&cluster, &CrashOptions::new(RECORDS, seed));
         println!("{outcome}\n");
         recount_agrees(&outcome, cluster.bootstrap());
+        common::window_covers_every_fate(&outcome);
         let c = &outcome.counts;
         assert_eq!(c.source, RECORDS);
         assert_eq!(

@@ -39,6 +39,7 @@ fn each_seed(semantic: Semantic, acks: Option<&str>, check: impl Fn(&lab::Outcom
         };
         let outcome = leader_failure(&cluster, semantic, &options).unwrap();
         println!("{outcome}\n");
+        common::window_covers_every_fate(&outcome);
         check(&outcome);
     }
 }

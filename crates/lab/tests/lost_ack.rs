@@ -51,6 +51,7 @@ fn scenario(
     options.overrides = overrides;
     let o = lost_ack(&cluster, semantic, &options).unwrap();
     println!("{o}\n");
+    common::window_covers_every_fate(&o);
     let c = &o.counts;
     assert!(o.failures.is_empty(), "{:?}", o.failures);
     assert_eq!(
@@ -302,6 +303,7 @@ fn three_brokers_appear_at_three_proxy_ports() {
     let o =
         lost_ack(&direct, Semantic::AtLeastOnce, &LostAckOptions::new(N, 1)).unwrap();
     println!("three brokers: routes {routes:?}\n{o}");
+    common::window_covers_every_fate(&o);
     assert!(o.failures.is_empty(), "{:?}", o.failures);
     assert_eq!(
         (o.counts.durable, o.counts.lost, o.counts.lost_in_log),
@@ -326,6 +328,7 @@ fn a_producer_that_does_not_retry_reports_the_lost_ack_as_possibly_persisted() {
     ];
     let o = lost_ack(&cluster, Semantic::AtMostOnce, &options).unwrap();
     println!("{o}");
+    common::window_covers_every_fate(&o);
     assert!(!o.failures.is_empty(), "the dropped batch must fail\n{o}");
     assert!(
         o.failures

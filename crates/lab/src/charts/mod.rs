@@ -68,7 +68,9 @@ mod bench;
 pub use bench::{
     bench_charts, bench_latency_chart, bench_throughput_chart, exactly_once_cost_chart,
 };
+pub mod timeline;
 mod xy;
+pub use timeline::{outcome_timeline, timeline_chart, TimelineRun};
 pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};
 mod monitor;
 pub use monitor::{monitoring_chart, open_transaction_chart};
@@ -726,10 +728,16 @@ fn draw_legend<DB: DrawingBackend>(
                 };
                 items.push((mark, s.name.clone()));
             }
-            for label in
-                distinct(panels.iter().flat_map(|p| &p.bands).map(|b| &b.label))
+            // Each band is labelled where it is drawn; several different
+            // labels get one legend entry instead of repeating them all.
+            match distinct(panels.iter().flat_map(|p| &p.bands).map(|b| &b.label))
+                .as_slice()
             {
-                items.push((Mark::Band, label.clone()));
+                [] => {}
+                [one] => items.push((Mark::Band, (*one).clone())),
+                _ => {
+                    items.push((Mark::Band, "shaded: as labelled in each panel".into()))
+                }
             }
         }
     }

@@ -334,7 +334,14 @@ pub(super) fn draw_xy_panel<DB: DrawingBackend>(
             BAND.filled(),
         )))?;
         let (px, py) = at(&chart, a.min(b), y1);
-        area.draw_text(&band.label, &band_label.color(&MUTED), (px + 4, py + 4))?;
+        // A label that would run off the plot's right edge ends at it instead.
+        let (right_edge, _) = at(&chart, x1, y1);
+        let width = area
+            .estimate_text_size(&band.label, &band_label)
+            .map_or(0, |(w, _)| w as i32);
+        let (left_edge, _) = at(&chart, x0, y1);
+        let x = (px + 4).min(right_edge - width - 4).max(left_edge + 4);
+        area.draw_text(&band.label, &band_label.color(&MUTED), (x, py + 4))?;
     }
     // Grid lines and tick labels, our own so that log and percentile axes get
     // round numbers.

@@ -18,7 +18,7 @@ use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::faults::Seeded;
-use crate::outcome::Outcome;
+use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, ProduceOptions};
 use crate::semantics::Semantic;
 
@@ -65,6 +65,10 @@ struct WorkerRun {
     handed: Vec<u64>,
     acked: Vec<u64>,
     committed_through: Option<u64>,
+    /// Where a producer worker started in the source.
+    resumed: Option<u64>,
+    /// A consumer worker's batch when it died between its two steps.
+    in_gap: Vec<u64>,
     killed: bool,
     /// Consumer variants: records whose offsets were committed, unprocessed,
     /// when the worker died.
@@ -188,6 +192,8 @@ fn run_worker(args: &[String]) -> Result<WorkerRun> {
             "committed-unprocessed" => run.committed_unprocessed += n,
             "processed-uncommitted" => run.processed_uncommitted += n,
             "skipped" => run.skipped += n,
+            "resumed" => run.resumed = Some(n),
+            "in-gap" => run.in_gap.push(n),
             _ => {}
         }
     }
@@ -255,8 +261,9 @@ pub fn producer_crash(
         options.seed,
         second.handed.first().copied().unwrap_or(options.records)
     ));
+    outcome.window = Some(producer_crash_window(semantic, &first, &second, crash_at));
     // The producer's pipeline ends in the log: a read_committed reader's view.
-    outcome.counts = audit::count(&audit::Observed {
+    outcome.record_audit(&audit::Observed {
         source: options.records,
         sent: (first.handed.len() + second.handed.len()) as u64,
         acknowledged: &acknowledged,
@@ -267,6 +274,38 @@ pub fn producer_crash(
     });
     outcome.produce_seconds = started.elapsed().as_secs_f64();
     Ok(outcome)
+}
+
+/// Scenario B's fault window: from where the restarted producer resumed (or,
+/// if earlier, the first record the dead one handed over without hearing it
+/// had left) to the record it died at.
+fn producer_crash_window(
+    semantic: Semantic,
+    first: &WorkerRun,
+    second: &WorkerRun,
+    crash_at: u64,
+) -> FaultWindow {
+    let acked: std::collections::HashSet<u64> = first.acked.iter().copied().collect();
+    let unsent = first
+        .handed
+        .iter()
+        .copied()
+        .filter(|id| !acked.contains(id))
+        .min();
+    let resumed = second.resumed.unwrap_or(crash_at + 1);
+    let from = unsent.unwrap_or(resumed).min(resumed).min(crash_at + 1);
+    let label = match semantic {
+        Semantic::AtMostOnce => {
+            "in the killed producer's buffer; its saved position was already past them"
+        }
+        Semantic::AtLeastOnce => {
+            "acknowledged after the last checkpoint, so sent again after the restart"
+        }
+        Semantic::ExactlyOnce => {
+            "the killed producer's open transaction, aborted by the restarted one"
+        }
+    };
+    FaultWindow::span(label, from..crash_at + 1)
 }
 
 /// Scenario C: the records are produced; a consumer process is SIGKILLed in the
@@ -352,7 +391,7 @@ pub fn consumer_crash(
         "consumer SIGKILLed between its two steps at its record {crash_at} (seed {}); a replacement joined the group",
         options.seed
     ));
-    let mut counts = audit::count(&audit::Observed {
+    outcome.record_audit(&audit::Observed {
         source: options.records,
         sent: produced.sent,
         acknowledged: &produced.acknowledged,
@@ -361,8 +400,25 @@ pub fn consumer_crash(
         delivered: &delivered,
         aborted: &aborted,
     });
-    counts.aborted_in_log = aborted.len() as u64;
-    outcome.counts = counts;
+    // The aborted copies are in the output topic, not the input log.
+    outcome.counts.aborted_in_log = aborted.len() as u64;
+    outcome.fates.aborted_in_log = aborted.iter().copied().collect();
+    let label = match semantic {
+        Semantic::AtMostOnce => {
+            "committed, not yet processed when the consumer was killed"
+        }
+        Semantic::AtLeastOnce => {
+            "processed, not yet committed when the consumer was killed"
+        }
+        Semantic::ExactlyOnce => {
+            "written in the open transaction when the consumer was killed, then aborted"
+        }
+    };
+    outcome.window = Some(FaultWindow::of_ids(
+        label,
+        first.in_gap.iter().copied().collect(),
+        0,
+    ));
     outcome.produce_seconds = produced.elapsed.as_secs_f64();
     outcome.consume_seconds = started.elapsed().as_secs_f64();
     Ok(outcome)

@@ -927,7 +927,7 @@ fn audited(cluster: &Cluster, topic: &str, produced: Produced<'_>) -> Result<Out
     }
     let in_log = read_ids(cluster, topic, Isolation::ReadCommitted)?;
     let in_log_uncommitted = read_ids(cluster, topic, Isolation::ReadUncommitted)?;
-    let counts = audit::count(&audit::Observed {
+    let (counts, fates) = audit::audit(&audit::Observed {
         source: produced.records,
         sent: produced.sent,
         acknowledged: &acknowledged,
@@ -949,6 +949,16 @@ fn audited(cluster: &Cluster, topic: &str, produced: Produced<'_>) -> Result<Out
         records: produced.records,
         payload_bytes: PAYLOAD_BYTES,
         counts,
+        fates,
+        // What fits this scenario's timeline: the records of the transaction
+        // the fault ended in an abort, if it did.
+        window: (!produced.aborted.is_empty()).then(|| {
+            crate::outcome::FaultWindow::of_ids(
+                "written in a transaction that was then aborted",
+                produced.aborted.iter().copied().collect(),
+                0,
+            )
+        }),
         failures,
         produce_seconds: produced.produce_seconds,
         // No consumer stage: the producers' topic is read back by the audit.

@@ -19,7 +19,7 @@ use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::faults::Seeded;
 use crate::local::{LocalBroker, LocalCluster};
-use crate::outcome::Outcome;
+use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
 
@@ -116,6 +116,7 @@ pub fn leader_failure(
     wait_for_high_watermark(cluster, &topic, replicated as i64)?;
 
     // Phase 2: the followers are frozen; only the leader gets these records.
+    let paused_at = Instant::now();
     let paused = Paused(followers.clone());
     for f in &paused.0 {
         f.signal(libc::SIGSTOP);
@@ -133,6 +134,7 @@ pub fn leader_failure(
     let acked_by_leader_alone = log.acknowledged_count() - replicated as usize;
 
     // The leader dies; the followers wake and elect one of themselves.
+    let killed_at = Instant::now();
     leader.signal(libc::SIGKILL);
     while leader.alive() {
         std::thread::sleep(Duration::from_millis(20));
@@ -147,24 +149,38 @@ pub fn leader_failure(
     let (acknowledged, in_log) = after?;
     wait_for_brokers(cluster, local.brokers.len())?;
 
-    Ok(Outcome {
+    let since = |t: Instant| t.duration_since(started).as_secs_f64();
+    let mut outcome = Outcome {
+        // Everything sent while the followers were paused reached the leader
+        // alone; the records it acknowledged then are the ones at risk.
+        window: Some(FaultWindow {
+            seconds: Some([since(paused_at), since(killed_at)]),
+            ..FaultWindow::span(
+                format!(
+                    "followers paused, leader killed: {acked_by_leader_alone} of these \
+                     acknowledged by the leader alone"
+                ),
+                replicated..options.records,
+            )
+        }),
         fault: Some(format!(
             "acks={acks}: leader broker {leader_id} SIGKILLed after its followers were paused \
              (SIGSTOP) for records {replicated}..{}, {acked_by_leader_alone} of them acknowledged \
              by the leader alone (seed {})",
             options.records, options.seed
         )),
-        counts: audit::count(&audit::Observed {
-            source: options.records,
-            sent: options.records,
-            acknowledged: &acknowledged,
-            in_log: &in_log,
-            delivered: &in_log,
-            ..Default::default()
-        }),
         produce_seconds: started.elapsed().as_secs_f64(),
         ..Outcome::new(cluster, semantic, options.records, topic)
-    })
+    };
+    outcome.record_audit(&audit::Observed {
+        source: options.records,
+        sent: options.records,
+        acknowledged: &acknowledged,
+        in_log: &in_log,
+        delivered: &in_log,
+        ..Default::default()
+    });
+    Ok(outcome)
 }
 
 /// After the failover: unacknowledged records are retried to the new leader

@@ -5,17 +5,18 @@
 //! times out after `socket.timeout.ms`, and, if its semantic retries, sends the
 //! same records again.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, Producer};
 
+use crate::audit::IdRanges;
 use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
-use crate::faults::proxy::{ChaosProxy, ProduceFault};
+use crate::faults::proxy::{ChaosProxy, ProduceFault, ProxyStats};
 use crate::faults::Seeded;
-use crate::outcome::Outcome;
+use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
 
@@ -77,7 +78,16 @@ pub fn lost_ack(
         Some(&transactional_id),
         &overrides,
     )?;
-    let log = Arc::new(DeliveryLog::default());
+    // When each delivery report arrived: the records of the request whose
+    // answer the proxy swallowed are the ones that had to wait out the timeout.
+    let reported: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let log = Arc::new(DeliveryLog::with_callback({
+        let reported = reported.clone();
+        move |id, _| {
+            let mut r = reported.lock().unwrap_or_else(|p| p.into_inner());
+            r.push((id, Instant::now()));
+        }
+    }));
     let producer: BaseProducer<LoggingContext> = config
         .create_with_context(LoggingContext(log.clone()))
         .doing("creating the producer")?;
@@ -106,9 +116,14 @@ pub fn lost_ack(
     } else {
         producer.flush(Duration::from_secs(60)).doing("flushing")?;
     }
+    let armed = Instant::now();
     proxy.inject(options.fault);
+    // When each record after the arming was handed over: a record of the
+    // struck request hears back only after the timeout, counted from here.
+    let mut handed_at = Vec::with_capacity((options.records - armed_at) as usize);
     for id in armed_at..options.records {
         produce::send(&producer, &topic, id, 100)?;
+        handed_at.push(Instant::now());
         if transactional && (id + 1) % 500 == 0 {
             produce::commit(&producer)?;
             producer
@@ -133,7 +148,18 @@ pub fn lost_ack(
         .iter()
         .filter(|f| f.status == produce::DeliveryStatus::PossiblyPersisted)
         .count();
-    Ok(Outcome {
+    let reported =
+        std::mem::take(&mut *reported.lock().unwrap_or_else(|p| p.into_inner()));
+    let window = fault_window(
+        options.fault,
+        armed_at,
+        options.records,
+        (armed, &handed_at),
+        &reported,
+        &stats,
+    );
+    let mut outcome = Outcome {
+        window: Some(window.with_seconds_since(started)),
         backend_description: format!("{}, through the chaos proxy", cluster.describe()),
         fault: Some(format!(
             "{:?} armed after record {armed_at} (seed {}): {} response(s) dropped, {} connection(s) \
@@ -144,17 +170,111 @@ pub fn lost_ack(
             stats.connections_cut,
             failed.len()
         )),
-        counts: audit::count(&audit::Observed {
-            source: options.records,
-            sent: options.records,
-            acknowledged: &acknowledged,
-            in_log: &in_log,
-            in_log_uncommitted: &in_log_uncommitted,
-            delivered: &in_log,
-            aborted: &[],
-        }),
         failures: failed,
         produce_seconds: started.elapsed().as_secs_f64(),
         ..Outcome::new(cluster, semantic, options.records, topic)
-    })
+    };
+    outcome.record_audit(&audit::Observed {
+        source: options.records,
+        sent: options.records,
+        acknowledged: &acknowledged,
+        in_log: &in_log,
+        in_log_uncommitted: &in_log_uncommitted,
+        delivered: &in_log,
+        aborted: &[],
+    });
+    Ok(outcome)
+}
+
+/// A fault window with the times it began and ended, both relative to `start`.
+struct Timed {
+    window: FaultWindow,
+    from: Instant,
+    to: Instant,
+}
+
+impl Timed {
+    fn with_seconds_since(self, start: Instant) -> FaultWindow {
+        let since = |t: Instant| t.saturating_duration_since(start).as_secs_f64();
+        FaultWindow {
+            seconds: Some([since(self.from), since(self.to)]),
+            ..self.window
+        }
+    }
+}
+
+/// Where the fault struck, from what the producer saw. Nothing was in flight
+/// when the proxy was armed, so its fault hit the next Produce request, which
+/// carried records sent after the arming. When the answer is swallowed (or
+/// held back past `socket.timeout.ms`), the records of that request are the
+/// ones whose delivery report came more than the timeout after they were
+/// handed over: an answered request is reported within milliseconds. When the connection is cut, the
+/// client retries at once, so the window is every record after the arming.
+fn fault_window(
+    fault: ProduceFault,
+    armed_at: u64,
+    records: u64,
+    (armed, handed_at): (Instant, &[Instant]),
+    reported: &[(u64, Instant)],
+    stats: &ProxyStats,
+) -> Timed {
+    let timeout = Duration::from_millis(SOCKET_TIMEOUT_MS.parse().unwrap_or(2000));
+    let waits_out_the_timeout = match fault {
+        ProduceFault::DropResponses { .. } => true,
+        ProduceFault::DelayResponses { delay, .. } => delay > timeout,
+        ProduceFault::None | ProduceFault::CutAfterRequest { .. } => false,
+    };
+    let last_report = reported.iter().map(|r| r.1).max().unwrap_or(armed);
+    let struck =
+        stats.responses_dropped + stats.responses_delayed + stats.connections_cut;
+    if struck == 0 {
+        // acks=0: the request asks for no answer, so the fault had nothing to drop.
+        return Timed {
+            window: FaultWindow::span(
+                format!("proxy armed after record {armed_at}; an acks=0 request has no answer to lose"),
+                armed_at..armed_at,
+            ),
+            from: armed,
+            to: armed,
+        };
+    }
+    if waits_out_the_timeout {
+        let late: Vec<&(u64, Instant)> = reported
+            .iter()
+            .filter(|(id, at)| {
+                id.checked_sub(armed_at)
+                    .and_then(|i| handed_at.get(i as usize))
+                    .is_some_and(|handed| {
+                        at.saturating_duration_since(*handed) >= timeout
+                    })
+            })
+            .collect();
+        let ids: IdRanges = late.iter().map(|r| r.0).collect();
+        let to = late.iter().map(|r| r.1).max().unwrap_or(armed);
+        let label = format!(
+            "ack lost: {} records waited out socket.timeout.ms ({} ms), then were sent again",
+            ids.len(),
+            timeout.as_millis()
+        );
+        return Timed {
+            window: FaultWindow {
+                from: armed_at,
+                ..FaultWindow::of_ids(label, ids, armed_at)
+            },
+            from: armed,
+            to,
+        };
+    }
+    let label = match fault {
+        ProduceFault::DelayResponses { delay, .. } => format!(
+            "answer delayed {} ms, within socket.timeout.ms: records from the arming on waited",
+            delay.as_millis()
+        ),
+        _ => "connection cut after a request: records from the arming on were retried".to_string(),
+    };
+    Timed {
+        window: FaultWindow::span(label, armed_at..records),
+        from: armed,
+        to: last_report,
+    }
 }

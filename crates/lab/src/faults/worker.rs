@@ -352,12 +352,16 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn between_steps(&mut self, consumed: u64) {
+    fn between_steps(&mut self, consumed: u64, batch: &[u64]) {
         if self.crash_at.is_some_and(|k| consumed >= k) {
             // At-least-once dies here with the batch processed, not committed
             // (at-most-once with it committed, not processed yet).
             if self.semantic == Semantic::AtLeastOnce {
                 report(format_args!("processed-uncommitted {}", self.batch));
+            }
+            // The batch caught in the gap: the parent's fault window.
+            for id in batch {
+                report(format_args!("in-gap {id}"));
             }
             die_now();
         }

@@ -94,3 +94,37 @@ pub fn recount(
     }
     counts
 }
+
+/// The claim a timeline chart makes about a run: the fault window it recorded
+/// holds every lost and every duplicated id, and the fates it draws agree with
+/// the counts.
+pub fn window_covers_every_fate(o: &lab::Outcome) {
+    let w = o
+        .window
+        .as_ref()
+        .unwrap_or_else(|| panic!("no fault window recorded\n{o}"));
+    if let Some((first, last)) = w.ids.bounds() {
+        assert!(
+            w.from <= first && last < w.to,
+            "the window's ids lie within {}..{}\n{o}",
+            w.from,
+            w.to
+        );
+    }
+    assert_eq!(o.fates.lost.len(), o.counts.lost, "lost, id by id\n{o}");
+    assert_eq!(
+        o.fates.extra_copies(),
+        o.counts.duplicated,
+        "duplicated, id by id\n{o}"
+    );
+    let outside = o.fates_outside_window();
+    assert!(
+        outside.is_empty(),
+        "{} lost or duplicated ids outside the fault window {}..{} ({}), first {:?}\n{o}",
+        outside.len(),
+        w.from,
+        w.to,
+        w.label,
+        &outside[..outside.len().min(10)]
+    );
+}

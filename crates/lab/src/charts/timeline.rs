@@ -1,0 +1,177 @@
+//! A run's timeline: every record by id (records are sent in id order, so the
+//! x axis is the order of the run), how many times it was delivered, and the
+//! scenario's fault window shaded. Lost records sit at 0, duplicated ones at
+//! 2 or more, and the claim the chart makes is visible: whatever went wrong
+//! went wrong inside the window.
+//!
+//! ```no_run
+//! let json = std::fs::read_to_string("book/src/generated/timeline.json")?;
+//! let runs: Vec<lab::charts::TimelineRun> = serde_json::from_str(&json)?;
+//! lab::charts::timeline_chart(&runs).save_png("timeline.png")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use plotters::style::RGBColor;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    distinct, xy_chart, Band, Chart, XyPanel, XySeries, XyStyle, BLUE, VERMILLION,
+};
+use crate::faults::matrix::{Case, Scenario};
+use crate::outcome::Outcome;
+
+/// Records delivered once: the background the faults stand out against.
+const ONCE: RGBColor = RGBColor(160, 160, 160);
+
+/// The names of the three series (one legend entry each).
+pub const LOST: &str = "lost (delivered 0 times)";
+pub const DUPLICATED: &str = "duplicated (delivered 2+ times)";
+pub const DELIVERED_ONCE: &str = "delivered once";
+
+/// One run of a timeline: a case of a scenario, with its outcome or the
+/// reason the lab refused it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TimelineRun {
+    pub scenario: Scenario,
+    pub case: Case,
+    pub seed: u64,
+    pub result: std::result::Result<Outcome, String>,
+}
+
+/// The timeline of one outcome, alone.
+pub fn outcome_timeline(outcome: &Outcome) -> Chart {
+    let title = match &outcome.fault {
+        Some(_) => format!("{}: the fate of every record", outcome.semantic),
+        None => format!("{}: the fate of every record, no fault", outcome.semantic),
+    };
+    xy_chart(
+        title,
+        outcome.fault.clone(),
+        caption(&[outcome]),
+        vec![panel(outcome.semantic.to_string(), outcome)],
+    )
+}
+
+/// The timelines of several runs of one scenario, a panel each (in the order
+/// given). A refused run gets no panel but a note saying why, so a refusal
+/// never looks like a clean run.
+pub fn timeline_chart(runs: &[TimelineRun]) -> Chart {
+    let scenarios = distinct(runs.iter().map(|r| r.scenario.label()));
+    let title = format!(
+        "{}: the fate of every record, one run per semantic",
+        scenarios.join(", ")
+    );
+    let outcomes: Vec<&Outcome> =
+        runs.iter().filter_map(|r| r.result.as_ref().ok()).collect();
+    let panels = runs
+        .iter()
+        .filter_map(|r| Some(panel(r.case.label(), r.result.as_ref().ok()?)))
+        .collect();
+    let seeds = distinct(runs.iter().map(|r| r.seed));
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let subtitle = format!(
+        "y: times each record was delivered; shaded: the fault window; seed {}",
+        seeds.join(", ")
+    );
+    let mut chart = xy_chart(title, Some(subtitle), caption(&outcomes), panels);
+    for r in runs {
+        if let Err(why) = &r.result {
+            chart
+                .notes
+                .push(format!("{}: refused by the lab: {why}", r.case.label()));
+        }
+    }
+    let panels = outcomes.len().max(1) as u32;
+    chart.with_size(1000, (180 + 300 * panels).min(1400))
+}
+
+/// Where the numbers come from: backend(s), Kafka and librdkafka versions.
+fn caption(outcomes: &[&Outcome]) -> String {
+    let sources = distinct(outcomes.iter().map(|o| o.backend_description.clone()));
+    let kafka = distinct(outcomes.iter().map(|o| o.kafka_version.clone()));
+    let librdkafka = distinct(outcomes.iter().map(|o| o.librdkafka_version.clone()));
+    if sources.is_empty() {
+        return "No run recorded.".into();
+    }
+    let mut caption = format!("Measured on {}", sources.join("; "));
+    // The backend's description names its Kafka version; say it if not.
+    if kafka.iter().any(|v| !caption.contains(v.as_str())) {
+        caption += &format!(" (Kafka {})", kafka.join(", "));
+    }
+    caption
+        + &format!(
+            ", librdkafka {}. x: record id; records are sent in id order.",
+            librdkafka.join(", ")
+        )
+}
+
+/// One outcome's panel: lost and duplicated records as points, the records
+/// delivered once as a line at 1 (one segment per unbroken stretch), the
+/// fault window as a band.
+fn panel(name: String, outcome: &Outcome) -> XyPanel {
+    let c = &outcome.counts;
+    let mut heading = format!("{name}: {} lost, {} duplicated", c.lost, c.duplicated);
+    if c.aborted_in_log > 0 {
+        heading += &format!(", {} aborted in the log", c.aborted_in_log);
+    }
+    let mut p = XyPanel::new("record id (in send order)", "times delivered");
+    p.heading = Some(heading);
+
+    let f = &outcome.fates;
+    let lost: Vec<(f64, f64)> = f.lost.iter().map(|id| (id as f64, 0.0)).collect();
+    let duplicated: Vec<(f64, f64)> = f
+        .duplicated
+        .iter()
+        .flat_map(|r| r.ids.iter().map(move |id| (id as f64, r.times as f64)))
+        .collect();
+    // Stretches of ids delivered exactly once, as horizontal segments.
+    let mut stretch: Option<(u64, u64)> = None;
+    let mut once = Vec::new();
+    for id in 0..outcome.records {
+        if f.times_delivered(id) == 1 {
+            stretch = Some(stretch.map_or((id, id), |(a, _)| (a, id)));
+        } else if let Some(s) = stretch.take() {
+            once.push(s);
+        }
+    }
+    once.extend(stretch);
+    for (a, b) in once {
+        // A lone id still gets a visible dash.
+        let (a, b) = if a == b {
+            (a as f64 - 0.4, b as f64 + 0.4)
+        } else {
+            (a as f64, b as f64)
+        };
+        p.series.push(
+            XySeries::new(DELIVERED_ONCE, XyStyle::Line, vec![(a, 1.0), (b, 1.0)])
+                .with_color(ONCE),
+        );
+    }
+    if !lost.is_empty() {
+        p.series
+            .push(XySeries::new(LOST, XyStyle::Points, lost).with_color(VERMILLION));
+    }
+    if !duplicated.is_empty() {
+        p.series.push(
+            XySeries::new(DUPLICATED, XyStyle::Points, duplicated).with_color(BLUE),
+        );
+    }
+    if let Some(w) = &outcome.window {
+        // A window that reached no record is drawn as a sliver at its place,
+        // so its label still shows where the fault was.
+        let sliver = (outcome.records as f64 * 0.004).max(0.5);
+        let (from, to) = (w.from as f64, w.to as f64);
+        let (from, to) = if to - from < sliver {
+            (from - sliver / 2.0, from + sliver / 2.0)
+        } else {
+            (from, to)
+        };
+        let label = if w.ids.len() < w.to - w.from {
+            format!("{} ({} of the ids in this range)", w.label, w.ids.len())
+        } else {
+            w.label.clone()
+        };
+        p.bands.push(Band { from, to, label });
+    }
+    p
+}
