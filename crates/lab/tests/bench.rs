@@ -60,6 +60,7 @@ fn bench_measures_every_case_and_producer_performance() {
         cases: Case::defaults(&[5]),
         // Exactly RECORDS per case, so that every figure can be checked against it.
         min_commits: 1,
+        producer_performance_runs: 1,
         ..BenchOptions::new(RECORDS, 512)
     };
     let report = bench(&cluster, &options).unwrap();

@@ -53,16 +53,20 @@ pub fn bench_throughput_chart(report: &BenchReport) -> Chart {
                 } else {
                     f.throughput_runs.clone()
                 })),
-                f.producer_performance
-                    .as_ref()
-                    .map(|p| Bar::Runs(vec![p.result.records_per_sec])),
+                f.producer_performance.as_ref().map(|p| {
+                    Bar::Runs(if p.records_per_sec_runs.is_empty() {
+                        vec![p.result.records_per_sec]
+                    } else {
+                        p.records_per_sec_runs.clone()
+                    })
+                }),
             ]
         })
         .collect();
     Chart {
         title: "Throughput per delivery guarantee".into(),
         subtitle: Some(format!(
-            "{}; lab bar: median run, dot: one run",
+            "{}; bar: the median run, dot: one run",
             workload(report)
         )),
         x_desc: "producer configuration".into(),
