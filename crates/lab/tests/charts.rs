@@ -250,9 +250,13 @@ fn bench_report() -> BenchReport {
         .expect("bench.json is a lab bench report")
 }
 
-/// Lines drawn (plotters writes every line series as one polyline).
-fn polylines(svg: &str) -> usize {
-    svg.matches("<polyline").count()
+/// Thick lines drawn: every line series is one polyline of width 3, and so
+/// is its swatch in the legend (grid lines are thin).
+fn thick_lines(svg: &str) -> usize {
+    svg.split("<polyline")
+        .skip(1)
+        .filter(|p| p[..p.find('>').unwrap_or(p.len())].contains("stroke-width=\"3\""))
+        .count()
 }
 
 #[test]
@@ -308,9 +312,9 @@ fn bench_charts_from_the_recorded_benchmark() {
         .filter(|f| shown.contains(&f.label.as_str()) && f.end_to_end.is_some())
         .count();
     assert_eq!(
-        polylines(&latency.to_svg_string()),
-        shown.len() + with_e2e,
-        "one line per case and panel"
+        thick_lines(&latency.to_svg_string()),
+        shown.len() + shown.len() + with_e2e,
+        "a legend swatch per case, and a line per case and panel"
     );
 
     // The exactly-once cost: the transactional curve against the two references.
@@ -336,8 +340,9 @@ fn bench_charts_from_the_recorded_benchmark() {
             "median latency (ms)",
         ],
     );
-    // Throughput: curve + two references; latency: the same three.
-    assert_eq!(polylines(&cost.to_svg_string()), 6);
+    // Three line series (the curve and two references) in each panel, and
+    // their three legend swatches.
+    assert_eq!(thick_lines(&cost.to_svg_string()), 3 + 3 + 3);
 }
 
 fn timeline_runs() -> Vec<charts::TimelineRun> {
