@@ -23,15 +23,13 @@ pub fn notebooks() -> Result<Vec<PathBuf>> {
 /// Runs one notebook and returns the runner's exit code: 0 every cell ran
 /// cleanly, 1 a cell failed (the runner printed why), 2 it could not run.
 pub fn execute(notebook: &Path) -> Result<i32> {
-    let stem = notebook
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("notebook");
     let out_dir = repo_root().join("target/notebooks");
     fs::create_dir_all(&out_dir)?;
-    // One fixed build directory per notebook: its `:dep` cell then reuses the
-    // compiled crates of the previous run (80 s cold, a few seconds warm).
-    let evcxr_tmp = cache_dir().join("evcxr").join(stem);
+    // One fixed build directory, shared by the notebooks: a `:dep` cell then
+    // reuses the crates the previous notebook or run compiled (about 4 minutes
+    // cold on two cores, seconds warm). Safe because the runner executes one
+    // notebook at a time: two kernels must never share it at once.
+    let evcxr_tmp = cache_dir().join("evcxr").join("runner");
     fs::create_dir_all(&evcxr_tmp)?;
     let status = Command::new(tools::venv_bin("python"))
         .arg(repo_root().join("xtask/run_notebook.py"))

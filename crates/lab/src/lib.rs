@@ -21,7 +21,10 @@
 //! - [`monitor`]: librdkafka's statistics recorded during a run (retries,
 //!   request timeouts, the producer's epoch and transaction state, consumer
 //!   lag), the counters each semantic should be watched for.
-//! - [`charts`]: bar charts (SVG, PNG, inline in a notebook) of recorded results.
+//! - [`charts`]: charts of recorded results (SVG, PNG, inline in a notebook):
+//!   bars per semantic and scenario, latency distributions, the cost of
+//!   exactly-once over the commit interval, a run's timeline with its fault
+//!   window, a reader held back by an open transaction.
 //!
 //! ```no_run
 //! use lab::{Cluster, RunOptions, Semantic};

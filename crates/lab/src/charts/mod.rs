@@ -1,5 +1,7 @@
 //! Charts of recorded results: what a run or the scenario matrix counted, and
-//! the benchmark numbers, as bar charts a learner can read at a glance.
+//! the benchmark numbers, as charts a learner can read at a glance: grouped
+//! bars here, lines and points over a numeric axis in `xy`, and the charts
+//! built from them in `bench`, `timeline`, `monitor` and `corrections`.
 //!
 //! Every chart is a [`Chart`]: build one from recorded data, then draw it on any
 //! plotters backend ([`Chart::draw`]), or use a shortcut: [`Chart::to_svg_string`],
@@ -38,9 +40,6 @@ use plotters_backend::{
     BackendColor, BackendCoord, BackendTextStyle, DrawingErrorKind,
 };
 
-mod corrections;
-pub use corrections::corrections_chart;
-
 use crate::audit::Counts;
 use crate::error::{Error, Result};
 use crate::faults::matrix::{Case, Cell, Scenario};
@@ -64,16 +63,19 @@ pub fn register_fonts() {
     });
 }
 
+// The chart kinds beyond the bars of this file, one file each.
 mod bench;
+mod corrections;
+mod monitor;
+pub mod timeline;
+mod xy;
 pub use bench::{
     bench_charts, bench_latency_chart, bench_throughput_chart, exactly_once_cost_chart,
 };
-pub mod timeline;
-mod xy;
+pub use corrections::corrections_chart;
+pub use monitor::{monitoring_chart, open_transaction_chart};
 pub use timeline::{outcome_timeline, timeline_chart, TimelineRun};
 pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};
-mod monitor;
-pub use monitor::{monitoring_chart, open_transaction_chart};
 
 // Colours from the Okabe-Ito palette: distinguishable with colour blindness.
 pub const GREEN: RGBColor = RGBColor(0, 158, 115);
