@@ -186,7 +186,8 @@ fn test() -> Result<()> {
     }
     let _stop = StopBrokers;
     let started = Instant::now();
-    let steps: Vec<(&str, Box<dyn Fn() -> Result<()>>)> = vec![
+    type Step = Box<dyn Fn() -> Result<()>>;
+    let steps: Vec<(&str, Step)> = vec![
         (
             "install tools",
             Box::new(|| tools::setup(tools::Purpose::Test)),

@@ -96,16 +96,7 @@ pub fn consume(
 ) -> Result<ConsumeReport> {
     let started = Instant::now();
     let partitions = cluster.partition_count(input)?;
-    let mut config = semantic.consumer_config(cluster.bootstrap(), group, overrides);
-    // Lab mechanics, not part of the guarantee: report reaching a partition's
-    // end, so the loop knows when the topic is drained.
-    config.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer<StatsContext> = config
-        .create_with_context(StatsContext)
-        .doing("creating the consumer")?;
-    consumer
-        .subscribe(&[input])
-        .doing(format!("subscribing to {input}"))?;
+    let consumer = subscribe(cluster, semantic, group, overrides, input)?;
 
     let mut report = ConsumeReport::default();
     let mut drained = Drained::new(partitions);
@@ -338,6 +329,27 @@ pub(crate) fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
     list
 }
 
+/// A consumer of `semantic` in `group`, subscribed to `input`.
+fn subscribe(
+    cluster: &Cluster,
+    semantic: Semantic,
+    group: &str,
+    overrides: &[(String, String)],
+    input: &str,
+) -> Result<BaseConsumer<StatsContext>> {
+    let mut config = semantic.consumer_config(cluster.bootstrap(), group, overrides);
+    // Lab mechanics, not part of the guarantee: report reaching a partition's
+    // end, so the loop knows when the topic is drained.
+    config.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer<StatsContext> = config
+        .create_with_context(StatsContext)
+        .doing("creating the consumer")?;
+    consumer
+        .subscribe(&[input])
+        .doing(format!("subscribing to {input}"))?;
+    Ok(consumer)
+}
+
 // ANCHOR: auto_commit_settings
 /// The consumer settings of the source notes' at-most-once consumer: no commit
 /// of its own, librdkafka commits on a timer. The interval is the default of
@@ -378,15 +390,7 @@ pub fn consume_auto_commit(
     let mut settings = auto_commit_settings();
     settings.extend_from_slice(overrides);
     // At-most-once's other settings (auto.offset.reset, isolation.level) stay.
-    let mut config =
-        Semantic::AtMostOnce.consumer_config(cluster.bootstrap(), group, &settings);
-    config.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer<StatsContext> = config
-        .create_with_context(StatsContext)
-        .doing("creating the consumer")?;
-    consumer
-        .subscribe(&[input])
-        .doing(format!("subscribing to {input}"))?;
+    let consumer = subscribe(cluster, Semantic::AtMostOnce, group, &settings, input)?;
 
     let mut report = ConsumeReport::default();
     let mut drained = Drained::new(partitions);

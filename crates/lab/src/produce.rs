@@ -82,13 +82,17 @@ impl DeliveryStatus {
     }
 }
 
+/// What a [`DeliveryLog`] calls with each delivery report: the record's id,
+/// and whether it was delivered.
+type ReportHook = Box<dyn Fn(u64, Result<(), &Failure>) + Send + Sync>;
+
 /// Collects delivery reports by record id.
 #[derive(Default)]
 pub struct DeliveryLog {
     acknowledged: Mutex<Vec<u64>>,
     failed: Mutex<Vec<Failure>>,
     /// Called with each report as it arrives (the crash workers print them).
-    on_report: Option<Box<dyn Fn(u64, Result<(), &Failure>) + Send + Sync>>,
+    on_report: Option<ReportHook>,
 }
 
 impl DeliveryLog {

@@ -839,17 +839,8 @@ fn draw_panel<DB: DrawingBackend>(
             4
         };
 
-    let top = match &panel.heading {
-        Some(heading) => {
-            area.draw_text(
-                heading,
-                &font(HEADING_SIZE).pos(Pos::new(HPos::Left, VPos::Top)),
-                (y_area + left, 6),
-            )?;
-            HEADING_SIZE as i32 + 16
-        }
-        None => 10,
-    };
+    let top =
+        draw_heading(area, panel.heading.as_deref(), y_area + left)?.unwrap_or(10);
 
     let values = || panel.bars.iter().flatten().flatten();
     let max = values()
@@ -999,6 +990,24 @@ fn draw_panel<DB: DrawingBackend>(
         )?;
     }
     Ok(())
+}
+
+/// A panel's heading, at `x` from the left; returns how far down the plot
+/// starts (None without a heading: the caller's own margin).
+fn draw_heading<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    heading: Option<&str>,
+    x: i32,
+) -> std::result::Result<Option<i32>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let Some(heading) = heading else {
+        return Ok(None);
+    };
+    area.draw_text(
+        heading,
+        &font(HEADING_SIZE).pos(Pos::new(HPos::Left, VPos::Top)),
+        (x, 6),
+    )?;
+    Ok(Some(HEADING_SIZE as i32 + 16))
 }
 
 /// Splits `text` at `separator` into lines no wider than `max` pixels (a piece

@@ -23,9 +23,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    distinct, font, format_value, trim, Body, Chart, DrawResult, Series, Unit,
-    AXIS_DESC_SIZE, BLUE, GREEN, GRID, HEADING_SIZE, MUTED, ORANGE, PURPLE, SKY,
-    TICK_SIZE, VERMILLION,
+    distinct, draw_heading, font, format_value, trim, Body, Chart, DrawResult, Series,
+    Unit, AXIS_DESC_SIZE, BLUE, GREEN, GRID, MUTED, ORANGE, PURPLE, SKY, TICK_SIZE,
+    VERMILLION,
 };
 
 /// The fill of a shaded x range.
@@ -271,17 +271,8 @@ pub(super) fn draw_xy_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
     let (y_area, left, right) = (96, 12, 28);
-    let top = match &panel.heading {
-        Some(heading) => {
-            area.draw_text(
-                heading,
-                &font(HEADING_SIZE).pos(Pos::new(HPos::Left, VPos::Top)),
-                (y_area + left, 6),
-            )?;
-            HEADING_SIZE as i32 + 16
-        }
-        None => 12,
-    };
+    let top =
+        draw_heading(area, panel.heading.as_deref(), y_area + left)?.unwrap_or(12);
     let xs: Vec<f64> = panel
         .series
         .iter()

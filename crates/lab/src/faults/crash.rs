@@ -308,6 +308,34 @@ fn producer_crash_window(
     FaultWindow::span(label, from..crash_at + 1)
 }
 
+/// Scenario C's input: ids `0..records` written by `semantic`'s producer, and
+/// in the log (up to the high watermark) before any consumer starts.
+fn write_input(
+    cluster: &Cluster,
+    semantic: Semantic,
+    input: &str,
+    records: u64,
+) -> Result<produce::ProduceReport> {
+    let produced = produce::produce(
+        cluster,
+        semantic,
+        input,
+        &ProduceOptions {
+            ids: 0..records,
+            payload_bytes: 100,
+            transaction_size: 500,
+            overrides: Vec::new(),
+        },
+        &mut |_| {},
+    )?;
+    cluster.wait_for_records(
+        input,
+        produced.acknowledged.len() as u64,
+        WAIT_FOR_LOG,
+    )?;
+    Ok(produced)
+}
+
 /// Scenario C: the records are produced; a consumer process is SIGKILLed in the
 /// gap between its two steps (commit and process, in its semantic's order) at
 /// a seeded record; a replacement joins the same group and finishes.
@@ -327,23 +355,7 @@ pub fn consumer_crash(
         "consumer-crash",
         options.partitions,
     )?;
-    let produced = produce::produce(
-        cluster,
-        semantic,
-        &input,
-        &ProduceOptions {
-            ids: 0..options.records,
-            payload_bytes: 100,
-            transaction_size: 500,
-            overrides: Vec::new(),
-        },
-        &mut |_| {},
-    )?;
-    cluster.wait_for_records(
-        &input,
-        produced.acknowledged.len() as u64,
-        WAIT_FOR_LOG,
-    )?;
+    let produced = write_input(cluster, semantic, &input, options.records)?;
     let started = Instant::now();
     let sink = state_dir("consumer-crash")?.join(format!("{group}.sink"));
     let crash_at = options.crash_point(2);
@@ -544,23 +556,8 @@ pub fn consumer_crash_variant(
         &format!("consumer-crash-{variant}"),
         options.partitions,
     )?;
-    let produced = produce::produce(
-        cluster,
-        Semantic::AtLeastOnce,
-        &input,
-        &ProduceOptions {
-            ids: 0..options.records,
-            payload_bytes: 100,
-            transaction_size: 500,
-            overrides: Vec::new(),
-        },
-        &mut |_| {},
-    )?;
-    cluster.wait_for_records(
-        &input,
-        produced.acknowledged.len() as u64,
-        WAIT_FOR_LOG,
-    )?;
+    let produced =
+        write_input(cluster, Semantic::AtLeastOnce, &input, options.records)?;
     let started = Instant::now();
     let sink = state_dir("consumer-crash")?.join(format!("{group}.sink"));
     let args = vec![
