@@ -389,6 +389,9 @@ pub struct EncodingCost {
 pub struct BenchReport {
     pub backend: Backend,
     pub backend_description: String,
+    /// Brokers in the cluster (0 in reports recorded before it was kept).
+    #[serde(default)]
+    pub brokers: usize,
     pub kafka_version: String,
     pub librdkafka_version: String,
     pub options: BenchOptions,
@@ -435,6 +438,16 @@ impl BenchReport {
 
     pub fn figure(&self, case: Case) -> Option<&Figure> {
         self.figures.iter().find(|f| f.case == case)
+    }
+
+    /// `1 broker`, `3 brokers, replication factor 3`: what the acks settings
+    /// wait for depends on it.
+    pub fn setup(&self) -> String {
+        match self.brokers {
+            0 => "broker count not recorded".into(),
+            1 => "1 broker".into(),
+            n => format!("{n} brokers, replication factor {}", n.min(3)),
+        }
     }
 
     /// The report as the book shows it: throughput, latency and transaction
@@ -545,11 +558,13 @@ pub struct Claim {
 pub const TIE: f64 = 0.05;
 
 /// The published relationships the course checks (Confluent's and the
-/// module's), against `report` (five requests in flight) and, for the
-/// in-order comparison, `in_order` (one in flight).
+/// module's), against `report` (five requests in flight), for the in-order
+/// comparison `in_order` (one in flight), and for the order of the acks
+/// settings where followers exist, `replicated` (three brokers).
 pub fn published_claims(
     report: &BenchReport,
     in_order: Option<&BenchReport>,
+    replicated: Option<&BenchReport>,
 ) -> Vec<Claim> {
     let vs_all = |r: &BenchReport, c: Case| r.figure(c).and_then(|f| f.vs_acks_all);
     let tx = |ms| Case::Transactional {
@@ -559,22 +574,31 @@ pub fn published_claims(
 
     // The ratios the tables show (each paired by round), so the verdict
     // agrees with the "× acks=all" column.
-    let order = match (vs_all(report, Case::Acks0), vs_all(report, Case::Acks1)) {
-        (Some(a0), Some(a1)) => Some((a0, a1)),
-        _ => None,
-    };
-    claims.push(Claim {
-        claim: "acks=0 is faster than acks=1, which is at least as fast as acks=all"
-            .into(),
-        source: "the course module's comparison table".into(),
-        measured: order.map_or_else(
-            || "not measured".into(),
-            |(a0, a1)| {
-                format!("acks=0 {a0:.2}×, acks=1 {a1:.2}× the throughput of acks=all")
-            },
+    let acks_order =
+        "acks=0 is faster than acks=1, which is at least as fast as acks=all";
+    for (setup, r) in [
+        (report.setup(), Some(report)),
+        (
+            replicated.map_or_else(|| "replicated".into(), BenchReport::setup),
+            replicated,
         ),
-        reproduced: order.map(|(a0, a1)| a0 > a1 * (1.0 + TIE) && a1 >= 1.0 - TIE),
-    });
+    ] {
+        let order =
+            r.and_then(|r| Some((vs_all(r, Case::Acks0)?, vs_all(r, Case::Acks1)?)));
+        claims.push(Claim {
+            claim: format!("{acks_order} ({setup})"),
+            source: "the course module's comparison table".into(),
+            measured: order.map_or_else(
+                || "not measured".into(),
+                |(a0, a1)| {
+                    format!(
+                        "acks=0 {a0:.2}×, acks=1 {a1:.2}× the throughput of acks=all"
+                    )
+                },
+            ),
+            reproduced: order.map(|(a0, a1)| a0 > a1 * (1.0 + TIE) && a1 >= 1.0 - TIE),
+        });
+    }
 
     // The same ratio for Kafka's own Java client, from its ProducerPerformance runs.
     let java_vs_all = |r: &BenchReport, c: Case| {
@@ -893,6 +917,7 @@ pub fn bench_with_progress(
     Ok(BenchReport {
         backend: cluster.backend(),
         backend_description: cluster.describe(),
+        brokers: cluster.broker_count(),
         kafka_version: cluster.kafka_version().to_string(),
         librdkafka_version: librdkafka_version(),
         options: options.clone(),
@@ -2123,6 +2148,7 @@ mod tests {
         BenchReport {
             backend: Backend::Kafka,
             backend_description: "Apache Kafka 4.1.1, 1 broker".into(),
+            brokers: 1,
             kafka_version: "4.1.1".into(),
             librdkafka_version: "2.12.1".into(),
             options: BenchOptions::default(),
@@ -2160,12 +2186,32 @@ mod tests {
             figure(Case::AcksAll, all, all, 40_000.0),
             figure(tx(100), 96_000.0, all, 36_000.0),
         ]);
-        let claims = published_claims(&five, Some(&one));
+        // Three brokers: acks=all waits for followers, the order shows.
+        let mut three = report(vec![
+            figure(Case::Acks0, 110_000.0, 70_000.0, 1.0),
+            figure(Case::Acks1, 95_000.0, 70_000.0, 1.0),
+            figure(Case::AcksAll, 70_000.0, 70_000.0, 1.0),
+        ]);
+        three.brokers = 3;
+        let claims = published_claims(&five, Some(&one), Some(&three));
+        assert!(
+            claims[0].claim.ends_with("(1 broker)"),
+            "{}",
+            claims[0].claim
+        );
+        assert!(
+            claims[1]
+                .claim
+                .ends_with("(3 brokers, replication factor 3)"),
+            "{}",
+            claims[1].claim
+        );
         let verdicts: Vec<Option<bool>> = claims.iter().map(|c| c.reproduced).collect();
         assert_eq!(
             verdicts,
             [
-                Some(true),  // acks order
+                Some(true),  // acks order, one broker
+                Some(true),  // acks order, three brokers
                 Some(false), // idempotence, lab: 0.70
                 Some(true),  // idempotence, Java: 0.97
                 Some(true),  // transactions, lab: 0.96
@@ -2175,11 +2221,11 @@ mod tests {
             ],
             "{claims:#?}"
         );
-        assert_eq!(claims[1].measured, "0.70× acks=all");
+        assert_eq!(claims[2].measured, "0.70× acks=all");
         assert!(
-            claims[5].measured.starts_with("3000 ms commits: 1.73×"),
+            claims[6].measured.starts_with("3000 ms commits: 1.73×"),
             "{}",
-            claims[5].measured
+            claims[6].measured
         );
         // A tie between acks=1 and acks=0 is no order; a missing report is no verdict.
         let tie = report(vec![
@@ -2187,10 +2233,11 @@ mod tests {
             figure(Case::Acks1, 100_000.0, all, 1.0),
             figure(Case::AcksAll, all, all, 1.0),
         ]);
-        let claims = published_claims(&tie, None);
+        let claims = published_claims(&tie, None, None);
         assert_eq!(claims[0].reproduced, Some(false));
-        assert_eq!(claims[3].reproduced, None);
-        assert_eq!(claims[3].measured, "not measured");
+        assert_eq!(claims[1].reproduced, None);
+        assert_eq!(claims[4].reproduced, None);
+        assert_eq!(claims[4].measured, "not measured");
         let table = claims_markdown(&claims);
         assert!(
             table.contains("| **no** |") && table.contains("| – |"),
