@@ -625,7 +625,7 @@ pub fn consumer_crash_variant(
     let mut outcome = Outcome::new(cluster, variant.semantic(), options.records, input);
     outcome.group = group;
     outcome.fault = Some(fault);
-    outcome.counts = audit::count(&audit::Observed {
+    outcome.record_audit(&audit::Observed {
         source: options.records,
         sent: produced.sent,
         acknowledged: &produced.acknowledged,
