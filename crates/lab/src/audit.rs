@@ -528,10 +528,10 @@ mod tests {
 
     #[test]
     fn the_fates_always_agree_with_the_counts() {
-        let mut rng = crate::faults::Seeded::new(42);
+        let mut rng = crate::support::Seeded::new(42);
         for _ in 0..200 {
             let source = rng.in_range(1..300);
-            let draw = |rng: &mut crate::faults::Seeded, n: u64| -> Vec<u64> {
+            let draw = |rng: &mut crate::support::Seeded, n: u64| -> Vec<u64> {
                 (0..n).map(|_| rng.in_range(0..source + 5)).collect()
             };
             let n = rng.in_range(0..source * 2);

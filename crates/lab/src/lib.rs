@@ -34,22 +34,36 @@
 //! # Ok::<(), lab::Error>(())
 //! ```
 
-pub mod audit;
-pub mod bench;
-pub mod charts;
-pub mod cluster;
-pub mod consume;
+// The layers, from the bottom; a module imports only its own layer or lower
+// ones (tests/layers.rs checks it).
+
+// Support: no Kafka, no knowledge of the course.
 pub mod error;
-pub mod exercise;
-pub mod faults;
 pub mod local;
 pub mod metrics;
-pub mod monitor;
-pub mod outcome;
-pub mod produce;
 pub mod record;
+pub mod support;
+
+// Clients: settings per semantic, where Kafka is, producer and consumer loops.
+mod client;
+pub use client::{cluster, consume, produce, semantics, stats};
+
+// What happened: the audit by id, and one run's outcome.
+pub mod audit;
+pub mod outcome;
+
+// One run, and the failure scenarios.
+pub mod faults;
 pub mod run;
-pub mod semantics;
+
+// Many runs: the scenario matrix, monitored runs, the benchmark.
+pub mod experiments;
+
+// Pictures of recorded results.
+pub mod charts;
+
+// Self-checking exercises for the notebooks.
+pub mod exercise;
 
 pub use cluster::{Backend, Cluster};
 pub use error::{Error, Result};

@@ -95,7 +95,7 @@ pub fn run_with_progress(
 ) -> Result<Outcome> {
     cluster.require_faithful(semantic)?;
     // Check the settings before creating anything (no client: not monitored).
-    crate::monitor::unwatched(|| {
+    crate::stats::unwatched(|| {
         semantic.producer_config(
             cluster.bootstrap(),
             Some("check"),

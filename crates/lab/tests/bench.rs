@@ -12,7 +12,7 @@
 mod common;
 
 use common::kafka;
-use lab::bench::{bench, BenchOptions, BenchReport, Case};
+use lab::experiments::bench::{bench, BenchOptions, BenchReport, Case};
 use lab::metrics::{LatencySummary, Throughput};
 
 const RECORDS: u64 = 2_000;

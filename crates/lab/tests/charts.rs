@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lab::bench::{BenchReport, Case};
 use lab::charts::{self, Chart};
-use lab::faults::matrix::Cell;
+use lab::experiments::bench::{BenchReport, Case};
+use lab::experiments::matrix::Cell;
 use lab::Outcome;
 
 fn generated(name: &str) -> String {
@@ -362,7 +362,7 @@ fn circles(svg: &str, color: &str) -> usize {
 
 #[test]
 fn timeline_charts_from_the_recorded_runs() {
-    use lab::faults::matrix::Scenario;
+    use lab::experiments::matrix::Scenario;
     let runs = timeline_runs();
     for scenario in [
         Scenario::LostAck,
@@ -512,7 +512,7 @@ fn the_cli_writes_every_file() {
     );
 }
 
-fn monitoring() -> lab::monitor::MonitoringRecord {
+fn monitoring() -> lab::experiments::monitored::MonitoringRecord {
     serde_json::from_str(&generated("monitoring.json"))
         .expect("monitoring.json is a monitoring record")
 }

@@ -12,8 +12,10 @@
 
 mod common;
 
+use lab::experiments::monitored::{
+    open_transaction_lag, run_monitored, MonitoredScenario,
+};
 use lab::faults::eos_stress::EosStressOptions;
-use lab::monitor::{open_transaction_lag, run_monitored, MonitoredScenario};
 use lab::Semantic;
 
 const RECORDS: u64 = 1000;

@@ -6,7 +6,7 @@ use super::{
     xy_chart, Bar, Body, Chart, Panel, Scale, Series, Unit, XyPanel, XySeries, XyStyle,
     BLUE, GREEN, MUTED, ORANGE, PURPLE, SKY, VERMILLION,
 };
-use crate::bench::{BenchReport, Case, Figure};
+use crate::experiments::bench::{BenchReport, Case, Figure};
 use crate::metrics::LatencySummary;
 
 /// Every chart of a report, with the file stem the book and `lab bench

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! let json = std::fs::read_to_string("book/src/generated/matrix.json")?;
-//! let cells: Vec<lab::faults::matrix::Cell> = serde_json::from_str(&json)?;
+//! let cells: Vec<lab::experiments::matrix::Cell> = serde_json::from_str(&json)?;
 //! lab::charts::matrix_chart(&cells).save_png("matrix.png")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -42,7 +42,7 @@ use plotters_backend::{
 
 use crate::audit::Counts;
 use crate::error::{Error, Result};
-use crate::faults::matrix::{Case, Cell, Scenario};
+use crate::experiments::matrix::{Case, Cell, Scenario};
 use crate::outcome::Outcome;
 use crate::semantics::Semantic;
 

@@ -1,13 +1,14 @@
-//! Charts of recorded librdkafka statistics ([`crate::monitor`]): the counters
+//! Charts of recorded librdkafka statistics ([`crate::stats`]): the counters
 //! each semantic should be watched for, per scenario, and a read_committed
 //! reader's offsets over time while a transaction is open.
 
 use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
 use super::{distinct, Bar, Body, Chart, Panel, Series, Unit};
 use super::{BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
-use crate::monitor::{
-    MonitoredRun, MonitoringRecord, OpenTransactionLag, PartitionCounters,
+use crate::experiments::monitored::{
+    MonitoredRun, MonitoringRecord, OpenTransactionLag,
 };
+use crate::stats::PartitionCounters;
 
 /// Per run (scenario x semantic): the records the audit found duplicated and
 /// lost beside the records librdkafka sent again (top), and the events its

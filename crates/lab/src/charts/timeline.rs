@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     distinct, xy_chart, Band, Chart, XyPanel, XySeries, XyStyle, BLUE, VERMILLION,
 };
-use crate::faults::matrix::{Case, Scenario};
+use crate::experiments::matrix::{Case, Scenario};
 use crate::outcome::Outcome;
 
 /// Records delivered once: the background the faults stand out against.

@@ -38,10 +38,10 @@ use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::faults::proxy::{ApiKey, ChaosProxy, ProxyStats};
-use crate::faults::Seeded;
 use crate::outcome::Outcome;
 use crate::produce::{self, DeliveryLog, Failure, LoggingContext};
 use crate::semantics::Semantic;
+use crate::support::Seeded;
 
 /// Records per committed transaction.
 pub const TRANSACTION_SIZE: u64 = 100;
@@ -210,7 +210,7 @@ pub fn zombie_fenced_report(
         .err()
         .map(|e| TxnError::of(&e));
     // Monitored runs: the zombie's last statistics (its fenced state) are reported.
-    crate::monitor::Monitor::settle(&zombie);
+    crate::stats::Monitor::settle(&zombie);
     drop(zombie);
     let transactions = write_committed(&successor, &topic, 0..records)?;
     drop(successor);
@@ -449,7 +449,7 @@ pub fn transaction_timeout_report(
         .commit_transaction(COMMIT_TIMEOUT)
         .err()
         .map(|e| TxnError::of(&e));
-    crate::monitor::Monitor::settle(&producer);
+    crate::stats::Monitor::settle(&producer);
     drop(producer);
 
     // The application's recovery: a new instance re-sends what is not committed.
@@ -887,7 +887,7 @@ pub(crate) fn write_open(
     }
     produce::drain(producer, Duration::from_secs(60))?;
     // Monitored runs: the open transaction shows in the statistics.
-    crate::monitor::Monitor::settle(producer);
+    crate::stats::Monitor::settle(producer);
     Ok(())
 }
 

@@ -17,11 +17,11 @@ use rdkafka::producer::{BaseProducer, Producer};
 use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
-use crate::faults::Seeded;
 use crate::local::{LocalBroker, LocalCluster};
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
+use crate::support::Seeded;
 
 /// The workload of a leader failure.
 #[derive(Clone, Debug)]

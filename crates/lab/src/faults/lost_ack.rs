@@ -15,10 +15,10 @@ use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::faults::proxy::{ChaosProxy, ProduceFault, ProxyStats};
-use crate::faults::Seeded;
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
+use crate::support::Seeded;
 
 /// The client-side timeout of a request in flight, lowered so the scenario
 /// takes seconds: in librdkafka this is `socket.timeout.ms`, not
@@ -136,7 +136,7 @@ pub fn lost_ack(
     } else {
         producer.flush(Duration::from_secs(120)).doing("flushing")?;
     }
-    crate::monitor::Monitor::settle(&producer);
+    crate::stats::Monitor::settle(&producer);
     drop(producer);
     let stats = proxy.stats();
     drop(proxy);

@@ -122,7 +122,7 @@ enum Command {
         seed: u64,
         /// Only these scenarios [default: all]
         #[arg(long, value_enum)]
-        scenario: Vec<lab::faults::matrix::Scenario>,
+        scenario: Vec<lab::experiments::matrix::Scenario>,
         /// The three-broker cluster for the leader failure
         #[arg(long, default_value = "127.0.0.1:19092")]
         three_bootstrap: String,
@@ -149,7 +149,7 @@ enum Command {
         out: std::path::PathBuf,
     },
     /// Throughput and latency per semantic, side by side and against Kafka's ProducerPerformance
-    Bench(lab::bench::BenchArgs),
+    Bench(lab::experiments::bench::BenchArgs),
     /// A child process of the crash scenarios (started by the lab itself)
     #[command(hide = true, subcommand)]
     Worker(WorkerCommand),
@@ -165,11 +165,11 @@ enum Fault {
 
 #[derive(Subcommand)]
 enum WorkerCommand {
-    Produce(lab::faults::worker::ProduceWorker),
-    Consume(lab::faults::worker::ConsumeWorker),
+    Produce(lab::faults::crash::worker::ProduceWorker),
+    Consume(lab::faults::crash::worker::ConsumeWorker),
 }
 
-use lab::faults::worker::parse_key_value;
+use lab::faults::crash::worker::parse_key_value;
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -328,7 +328,9 @@ fn run(cli: Cli) -> lab::Result<()> {
             charts,
             target,
         } => {
-            use lab::faults::matrix::{markdown, run_matrix, MatrixOptions, Scenario};
+            use lab::experiments::matrix::{
+                markdown, run_matrix, MatrixOptions, Scenario,
+            };
             let single = target.cluster()?;
             let scenarios = if scenario.is_empty() {
                 Scenario::ALL.to_vec()
@@ -396,9 +398,13 @@ fn run(cli: Cli) -> lab::Result<()> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::Bench(args) => lab::bench::cli(&args)?,
-        Command::Worker(WorkerCommand::Produce(w)) => lab::faults::worker::produce(&w)?,
-        Command::Worker(WorkerCommand::Consume(w)) => lab::faults::worker::consume(&w)?,
+        Command::Bench(args) => lab::experiments::bench::cli(&args)?,
+        Command::Worker(WorkerCommand::Produce(w)) => {
+            lab::faults::crash::worker::produce(&w)?
+        }
+        Command::Worker(WorkerCommand::Consume(w)) => {
+            lab::faults::crash::worker::consume(&w)?
+        }
         Command::Ping { target } => {
             let cluster = target.cluster()?;
             println!("ok: {}", cluster.describe());

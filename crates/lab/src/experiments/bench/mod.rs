@@ -1883,7 +1883,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub producer_performance_runs: u32,
     /// Extra producer setting KEY=VALUE for both clients (repeatable), e.g. linger.ms=0
-    #[arg(long = "producer-set", value_parser = crate::faults::worker::parse_key_value)]
+    #[arg(long = "producer-set", value_parser = crate::faults::crash::worker::parse_key_value)]
     pub producer_set: Vec<(String, String)>,
     /// Also write the report as JSON to this file
     #[arg(long)]

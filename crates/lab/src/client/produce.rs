@@ -126,7 +126,7 @@ pub struct LoggingContext(pub Arc<DeliveryLog>);
 impl ClientContext for LoggingContext {
     /// Statistics (only sent when a `monitor::Monitor` turned them on).
     fn stats_raw(&self, statistics: &[u8]) {
-        crate::monitor::deliver(statistics);
+        crate::stats::deliver(statistics);
     }
 }
 
@@ -217,7 +217,7 @@ pub fn produce(
     }
     // ANCHOR_END: produce_loop
     progress(sent);
-    crate::monitor::Monitor::settle(&producer);
+    crate::stats::Monitor::settle(&producer);
     let (acknowledged, failed) = log.take();
     Ok(ProduceReport {
         sent,

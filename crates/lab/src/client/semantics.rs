@@ -167,7 +167,7 @@ impl Semantic {
         check_producer_settings(&map)?;
         let mut config = to_client_config(map);
         // Statistics on, while a `monitor::Monitor` records this thread's run.
-        crate::monitor::watch_if_active(&mut config, "producer");
+        crate::stats::watch_if_active(&mut config, "producer");
         Ok(config)
     }
 
@@ -188,7 +188,7 @@ impl Semantic {
             map.insert(k.clone(), v.clone());
         }
         let mut config = to_client_config(map);
-        crate::monitor::watch_if_active(&mut config, "consumer");
+        crate::stats::watch_if_active(&mut config, "consumer");
         config
     }
 

@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub mod worker;
+
 use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::faults::Seeded;
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, ProduceOptions};
 use crate::semantics::Semantic;
+use crate::support::Seeded;
 
 /// How long one worker may run before the scenario gives up on it.
 const WORKER_LIMIT: Duration = Duration::from_secs(180);
@@ -51,7 +53,7 @@ impl CrashOptions {
         // Avoid checkpoint boundaries: a crash exactly on one would show an
         // at-least-once replay of nothing, which is true but teaches nothing.
         let k = rng.in_range(self.records / 4..self.records * 3 / 4);
-        if (k + 1) % super::worker::CHECKPOINT_EVERY == 0 {
+        if (k + 1) % worker::CHECKPOINT_EVERY == 0 {
             k + 1
         } else {
             k

@@ -14,10 +14,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
-use crate::monitor::StatsContext;
 use crate::produce;
 use crate::record;
 use crate::semantics::Semantic;
+use crate::stats::StatsContext;
 
 /// How many records a consumer takes per poll round (and per transaction).
 pub const BATCH: usize = 500;

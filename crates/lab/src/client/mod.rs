@@ -1,0 +1,9 @@
+//! The client layer: the settings of each semantic, where Kafka is, and the
+//! producer and consumer loops built on them. Everything here talks to a
+//! broker through rdkafka; nothing here knows of faults, audits or charts.
+
+pub mod cluster;
+pub mod consume;
+pub mod produce;
+pub mod semantics;
+pub mod stats;

@@ -1,0 +1,68 @@
+//! The bottom layer's small tools, used everywhere above: seeded randomness
+//! for repeatable fault timing, and keeping the first of equal items.
+
+/// A small seeded generator (SplitMix64), so that a scenario's "random" fault
+/// timing is the same every time for the same seed.
+#[derive(Clone, Debug)]
+pub struct Seeded(u64);
+
+impl Seeded {
+    pub fn new(seed: u64) -> Seeded {
+        Seeded(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `range` (half-open).
+    pub fn in_range(&mut self, range: std::ops::Range<u64>) -> u64 {
+        let width = range.end.saturating_sub(range.start).max(1);
+        range.start + self.next_u64() % width
+    }
+}
+
+/// The items in first-seen order, each once.
+pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let a: Vec<u64> = (0..5)
+            .map({
+                let mut s = Seeded::new(7);
+                move |_| s.in_range(100..200)
+            })
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .map({
+                let mut s = Seeded::new(7);
+                move |_| s.in_range(100..200)
+            })
+            .collect();
+        assert_eq!(a, b);
+        assert!(a.iter().all(|x| (100..200).contains(x)));
+        let c: Vec<u64> = (0..5)
+            .map({
+                let mut s = Seeded::new(8);
+                move |_| s.in_range(100..200)
+            })
+            .collect();
+        assert_ne!(a, c);
+    }
+}
