@@ -550,13 +550,10 @@ fn monitoring_pages() -> Result<Vec<(String, String)>> {
     ])
 }
 
-/// The scenarios with a timeline figure, and the file each is drawn into.
-const TIMELINES: [(Scenario, &str); 4] = [
-    (Scenario::LostAck, "timeline-a.svg"),
-    (Scenario::ProducerCrash, "timeline-b.svg"),
-    (Scenario::ConsumerCrash, "timeline-c.svg"),
-    (Scenario::LeaderFailure, "timeline-d.svg"),
-];
+/// The scenarios with a timeline figure (`timeline-a.svg` to `timeline-d.svg`).
+fn timeline_scenarios() -> impl Iterator<Item = Scenario> {
+    Scenario::ALL.into_iter().filter(|s| !s.exactly_once_only())
+}
 
 /// One seeded run of A, B, C and D per semantic (D also with acks=1), every
 /// record's fate kept. A run the lab refuses is recorded as refused; any
@@ -565,7 +562,7 @@ fn measure_timeline(clusters: &Clusters) -> Result<()> {
     const RECORDS: u64 = 2000;
     const SEED: u64 = 1;
     let mut runs = Vec::new();
-    for (scenario, _) in TIMELINES {
+    for scenario in timeline_scenarios() {
         let cases: Vec<Case> = Case::all()
             .into_iter()
             .filter(|c| c.acks.is_none() || scenario == Scenario::LeaderFailure)
@@ -586,9 +583,7 @@ fn measure_timeline(clusters: &Clusters) -> Result<()> {
                 _ => scenario.run(
                     &clusters.single,
                     Some(&clusters.three),
-                    &case,
-                    RECORDS,
-                    SEED,
+                    &case.options(RECORDS, SEED),
                 ),
             };
             let result = match result {
@@ -626,7 +621,8 @@ fn timeline_pages() -> Result<Vec<(String, String)>> {
         bail!("book/src/generated/timeline.json was not measured on Apache Kafka");
     }
     let mut pages = Vec::new();
-    for (scenario, file) in TIMELINES {
+    for scenario in timeline_scenarios() {
+        let file = format!("timeline-{}.svg", scenario.letter().to_lowercase());
         let of: Vec<TimelineRun> = runs
             .iter()
             .filter(|r| r.scenario == scenario)
@@ -639,10 +635,7 @@ fn timeline_pages() -> Result<Vec<(String, String)>> {
                 scenario.label()
             );
         }
-        pages.push((
-            file.to_string(),
-            lab::charts::timeline_chart(&of).to_svg_string(),
-        ));
+        pages.push((file, lab::charts::timeline_chart(&of).to_svg_string()));
     }
     Ok(pages)
 }

@@ -34,7 +34,7 @@ fn a_lost_ack_shows_as_timeouts_and_retries_and_the_happy_path_shows_none() {
     .unwrap();
     let lost_ack = run_monitored(
         &cluster,
-        MonitoredScenario::LostAck,
+        MonitoredScenario::Fault(lab::faults::Scenario::LostAck),
         Semantic::AtLeastOnce,
         RECORDS,
         1,
@@ -90,7 +90,7 @@ fn exactly_once_retries_a_lost_ack_without_duplicates_and_counts_its_epoch() {
     let cluster = common::kafka();
     let run = run_monitored(
         &cluster,
-        MonitoredScenario::LostAck,
+        MonitoredScenario::Fault(lab::faults::Scenario::LostAck),
         Semantic::ExactlyOnce,
         RECORDS,
         1,

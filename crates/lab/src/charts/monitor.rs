@@ -6,7 +6,7 @@ use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
 use super::{distinct, Bar, Body, Chart, Panel, Series, Unit};
 use super::{BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 use crate::experiments::monitored::{
-    MonitoredRun, MonitoringRecord, OpenTransactionLag,
+    MonitoredRun, MonitoredScenario, MonitoringRecord, OpenTransactionLag,
 };
 use crate::stats::PartitionCounters;
 
@@ -104,8 +104,10 @@ fn group_label(run: &MonitoredRun) -> String {
         crate::Semantic::AtLeastOnce => "ALO",
         crate::Semantic::ExactlyOnce => "EOS",
     };
-    let scenario = run.scenario.label();
-    let short = scenario.split(':').next().unwrap_or(scenario);
+    let short = match run.scenario {
+        MonitoredScenario::HappyPath => "happy path",
+        MonitoredScenario::Fault(s) => s.letter(),
+    };
     format!("{short}, {semantic}")
 }
 

@@ -7,125 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::Counts;
 use crate::cluster::Cluster;
-use crate::error::Result;
-use crate::faults::crash::{consumer_crash, producer_crash, CrashOptions};
-use crate::faults::eos_stress;
-use crate::faults::leader::{leader_failure, LeaderFailureOptions};
-use crate::faults::lost_ack::{lost_ack, LostAckOptions};
-use crate::outcome::Outcome;
+pub use crate::faults::Scenario;
+use crate::faults::ScenarioOptions;
 use crate::semantics::Semantic;
-
-/// A failure the course injects (the letters follow the book).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Scenario {
-    /// A: the ack is lost after the write.
-    LostAck,
-    /// B: the producer dies mid-stream.
-    ProducerCrash,
-    /// C: the consumer dies between its two steps.
-    ConsumerCrash,
-    /// D: the partition leader dies (three brokers).
-    LeaderFailure,
-    /// E1: a zombie producer is fenced by its successor's transactional.id.
-    ZombieFenced,
-    /// E2: the answer to a transaction's commit (EndTxn) is lost.
-    LostEndTxn,
-    /// E3: a transaction is left open past its timeout.
-    TransactionTimeout,
-    /// E4: an open transaction holds read_committed readers back.
-    OpenTransaction,
-}
-
-impl Scenario {
-    pub const ALL: [Scenario; 8] = [
-        Scenario::LostAck,
-        Scenario::ProducerCrash,
-        Scenario::ConsumerCrash,
-        Scenario::LeaderFailure,
-        Scenario::ZombieFenced,
-        Scenario::LostEndTxn,
-        Scenario::TransactionTimeout,
-        Scenario::OpenTransaction,
-    ];
-
-    /// E is about exactly-once's own machinery: the other semantics have no
-    /// transactions to stress.
-    pub fn exactly_once_only(self) -> bool {
-        matches!(
-            self,
-            Scenario::ZombieFenced
-                | Scenario::LostEndTxn
-                | Scenario::TransactionTimeout
-                | Scenario::OpenTransaction
-        )
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Scenario::LostAck => "A lost ack",
-            Scenario::ProducerCrash => "B producer crash",
-            Scenario::ConsumerCrash => "C consumer crash",
-            Scenario::LeaderFailure => "D leader dies",
-            Scenario::ZombieFenced => "E1 zombie fenced",
-            Scenario::LostEndTxn => "E2 lost EndTxn",
-            Scenario::TransactionTimeout => "E3 transaction timeout",
-            Scenario::OpenTransaction => "E4 open transaction",
-        }
-    }
-
-    /// Runs this scenario once. `three` is the three-broker cluster, needed by D.
-    pub fn run(
-        self,
-        single: &Cluster,
-        three: Option<&Cluster>,
-        case: &Case,
-        records: u64,
-        seed: u64,
-    ) -> Result<Outcome> {
-        match self {
-            Scenario::LostAck => {
-                lost_ack(single, case.semantic, &LostAckOptions::new(records, seed))
-            }
-            Scenario::ProducerCrash => {
-                producer_crash(single, case.semantic, &CrashOptions::new(records, seed))
-            }
-            Scenario::ConsumerCrash => {
-                consumer_crash(single, case.semantic, &CrashOptions::new(records, seed))
-            }
-            Scenario::LeaderFailure => leader_failure(
-                three.unwrap_or(single),
-                case.semantic,
-                &LeaderFailureOptions {
-                    records,
-                    seed,
-                    overrides: case.overrides(),
-                },
-            ),
-            Scenario::ZombieFenced => {
-                eos_stress::zombie_fenced(single, &stress(records, seed))
-            }
-            Scenario::LostEndTxn => {
-                eos_stress::lost_end_txn(single, &stress(records, seed))
-            }
-            Scenario::TransactionTimeout => {
-                eos_stress::transaction_timeout(single, &stress(records, seed))
-            }
-            Scenario::OpenTransaction => {
-                eos_stress::open_transaction_holds_back_readers(
-                    single,
-                    &stress(records, seed),
-                )
-            }
-        }
-    }
-}
-
-fn stress(records: u64, seed: u64) -> eos_stress::EosStressOptions {
-    eos_stress::EosStressOptions { records, seed }
-}
 
 /// One row of the matrix: a semantic, possibly with one setting changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,11 +47,16 @@ impl Case {
         }
     }
 
-    fn overrides(&self) -> Vec<(String, String)> {
-        self.acks
-            .iter()
-            .map(|a| ("acks".to_string(), a.clone()))
-            .collect()
+    /// How `scenario` runs this case.
+    pub fn options(&self, records: u64, seed: u64) -> ScenarioOptions {
+        ScenarioOptions {
+            producer_overrides: self
+                .acks
+                .iter()
+                .map(|a| ("acks".to_string(), a.clone()))
+                .collect(),
+            ..ScenarioOptions::new(self.semantic, records, seed)
+        }
     }
 }
 
@@ -221,7 +110,8 @@ pub fn run_matrix(
                     repetition + 1
                 ));
                 let started = Instant::now();
-                let outcome = scenario.run(single, three, &case, options.records, seed);
+                let outcome =
+                    scenario.run(single, three, &case.options(options.records, seed));
                 let (backend, fault) = match &outcome {
                     Ok(o) => (o.backend_description.clone(), o.fault.clone()),
                     Err(_) => (single.describe(), None),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::faults::eos_stress::{self, EosStressOptions};
+use crate::faults::Scenario;
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
 use crate::stats::*;
@@ -269,47 +270,59 @@ pub fn producer_totals(recording: &Recording) -> Totals {
 // The scenarios, monitored.
 // ---------------------------------------------------------------------------
 
-/// A scenario recorded with its clients' statistics.
+/// What a monitored run is run under: no fault, or one of the scenarios.
+/// Recorded as `happy-path` or the scenario's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(into = "String", try_from = "String")]
 pub enum MonitoredScenario {
     /// `lab::run`: produce, then consume, no fault.
     HappyPath,
-    /// Scenario A: the chaos proxy swallows one Produce response.
-    LostAck,
-    /// E1: a zombie producer is fenced by its successor.
-    ZombieFenced,
-    /// E2: the answer to a commit (EndTxn) is lost.
-    LostEndTxn,
-    /// E3: a producer outlives its transaction.
-    TransactionTimeout,
+    /// One of the failure scenarios (A, E1-E3 are monitored; see [`Self::plan`]).
+    Fault(Scenario),
 }
 
 impl MonitoredScenario {
     /// What each semantic is run under: every semantic on the happy path and
     /// under a lost ack, and exactly-once under the transactional faults.
     pub fn plan() -> Vec<(MonitoredScenario, Semantic)> {
+        use MonitoredScenario::{Fault, HappyPath};
         let mut plan = Vec::new();
-        for scenario in [MonitoredScenario::HappyPath, MonitoredScenario::LostAck] {
+        for scenario in [HappyPath, Fault(Scenario::LostAck)] {
             plan.extend(Semantic::ALL.map(|s| (scenario, s)));
         }
         for scenario in [
-            MonitoredScenario::ZombieFenced,
-            MonitoredScenario::LostEndTxn,
-            MonitoredScenario::TransactionTimeout,
+            Scenario::ZombieFenced,
+            Scenario::LostEndTxn,
+            Scenario::TransactionTimeout,
         ] {
-            plan.push((scenario, Semantic::ExactlyOnce));
+            plan.push((Fault(scenario), Semantic::ExactlyOnce));
         }
         plan
     }
 
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            MonitoredScenario::HappyPath => "happy path",
-            MonitoredScenario::LostAck => "A: lost ack",
-            MonitoredScenario::ZombieFenced => "E1: zombie fenced",
-            MonitoredScenario::LostEndTxn => "E2: lost EndTxn",
-            MonitoredScenario::TransactionTimeout => "E3: transaction timeout",
+            MonitoredScenario::HappyPath => "happy path".into(),
+            MonitoredScenario::Fault(s) => s.label(),
+        }
+    }
+}
+
+impl From<MonitoredScenario> for String {
+    fn from(m: MonitoredScenario) -> String {
+        match m {
+            MonitoredScenario::HappyPath => "happy-path".into(),
+            MonitoredScenario::Fault(s) => s.name().into(),
+        }
+    }
+}
+
+impl TryFrom<String> for MonitoredScenario {
+    type Error = Error;
+    fn try_from(name: String) -> Result<MonitoredScenario> {
+        match name.as_str() {
+            "happy-path" => Ok(MonitoredScenario::HappyPath),
+            other => other.parse().map(MonitoredScenario::Fault),
         }
     }
 }
@@ -352,13 +365,14 @@ pub fn run_monitored(
     seed: u64,
 ) -> Result<MonitoredRun> {
     use crate::faults::{eos_stress as e, lost_ack};
-    use MonitoredScenario::*;
-    if scenario != HappyPath && scenario != LostAck && semantic != Semantic::ExactlyOnce
-    {
-        return Err(Error::BadConfig(format!(
-            "{} is a scenario of exactly-once, not of {semantic}",
-            scenario.label()
-        )));
+    use MonitoredScenario::{Fault, HappyPath};
+    if let Fault(s) = scenario {
+        if s.exactly_once_only() && semantic != Semantic::ExactlyOnce {
+            return Err(Error::BadConfig(format!(
+                "{} is a scenario of exactly-once, not of {semantic}",
+                s.label()
+            )));
+        }
     }
     let monitor = Monitor::new();
     let stress = EosStressOptions::new(records, seed);
@@ -368,18 +382,27 @@ pub fn run_monitored(
                 crate::run(cluster, semantic, &crate::RunOptions::records(records))?,
                 0,
             ),
-            LostAck => {
+            Fault(Scenario::LostAck) => {
                 let options = lost_ack::LostAckOptions::new(records, seed);
                 (lost_ack::lost_ack(cluster, semantic, &options)?, 0)
             }
-            ZombieFenced => {
+            // These report what the coordinator aborted, which no counter shows.
+            Fault(Scenario::ZombieFenced) => {
                 let r = e::zombie_fenced_report(cluster, &stress)?;
                 (r.outcome, r.zombie_error.is_some() as u64)
             }
-            LostEndTxn => (e::lost_end_txn_report(cluster, &stress)?.outcome, 0),
-            TransactionTimeout => {
+            Fault(Scenario::LostEndTxn) => {
+                (e::lost_end_txn_report(cluster, &stress)?.outcome, 0)
+            }
+            Fault(Scenario::TransactionTimeout) => {
                 let r = e::transaction_timeout_report(cluster, &stress)?;
                 (r.outcome, r.commit_error.is_some() as u64)
+            }
+            Fault(other) => {
+                return Err(Error::BadConfig(format!(
+                    "{} is not among the monitored scenarios (happy path, A, E1-E3)",
+                    other.label()
+                )))
             }
         })
     })?;

@@ -8,6 +8,9 @@ pub mod eos_stress;
 pub mod leader;
 pub mod lost_ack;
 pub mod proxy;
+mod scenario;
+
+pub use scenario::{Scenario, ScenarioOptions};
 
 /// Ends this process at once with SIGKILL: no destructor runs, no buffer is
 /// flushed, librdkafka gets no chance to send or commit anything.

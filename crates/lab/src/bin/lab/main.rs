@@ -13,8 +13,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use lab::faults::{Scenario, ScenarioOptions};
 use lab::{Cluster, RunOptions, Semantic, Stage};
 
 #[derive(Parser)]
@@ -89,9 +91,11 @@ enum Command {
     },
     /// Inject a failure into one semantic and count what it did
     Scenario {
-        /// lost-ack (A), producer-crash (B), consumer-crash (C) or leader-failure (D, three brokers)
-        #[arg(long, short)]
-        fault: Fault,
+        /// lost-ack (A), producer-crash (B), consumer-crash (C), leader-failure (D,
+        /// three brokers), or one of exactly-once's: zombie-fenced (E1),
+        /// lost-end-txn (E2), transaction-timeout (E3), open-transaction (E4)
+        #[arg(long, short, value_parser = scenario_parser())]
+        fault: Scenario,
         /// Extra producer setting KEY=VALUE (e.g. acks=1 for leader-failure)
         #[arg(long = "producer-set", value_parser = parse_key_value)]
         producer_set: Vec<(String, String)>,
@@ -121,8 +125,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Only these scenarios [default: all]
-        #[arg(long, value_enum)]
-        scenario: Vec<lab::experiments::matrix::Scenario>,
+        #[arg(long, value_parser = scenario_parser())]
+        scenario: Vec<Scenario>,
         /// The three-broker cluster for the leader failure
         #[arg(long, default_value = "127.0.0.1:19092")]
         three_bootstrap: String,
@@ -155,12 +159,10 @@ enum Command {
     Worker(WorkerCommand),
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Fault {
-    LostAck,
-    ProducerCrash,
-    ConsumerCrash,
-    LeaderFailure,
+/// Scenarios by name, with the names listed in `--help` and in the error.
+fn scenario_parser() -> impl clap::builder::TypedValueParser<Value = Scenario> {
+    clap::builder::PossibleValuesParser::new(Scenario::ALL.map(Scenario::name))
+        .map(|name| name.parse::<Scenario>().expect("a listed name"))
 }
 
 #[derive(Subcommand)]
@@ -250,7 +252,7 @@ fn run(cli: Cli) -> lab::Result<()> {
             json,
             target,
         } => {
-            if variant.is_some() && !matches!(fault, Fault::ConsumerCrash) {
+            if variant.is_some() && fault != Scenario::ConsumerCrash {
                 return Err(lab::Error::BadConfig(
                     "--variant is a consumer of scenario C: use it with --fault consumer-crash"
                         .into(),
@@ -259,7 +261,7 @@ fn run(cli: Cli) -> lab::Result<()> {
             let cluster = target.cluster()?;
             let options = lab::faults::crash::CrashOptions::new(records, seed);
             let semantic = match (semantic, variant, fault) {
-                (_, Some(variant), Fault::ConsumerCrash) => {
+                (_, Some(variant), Scenario::ConsumerCrash) => {
                     let run = lab::faults::crash::consumer_crash_variant(
                         &cluster, variant, &options,
                     )?;
@@ -290,28 +292,14 @@ fn run(cli: Cli) -> lab::Result<()> {
                     ))
                 }
             };
-            let outcome = match fault {
-                Fault::ProducerCrash => {
-                    lab::faults::crash::producer_crash(&cluster, semantic, &options)?
-                }
-                Fault::LostAck => lab::faults::lost_ack::lost_ack(
-                    &cluster,
-                    semantic,
-                    &lab::faults::lost_ack::LostAckOptions::new(records, seed),
-                )?,
-                Fault::LeaderFailure => lab::faults::leader::leader_failure(
-                    &cluster,
-                    semantic,
-                    &lab::faults::leader::LeaderFailureOptions {
-                        records,
-                        seed,
-                        overrides: producer_set,
-                    },
-                )?,
-                Fault::ConsumerCrash => {
-                    lab::faults::crash::consumer_crash(&cluster, semantic, &options)?
-                }
-            };
+            let outcome = fault.run(
+                &cluster,
+                None,
+                &ScenarioOptions {
+                    producer_overrides: producer_set,
+                    ..ScenarioOptions::new(semantic, records, seed)
+                },
+            )?;
             if json {
                 println!("{}", outcome.to_json());
             } else {
@@ -328,9 +316,7 @@ fn run(cli: Cli) -> lab::Result<()> {
             charts,
             target,
         } => {
-            use lab::experiments::matrix::{
-                markdown, run_matrix, MatrixOptions, Scenario,
-            };
+            use lab::experiments::matrix::{markdown, run_matrix, MatrixOptions};
             let single = target.cluster()?;
             let scenarios = if scenario.is_empty() {
                 Scenario::ALL.to_vec()
