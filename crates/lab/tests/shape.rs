@@ -1,6 +1,6 @@
-//! The crate's shape, checked: layers only point down, and the command line
+//! The crate's shape, checked: layers only point down; the command line
 //! (clap, indicatif) lives in the binary alone, so a notebook's `:dep lab`
-//! compiles neither.
+//! compiles neither; no file or function grows past what a reader takes in.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers from the bottom. A module is named by its path below `src/`
 /// (`client/produce.rs` is `client`'s); it may import its own layer or lower.
+/// `src/lib.rs` says the same in words.
 const LAYERS: &[&[&str]] = &[
     &["error", "local", "metrics", "record", "support"],
     &[
@@ -174,4 +175,101 @@ fn the_import_reader_sees_grouped_and_nested_imports() {
     let want: BTreeSet<String> =
         ["audit", "cluster", "faults"].map(String::from).into();
     assert_eq!(found, want);
+}
+
+/// Lines a file of the library may have, its unit tests aside.
+const MAX_FILE_LINES: usize = 800;
+/// Lines a function may have, unless a comment `// long: why` stands on the
+/// line above it (or above its attributes and doc comment).
+const MAX_FN_LINES: usize = 80;
+
+/// The file's lines up to its unit tests.
+fn lines_before_tests(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    text.lines().map(String::from).collect()
+}
+
+/// Every function of `lines` longer than `max`: (name, first line, length).
+/// The code is rustfmt's, so a body ends at the first `}` at its `fn`'s indent.
+fn long_functions(lines: &[String], max: usize) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = line.len() - code.len();
+        let Some(name) = fn_name(code) else { continue };
+        if code.ends_with(';') {
+            continue; // a declaration in a trait, no body
+        }
+        let closing = format!("{}}}", " ".repeat(indent));
+        let end = (i..lines.len())
+            .find(|&j| lines[j] == closing)
+            .unwrap_or(lines.len() - 1);
+        let length = end - i + 1;
+        if length > max && !explained(lines, i) {
+            out.push((name, i + 1, length));
+        }
+    }
+    out
+}
+
+fn fn_name(code: &str) -> Option<String> {
+    let mut rest = code;
+    for prefix in ["pub(crate) ", "pub(super) ", "pub ", "const ", "unsafe ", "async "] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    let rest = rest.strip_prefix("fn ")?;
+    Some(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
+}
+
+/// A `// long: ...` comment above the function, its doc and its attributes.
+fn explained(lines: &[String], fn_line: usize) -> bool {
+    lines[..fn_line]
+        .iter()
+        .rev()
+        .map(|l| l.trim_start())
+        .take_while(|l| l.starts_with("//") || l.starts_with("#["))
+        .any(|l| l.starts_with("// long:"))
+}
+
+#[test]
+fn no_file_or_function_is_longer_than_a_reader_takes_in() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut problems = Vec::new();
+    for file in &files {
+        let lines = lines_before_tests(file);
+        let name = file.strip_prefix(src()).unwrap().display().to_string();
+        if lines.len() > MAX_FILE_LINES {
+            problems.push(format!(
+                "{name}: {} lines (at most {MAX_FILE_LINES}; split it by concern)",
+                lines.len()
+            ));
+        }
+        for (function, line, length) in long_functions(&lines, MAX_FN_LINES) {
+            problems.push(format!(
+                "{name}:{line}: fn {function} is {length} lines (at most {MAX_FN_LINES}, \
+                 or say why in a `// long:` comment above it)"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "too long:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn the_length_check_finds_a_long_function_and_accepts_a_reason() {
+    let body = |n: usize| (0..n).map(|i| format!("    let x{i} = {i};"));
+    let mut lines: Vec<String> = vec!["pub fn long_one() {".into()];
+    lines.extend(body(90));
+    lines.push("}".into());
+    lines.push("fn short_one() {".into());
+    lines.extend(body(3));
+    lines.push("}".into());
+    assert_eq!(long_functions(&lines, 80), [("long_one".to_string(), 1, 92)]);
+    lines.insert(0, "// long: one table, row by row".into());
+    lines.insert(1, "#[allow(clippy::too_many_lines)]".into());
+    assert!(long_functions(&lines, 80).is_empty());
 }
