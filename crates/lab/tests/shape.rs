@@ -218,11 +218,22 @@ fn long_functions(lines: &[String], max: usize) -> Vec<(String, usize, usize)> {
 
 fn fn_name(code: &str) -> Option<String> {
     let mut rest = code;
-    for prefix in ["pub(crate) ", "pub(super) ", "pub ", "const ", "unsafe ", "async "] {
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "unsafe ",
+        "async ",
+    ] {
         rest = rest.strip_prefix(prefix).unwrap_or(rest);
     }
     let rest = rest.strip_prefix("fn ")?;
-    Some(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect(),
+    )
 }
 
 /// A `// long: ...` comment above the function, its doc and its attributes.
@@ -256,7 +267,11 @@ fn no_file_or_function_is_longer_than_a_reader_takes_in() {
             ));
         }
     }
-    assert!(problems.is_empty(), "too long:\n  {}", problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "too long:\n  {}",
+        problems.join("\n  ")
+    );
 }
 
 #[test]
@@ -268,7 +283,10 @@ fn the_length_check_finds_a_long_function_and_accepts_a_reason() {
     lines.push("fn short_one() {".into());
     lines.extend(body(3));
     lines.push("}".into());
-    assert_eq!(long_functions(&lines, 80), [("long_one".to_string(), 1, 92)]);
+    assert_eq!(
+        long_functions(&lines, 80),
+        [("long_one".to_string(), 1, 92)]
+    );
     lines.insert(0, "// long: one table, row by row".into());
     lines.insert(1, "#[allow(clippy::too_many_lines)]".into());
     assert!(long_functions(&lines, 80).is_empty());

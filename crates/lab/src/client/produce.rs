@@ -19,6 +19,7 @@ use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::record;
 use crate::semantics::Semantic;
+use crate::support::lock;
 
 /// What the producer side of a run did.
 #[derive(Clone, Debug, Default)]
@@ -155,11 +156,6 @@ impl ProducerContext for LoggingContext {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another thread panicked mid-push; the data is fine.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Produces `options.ids` to `topic` the way `semantic` prescribes. `progress`

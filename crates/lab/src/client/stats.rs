@@ -48,6 +48,7 @@ use rdkafka::{ClientConfig, ClientContext};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::support::lock;
 
 /// How often the lab asks librdkafka for statistics: often enough to see a
 /// retry or a transaction's few seconds, rare enough to cost nothing.
@@ -571,10 +572,7 @@ impl Monitor {
             self.inner.interval.as_millis().to_string(),
         );
         config.set("client.id", &client_id);
-        registry()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(client_id.clone(), Arc::downgrade(&self.inner));
+        lock(registry()).insert(client_id.clone(), Arc::downgrade(&self.inner));
         clients.push(Watched {
             client_id,
             role: role.to_string(),
@@ -683,7 +681,7 @@ impl Monitor {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let mut registry = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let mut registry = lock(registry());
         for w in lock(&self.clients).iter() {
             registry.remove(&w.client_id);
         }
@@ -717,9 +715,7 @@ pub fn deliver(json: &[u8]) {
     let Ok(report) = Report::parse(json) else {
         return;
     };
-    let monitor = registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let monitor = lock(registry())
         .get(&report.client_id)
         .and_then(Weak::upgrade);
     if let Some(inner) = monitor {
@@ -740,11 +736,6 @@ impl ClientContext for StatsContext {
 }
 
 impl ConsumerContext for StatsContext {}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another thread panicked mid-push; the data is fine.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 #[cfg(test)]
 mod tests {

@@ -61,42 +61,11 @@ pub fn leader_failure(
     semantic: Semantic,
     options: &LeaderFailureOptions,
 ) -> Result<Outcome> {
-    if cluster.backend() == crate::Backend::Mock {
-        return Err(refuse(cluster, "librdkafka's mock cluster does not replicate, so no follower can take over"));
-    }
-    if semantic == Semantic::ExactlyOnce {
-        return Err(refuse(cluster, "exactly-once under a leader failure is not built yet; see scenarios A, B, C"));
-    }
-    let mut local = LocalCluster::serving(cluster.bootstrap())
-        .filter(|c| c.brokers.len() >= 3)
-        .ok_or_else(|| {
-            refuse(
-                cluster,
-                "it stops and kills broker processes, so it needs the course's own three-broker \
-                 cluster: `cargo xtask kafka up --three`, then KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092",
-            )
-        })?;
+    let mut local = three_local_brokers(cluster, semantic)?;
     let started = Instant::now();
     let topic = cluster.fresh_name(&format!("{semantic}-leader-failure"));
     cluster.create_topic(&topic, 1)?;
     let leader_id = leader_of(cluster, &topic)?;
-    let leader = local
-        .brokers
-        .iter()
-        .find(|b| b.node_id == leader_id)
-        .cloned()
-        .ok_or_else(|| {
-            refuse(
-                cluster,
-                "the partition leader is not one of the local brokers",
-            )
-        })?;
-    let followers: Vec<&LocalBroker> = local
-        .brokers
-        .iter()
-        .filter(|b| b.node_id != leader_id)
-        .collect();
-
     let config =
         semantic.producer_config(cluster.bootstrap(), None, &options.overrides)?;
     let acks = config.get("acks").unwrap_or("all").to_string();
@@ -104,42 +73,7 @@ pub fn leader_failure(
     let producer: BaseProducer<LoggingContext> = config
         .create_with_context(LoggingContext(log.clone()))
         .doing("creating the producer")?;
-
-    // Phase 1: replicated everywhere. The high watermark only passes a record
-    // once every in-sync replica has it.
-    let replicated =
-        Seeded::new(options.seed).in_range(options.records / 4..options.records / 2);
-    for id in 0..replicated {
-        produce::send(&producer, &topic, id, 100)?;
-    }
-    producer.flush(Duration::from_secs(60)).doing("flushing")?;
-    wait_for_high_watermark(cluster, &topic, replicated as i64)?;
-
-    // Phase 2: the followers are frozen; only the leader gets these records.
-    let paused_at = Instant::now();
-    let paused = Paused(followers.clone());
-    for f in &paused.0 {
-        f.signal(libc::SIGSTOP);
-    }
-    drain_pending_fetches(cluster, &topic)?;
-    for id in replicated..options.records {
-        produce::send(&producer, &topic, id, 100)?;
-    }
-    // acks=0 and acks=1 are answered by the leader alone, so they all come
-    // back; acks=all waits for the frozen followers and gets no answer.
-    let deadline = Instant::now() + Duration::from_secs(4);
-    while producer.in_flight_count() > 0 && Instant::now() < deadline {
-        producer.poll(Duration::from_millis(50));
-    }
-    let acked_by_leader_alone = log.acknowledged_count() - replicated as usize;
-
-    // The leader dies; the followers wake and elect one of themselves.
-    let killed_at = Instant::now();
-    leader.signal(libc::SIGKILL);
-    while leader.alive() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(paused);
+    let struck = strike(cluster, &local, leader_id, &producer, &log, &topic, options)?;
     let after = failover(cluster, &producer, &log, &topic);
     drop(producer);
     // Bring the killed broker back whatever happened, so the next run has three.
@@ -149,6 +83,12 @@ pub fn leader_failure(
     let (acknowledged, in_log) = after?;
     wait_for_brokers(cluster, local.brokers.len())?;
 
+    let Struck {
+        replicated,
+        acked_by_leader_alone,
+        paused_at,
+        killed_at,
+    } = struck;
     let since = |t: Instant| t.duration_since(started).as_secs_f64();
     let mut outcome = Outcome {
         // Everything sent while the followers were paused reached the leader
@@ -181,6 +121,104 @@ pub fn leader_failure(
         ..Default::default()
     });
     Ok(outcome)
+}
+
+/// The course's own three-broker cluster behind `cluster`, or why D cannot run.
+fn three_local_brokers(cluster: &Cluster, semantic: Semantic) -> Result<LocalCluster> {
+    if cluster.backend() == crate::Backend::Mock {
+        return Err(refuse(cluster, "librdkafka's mock cluster does not replicate, so no follower can take over"));
+    }
+    if semantic == Semantic::ExactlyOnce {
+        return Err(refuse(cluster, "exactly-once under a leader failure is not built yet; see scenarios A, B, C"));
+    }
+    LocalCluster::serving(cluster.bootstrap())
+        .filter(|c| c.brokers.len() >= 3)
+        .ok_or_else(|| {
+            refuse(
+                cluster,
+                "it stops and kills broker processes, so it needs the course's own three-broker \
+                 cluster: `cargo xtask kafka up --three`, then KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092",
+            )
+        })
+}
+
+/// What happened up to the leader's death.
+struct Struck {
+    /// Records before this id reached every replica.
+    replicated: u64,
+    acked_by_leader_alone: usize,
+    paused_at: Instant,
+    killed_at: Instant,
+}
+
+/// Sends every record in two phases, replicated then leader-only, and kills
+/// the leader; its followers wake and elect one of themselves.
+fn strike(
+    cluster: &Cluster,
+    local: &LocalCluster,
+    leader_id: u32,
+    producer: &BaseProducer<LoggingContext>,
+    log: &DeliveryLog,
+    topic: &str,
+    options: &LeaderFailureOptions,
+) -> Result<Struck> {
+    let leader = local
+        .brokers
+        .iter()
+        .find(|b| b.node_id == leader_id)
+        .ok_or_else(|| {
+            refuse(
+                cluster,
+                "the partition leader is not one of the local brokers",
+            )
+        })?;
+    let followers: Vec<&LocalBroker> = local
+        .brokers
+        .iter()
+        .filter(|b| b.node_id != leader_id)
+        .collect();
+
+    // Phase 1: replicated everywhere. The high watermark only passes a record
+    // once every in-sync replica has it.
+    let replicated =
+        Seeded::new(options.seed).in_range(options.records / 4..options.records / 2);
+    for id in 0..replicated {
+        produce::send(producer, topic, id, 100)?;
+    }
+    producer.flush(Duration::from_secs(60)).doing("flushing")?;
+    wait_for_high_watermark(cluster, topic, replicated as i64)?;
+
+    // Phase 2: the followers are frozen; only the leader gets these records.
+    let paused_at = Instant::now();
+    let paused = Paused(followers);
+    for f in &paused.0 {
+        f.signal(libc::SIGSTOP);
+    }
+    drain_pending_fetches(cluster, topic)?;
+    for id in replicated..options.records {
+        produce::send(producer, topic, id, 100)?;
+    }
+    // acks=0 and acks=1 are answered by the leader alone, so they all come
+    // back; acks=all waits for the frozen followers and gets no answer.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(50));
+    }
+    let acked_by_leader_alone = log.acknowledged_count() - replicated as usize;
+
+    // The leader dies; the followers wake and elect one of themselves.
+    let killed_at = Instant::now();
+    leader.signal(libc::SIGKILL);
+    while leader.alive() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(paused);
+    Ok(Struck {
+        replicated,
+        acked_by_leader_alone,
+        paused_at,
+        killed_at,
+    })
 }
 
 /// After the failover: unacknowledged records are retried to the new leader

@@ -18,6 +18,7 @@ use crate::faults::proxy::{ChaosProxy, ProduceFault, ProxyStats};
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
+use crate::support::lock;
 use crate::support::Seeded;
 
 /// The client-side timeout of a request in flight, lowered so the scenario
@@ -54,117 +55,39 @@ pub fn lost_ack(
     semantic: Semantic,
     options: &LostAckOptions,
 ) -> Result<Outcome> {
-    if cluster.backend() == crate::Backend::Mock {
-        return Err(Error::Unsupported {
-            what: "the lost-ack scenario".into(),
-            backend: cluster.describe(),
-            why: "the chaos proxy needs a real broker behind it; librdkafka's mock cluster never \
-                  appends a request it answers with an error, and its idempotence is not Kafka's"
-                .into(),
-        });
-    }
+    refuse_the_mock(cluster)?;
     let started = Instant::now();
     let topic = cluster.fresh_name(&format!("{semantic}-lost-ack"));
     cluster.create_topic(&topic, 3)?;
     let proxy = ChaosProxy::start(cluster.bootstrap())?;
-    let transactional_id = format!("{topic}-producer");
-    let mut overrides = vec![(
-        "socket.timeout.ms".to_string(),
-        SOCKET_TIMEOUT_MS.to_string(),
-    )];
-    overrides.extend(options.overrides.iter().cloned());
-    let config = semantic.producer_config(
-        &proxy.bootstrap(),
-        Some(&transactional_id),
-        &overrides,
-    )?;
-    // When each delivery report arrived: the records of the request whose
-    // answer the proxy swallowed are the ones that had to wait out the timeout.
-    let reported: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
-    let log = Arc::new(DeliveryLog::with_callback({
-        let reported = reported.clone();
-        move |id, _| {
-            let mut r = reported.lock().unwrap_or_else(|p| p.into_inner());
-            r.push((id, Instant::now()));
-        }
-    }));
-    let producer: BaseProducer<LoggingContext> = config
-        .create_with_context(LoggingContext(log.clone()))
-        .doing("creating the producer")?;
-    let transactional = semantic == Semantic::ExactlyOnce;
-    if transactional {
-        producer
-            .init_transactions(Duration::from_secs(30))
-            .doing("initialising transactions")?;
-        producer
-            .begin_transaction()
-            .doing("beginning a transaction")?;
-    }
-
-    // Everything before the fault is acknowledged, with nothing in flight, so
-    // the fault hits exactly the next Produce request.
-    let armed_at =
-        Seeded::new(options.seed).in_range(options.records / 5..options.records / 2);
-    for id in 0..armed_at {
-        produce::send(&producer, &topic, id, 100)?;
-    }
-    if transactional {
-        produce::commit(&producer)?;
-        producer
-            .begin_transaction()
-            .doing("beginning a transaction")?;
-    } else {
-        producer.flush(Duration::from_secs(60)).doing("flushing")?;
-    }
-    let armed = Instant::now();
-    proxy.inject(options.fault);
-    // When each record after the arming was handed over: a record of the
-    // struck request hears back only after the timeout, counted from here.
-    let mut handed_at = Vec::with_capacity((options.records - armed_at) as usize);
-    for id in armed_at..options.records {
-        produce::send(&producer, &topic, id, 100)?;
-        handed_at.push(Instant::now());
-        if transactional && (id + 1) % 500 == 0 {
-            produce::commit(&producer)?;
-            producer
-                .begin_transaction()
-                .doing("beginning a transaction")?;
-        }
-    }
-    if transactional {
-        produce::commit(&producer)?;
-    } else {
-        producer.flush(Duration::from_secs(120)).doing("flushing")?;
-    }
-    crate::stats::Monitor::settle(&producer);
-    drop(producer);
+    let mut client = Client::through(&proxy, semantic, &topic, &options.overrides)?;
+    let sent = client.send_with_fault(&proxy, &topic, options)?;
+    crate::stats::Monitor::settle(&client.producer);
+    drop(client.producer);
     let stats = proxy.stats();
     drop(proxy);
-    let (acknowledged, failed) = log.take();
-
-    let in_log = read_ids(cluster, &topic, Isolation::ReadCommitted)?;
-    let in_log_uncommitted = read_ids(cluster, &topic, Isolation::ReadUncommitted)?;
+    let (acknowledged, failed) = client.log.take();
+    let reported = std::mem::take(&mut *lock(&client.reported));
+    let window = fault_window(
+        options.fault,
+        sent.armed_at,
+        options.records,
+        (sent.armed, &sent.handed_at),
+        &reported,
+        &stats,
+    );
     let possibly = failed
         .iter()
         .filter(|f| f.status == produce::DeliveryStatus::PossiblyPersisted)
         .count();
-    let reported =
-        std::mem::take(&mut *reported.lock().unwrap_or_else(|p| p.into_inner()));
-    let window = fault_window(
-        options.fault,
-        armed_at,
-        options.records,
-        (armed, &handed_at),
-        &reported,
-        &stats,
-    );
     let mut outcome = Outcome {
         window: Some(window.with_seconds_since(started)),
         backend_description: format!("{}, through the chaos proxy", cluster.describe()),
         fault: Some(format!(
-            "{:?} armed after record {armed_at} (seed {}): {} response(s) dropped, {} connection(s) \
+            "{:?} armed after record {} (seed {}): {} response(s) dropped, {} connection(s) \
              cut; {} record(s) failed, {possibly} of them 'possibly persisted'",
             options.fault,
+            sent.armed_at,
             options.seed,
             stats.responses_dropped,
             stats.connections_cut,
@@ -172,8 +95,10 @@ pub fn lost_ack(
         )),
         failures: failed,
         produce_seconds: started.elapsed().as_secs_f64(),
-        ..Outcome::new(cluster, semantic, options.records, topic)
+        ..Outcome::new(cluster, semantic, options.records, topic.clone())
     };
+    let in_log = read_ids(cluster, &topic, Isolation::ReadCommitted)?;
+    let in_log_uncommitted = read_ids(cluster, &topic, Isolation::ReadUncommitted)?;
     outcome.record_audit(&audit::Observed {
         source: options.records,
         sent: options.records,
@@ -184,6 +109,131 @@ pub fn lost_ack(
         aborted: &[],
     });
     Ok(outcome)
+}
+
+fn refuse_the_mock(cluster: &Cluster) -> Result<()> {
+    if cluster.backend() == crate::Backend::Mock {
+        return Err(Error::Unsupported {
+            what: "the lost-ack scenario".into(),
+            backend: cluster.describe(),
+            why: "the chaos proxy needs a real broker behind it; librdkafka's mock cluster never \
+                  appends a request it answers with an error, and its idempotence is not Kafka's"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The producer of the run, talking to Kafka through the proxy, and what it heard.
+struct Client {
+    producer: BaseProducer<LoggingContext>,
+    log: Arc<DeliveryLog>,
+    /// When each delivery report arrived: the records of the request whose
+    /// answer the proxy swallowed are the ones that had to wait out the timeout.
+    reported: Arc<Mutex<Vec<(u64, Instant)>>>,
+    transactional: bool,
+}
+
+/// What the sending side saw of the fault.
+struct Sent {
+    /// Records before this id were acknowledged before the proxy was armed.
+    armed_at: u64,
+    armed: Instant,
+    /// When each record from `armed_at` on was handed over: a record of the
+    /// struck request hears back only after the timeout, counted from here.
+    handed_at: Vec<Instant>,
+}
+
+impl Client {
+    fn through(
+        proxy: &ChaosProxy,
+        semantic: Semantic,
+        topic: &str,
+        extra: &[(String, String)],
+    ) -> Result<Client> {
+        let mut overrides = vec![(
+            "socket.timeout.ms".to_string(),
+            SOCKET_TIMEOUT_MS.to_string(),
+        )];
+        overrides.extend(extra.iter().cloned());
+        let transactional_id = format!("{topic}-producer");
+        let config = semantic.producer_config(
+            &proxy.bootstrap(),
+            Some(&transactional_id),
+            &overrides,
+        )?;
+        let reported: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+        let log = Arc::new(DeliveryLog::with_callback({
+            let reported = reported.clone();
+            move |id, _| lock(&reported).push((id, Instant::now()))
+        }));
+        let producer: BaseProducer<LoggingContext> = config
+            .create_with_context(LoggingContext(log.clone()))
+            .doing("creating the producer")?;
+        let transactional = semantic == Semantic::ExactlyOnce;
+        if transactional {
+            producer
+                .init_transactions(Duration::from_secs(30))
+                .doing("initialising transactions")?;
+            begin(&producer)?;
+        }
+        Ok(Client {
+            producer,
+            log,
+            reported,
+            transactional,
+        })
+    }
+
+    /// Sends every record, arming the proxy at a seeded point once everything
+    /// before it is acknowledged and nothing is in flight, so the fault hits
+    /// exactly the next Produce request.
+    fn send_with_fault(
+        &mut self,
+        proxy: &ChaosProxy,
+        topic: &str,
+        options: &LostAckOptions,
+    ) -> Result<Sent> {
+        let producer = &self.producer;
+        let armed_at = Seeded::new(options.seed)
+            .in_range(options.records / 5..options.records / 2);
+        for id in 0..armed_at {
+            produce::send(producer, topic, id, 100)?;
+        }
+        if self.transactional {
+            produce::commit(producer)?;
+            begin(producer)?;
+        } else {
+            producer.flush(Duration::from_secs(60)).doing("flushing")?;
+        }
+        let armed = Instant::now();
+        proxy.inject(options.fault);
+        let mut handed_at = Vec::with_capacity((options.records - armed_at) as usize);
+        for id in armed_at..options.records {
+            produce::send(producer, topic, id, 100)?;
+            handed_at.push(Instant::now());
+            if self.transactional && (id + 1) % 500 == 0 {
+                produce::commit(producer)?;
+                begin(producer)?;
+            }
+        }
+        if self.transactional {
+            produce::commit(producer)?;
+        } else {
+            producer.flush(Duration::from_secs(120)).doing("flushing")?;
+        }
+        Ok(Sent {
+            armed_at,
+            armed,
+            handed_at,
+        })
+    }
+}
+
+fn begin(producer: &BaseProducer<LoggingContext>) -> Result<()> {
+    producer
+        .begin_transaction()
+        .doing("beginning a transaction")
 }
 
 /// A fault window with the times it began and ended, both relative to `start`.

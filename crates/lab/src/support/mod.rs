@@ -1,5 +1,8 @@
 //! The bottom layer's small tools, used everywhere above: seeded randomness
-//! for repeatable fault timing, and keeping the first of equal items.
+//! for repeatable fault timing, a lock that survives a panicked writer, and
+//! keeping the first of equal items.
+
+use std::sync::{Mutex, MutexGuard};
 
 /// A small seeded generator (SplitMix64), so that a scenario's "random" fault
 /// timing is the same every time for the same seed.
@@ -24,6 +27,12 @@ impl Seeded {
         let width = range.end.saturating_sub(range.start).max(1);
         range.start + self.next_u64() % width
     }
+}
+
+/// Locks `m` even if another thread panicked while holding it: the lab's
+/// locks guard lists that are only pushed to, so the data is still whole.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The items in first-seen order, each once.
