@@ -53,7 +53,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use sockets::{connect_upstream, lock, Action, Shared, UPSTREAM_CONNECT_TIMEOUT};
+use crate::support::lock;
+use sockets::{connect_upstream, Action, Shared, UPSTREAM_CONNECT_TIMEOUT};
 
 /// Kafka's api keys (`ApiKey::EndTxn`, ...): see [`ChaosProxy::inject_response_drop`].
 pub use kafka_protocol::messages::ApiKey;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use super::frames::{
 };
 use super::rewrite::{names_brokers, rewrite_response};
 use super::{ProduceFault, ProxyStats, ResponseDrop, Route};
+use crate::support::lock;
 
 /// How long a connection whose client went away is kept open upstream, so that
 /// the responses to requests already forwarded are still read (and dropped).
@@ -48,12 +49,6 @@ pub(super) struct Shared {
     pub(super) routes: Mutex<Vec<Route>>,
     listeners: Mutex<Vec<JoinHandle<()>>>,
     conns: Mutex<Vec<Weak<Conn>>>,
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a thread panicked while holding it; the data
-    // (counters, lists) is still usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {

@@ -15,8 +15,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use proptest::prelude::*;
 
-use super::sockets::lock;
 use super::{decode_request_header, encode_frame, FrameReader, RequestInfo};
+use crate::support::lock;
 
 /// A whole request frame, encoded with kafka-protocol.
 pub(super) fn request_frame<M: Encodable>(
