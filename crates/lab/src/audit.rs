@@ -27,7 +27,8 @@ pub enum Isolation {
 }
 
 impl Isolation {
-    fn setting(self) -> &'static str {
+    /// The value of librdkafka's `isolation.level` that asks for it.
+    pub(crate) fn setting(self) -> &'static str {
         match self {
             Isolation::ReadCommitted => "read_committed",
             Isolation::ReadUncommitted => "read_uncommitted",
@@ -52,16 +53,7 @@ pub fn read_ids(
         .set("isolation.level", isolation.setting())
         .create()
         .doing("creating the audit reader")?;
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions as i32 {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .doing("assigning partitions")?;
-    }
-    consumer
-        .assign(&assignment)
-        .doing(format!("reading {topic}"))?;
-    drop(assignment);
+    assign_from_beginning(&consumer, topic, partitions)?;
 
     let mut ids = Vec::new();
     let mut at_end = HashSet::new();
@@ -98,6 +90,26 @@ pub fn read_ids(
         }
     }
     Ok(ids)
+}
+
+/// Assigns `consumer` partitions `0..partitions` of `topic`, each from its
+/// beginning, without joining a group.
+pub(crate) fn assign_from_beginning(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: usize,
+) -> Result<()> {
+    // Dropped on return, before the consumer: a list that outlives its
+    // consumer hangs the consumer's drop.
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .doing("assigning partitions")?;
+    }
+    consumer
+        .assign(&assignment)
+        .doing(format!("reading {topic}"))
 }
 
 /// The counts that say whether a guarantee held, all by record id.
