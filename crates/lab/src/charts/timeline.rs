@@ -14,9 +14,10 @@
 use plotters::style::RGBColor;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    distinct, xy_chart, Band, Chart, XyPanel, XySeries, XyStyle, BLUE, VERMILLION,
-};
+use super::format::distinct;
+use super::model::Chart;
+use super::style::{BLUE, VERMILLION};
+use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
 use crate::faults::matrix::{Case, Scenario};
 use crate::outcome::Outcome;
 
