@@ -2,10 +2,12 @@
 //! ProducerPerformance, the latency distribution per semantic, and the cost
 //! of exactly-once as a curve over the commit interval.
 
-use super::{
-    xy_chart, Bar, Body, Chart, Panel, Scale, Series, Unit, XyPanel, XySeries, XyStyle,
-    BLUE, GREEN, MUTED, ORANGE, PURPLE, SKY, VERMILLION,
-};
+use plotters::style::RGBColor;
+
+use super::format::thousands;
+use super::model::{Bar, Chart, Panel, Series, Unit};
+use super::style::{BLUE, GREEN, MUTED, ORANGE, PURPLE, SKY, VERMILLION};
+use super::xy::{xy_chart, Scale, XyPanel, XySeries, XyStyle};
 use crate::experiments::bench::{BenchReport, Case, Figure};
 use crate::metrics::LatencySummary;
 
@@ -31,7 +33,7 @@ fn workload(report: &BenchReport) -> String {
     let o = &report.options;
     format!(
         "{} records of {} B per case, {} partition{}, max.in.flight={}",
-        super::thousands(o.records as f64),
+        thousands(o.records as f64),
         o.record_bytes,
         o.partitions,
         if o.partitions == 1 { "" } else { "s" },
@@ -63,35 +65,24 @@ pub fn bench_throughput_chart(report: &BenchReport) -> Chart {
             ]
         })
         .collect();
-    Chart {
-        title: "Throughput per delivery guarantee".into(),
-        subtitle: Some(format!(
-            "{}; bar: the median run, dot: one run",
-            workload(report)
-        )),
-        x_desc: "producer configuration".into(),
-        series: vec![
-            Series {
-                name: "lab (librdkafka)".into(),
-                color: BLUE,
-            },
-            Series {
-                name: "ProducerPerformance (Java client)".into(),
-                color: ORANGE,
-            },
-        ],
-        body: Body::Bars(vec![Panel {
-            heading: None,
-            y_desc: "records per second".into(),
-            unit: Unit::Rate,
-            groups,
-            bars,
+    Chart::bars(
+        "Throughput per delivery guarantee",
+        "producer configuration",
+        Series::list(&[
+            ("lab (librdkafka)", BLUE),
+            ("ProducerPerformance (Java client)", ORANGE),
+        ]),
+        vec![Panel {
             median: true,
-        }]),
-        caption: caption(report),
-        notes: Vec::new(),
-        size: (1200, 640),
-    }
+            ..Panel::new("records per second", Unit::Rate, groups, bars)
+        }],
+        caption(report),
+    )
+    .with_subtitle(format!(
+        "{}; bar: the median run, dot: one run",
+        workload(report)
+    ))
+    .with_size(1200, 640)
 }
 
 /// The latency curve of one summary: (percentile, milliseconds).
@@ -129,7 +120,7 @@ fn latency_cases(report: &BenchReport) -> Vec<&Figure> {
     report.figures.iter().filter(|f| wanted(f.case)).collect()
 }
 
-fn case_color(case: Case) -> super::RGBColor {
+fn case_color(case: Case) -> RGBColor {
     match case {
         Case::Acks0 => VERMILLION,
         Case::Acks1 => ORANGE,
@@ -204,30 +195,67 @@ pub fn exactly_once_cost_chart(report: &BenchReport) -> Chart {
         xs.iter().copied().fold(f64::INFINITY, f64::min),
         xs.iter().copied().fold(0.0, f64::max),
     );
-    let flat = |y: f64| -> Vec<(f64, f64)> {
-        if lo.is_finite() {
-            vec![(lo, y), (hi, y)]
-        } else {
-            Vec::new()
-        }
-    };
-    let reference = |case: Case| report.figure(case);
+    let span = lo.is_finite().then_some((lo, hi));
+    let mut chart = xy_chart(
+        "The cost of exactly-once over the commit interval",
+        Some(format!("{}; a commit every interval", workload(report))),
+        caption(report),
+        vec![
+            cost_throughput_panel(report, &transactional, span),
+            cost_latency_panel(report, &transactional, span),
+        ],
+    );
+    if transactional.is_empty() {
+        chart.notes.push(
+            "No transactional case in this report (the mock cluster refuses them)."
+                .into(),
+        );
+    }
+    chart
+}
 
+/// A reference's level across the commit intervals `span` (none without one).
+fn flat(span: Option<(f64, f64)>, y: f64) -> Vec<(f64, f64)> {
+    match span {
+        Some((lo, hi)) => vec![(lo, y), (hi, y)],
+        None => Vec::new(),
+    }
+}
+
+/// The references a transactional case is weighed against, each a colour.
+const REFERENCES: [(Case, RGBColor); 2] =
+    [(Case::Idempotent, SKY), (Case::AcksAll, BLUE)];
+
+/// The transactional cases' curve: `y` of each case that has it, over its
+/// commit interval.
+fn transactional_line(
+    transactional: &[(u64, &Figure)],
+    y: fn(&Figure) -> Option<f64>,
+) -> XySeries {
+    XySeries::new(
+        "transactional",
+        XyStyle::Line,
+        transactional
+            .iter()
+            .filter_map(|(ms, f)| Some((*ms as f64, y(f)?)))
+            .collect(),
+    )
+    .with_color(GREEN)
+}
+
+/// The exactly-once cost's top panel: throughput over the commit interval.
+fn cost_throughput_panel(
+    report: &BenchReport,
+    transactional: &[(u64, &Figure)],
+    span: Option<(f64, f64)>,
+) -> XyPanel {
     let mut top = XyPanel::new("commit interval (ms)", "records per second");
     top.heading = Some("Throughput (producer alone, median run)".into());
     top.x_scale = Scale::Log10;
     top.y_unit = Unit::Rate;
-    top.series.push(
-        XySeries::new(
-            "transactional",
-            XyStyle::Line,
-            transactional
-                .iter()
-                .map(|(ms, f)| (*ms as f64, f.throughput.records_per_sec))
-                .collect(),
-        )
-        .with_color(GREEN),
-    );
+    top.series.push(transactional_line(transactional, |f| {
+        Some(f.throughput.records_per_sec)
+    }));
     top.series.push(
         XySeries::new(
             "transactional, one run",
@@ -239,62 +267,49 @@ pub fn exactly_once_cost_chart(report: &BenchReport) -> Chart {
         )
         .with_color(MUTED),
     );
-    for (case, color) in [(Case::Idempotent, SKY), (Case::AcksAll, BLUE)] {
-        if let Some(f) = reference(case) {
+    for (case, color) in REFERENCES {
+        if let Some(f) = report.figure(case) {
             top.series.push(
                 XySeries::new(
                     format!("{} (no transactions)", f.label),
                     XyStyle::Line,
-                    flat(f.throughput.records_per_sec),
+                    flat(span, f.throughput.records_per_sec),
                 )
                 .with_color(color),
             );
         }
     }
+    top
+}
 
+/// The exactly-once cost's bottom panel: end-to-end median latency over the
+/// commit interval.
+fn cost_latency_panel(
+    report: &BenchReport,
+    transactional: &[(u64, &Figure)],
+    span: Option<(f64, f64)>,
+) -> XyPanel {
     let mut bottom = XyPanel::new("commit interval (ms)", "median latency (ms)");
     bottom.heading =
         Some("End to end, median: send to a read_committed consumer".into());
     bottom.x_scale = Scale::Log10;
     bottom.y_scale = Scale::Log10;
     bottom.y_unit = Unit::Millis;
-    bottom.series.push(
-        XySeries::new(
-            "transactional",
-            XyStyle::Line,
-            transactional
-                .iter()
-                .filter_map(|(ms, f)| {
-                    let e = f.end_to_end.as_ref()?;
-                    Some((*ms as f64, e.latency.p50_us as f64 / 1000.0))
-                })
-                .collect(),
-        )
-        .with_color(GREEN),
-    );
-    for (case, color) in [(Case::Idempotent, SKY), (Case::AcksAll, BLUE)] {
-        if let Some(e) = reference(case).and_then(|f| f.end_to_end.as_ref()) {
+    bottom.series.push(transactional_line(transactional, |f| {
+        let e = f.end_to_end.as_ref()?;
+        Some(e.latency.p50_us as f64 / 1000.0)
+    }));
+    for (case, color) in REFERENCES {
+        if let Some(e) = report.figure(case).and_then(|f| f.end_to_end.as_ref()) {
             bottom.series.push(
                 XySeries::new(
                     format!("{} (no transactions)", case.label()),
                     XyStyle::Line,
-                    flat(e.latency.p50_us as f64 / 1000.0),
+                    flat(span, e.latency.p50_us as f64 / 1000.0),
                 )
                 .with_color(color),
             );
         }
     }
-    let mut chart = xy_chart(
-        "The cost of exactly-once over the commit interval",
-        Some(format!("{}; a commit every interval", workload(report))),
-        caption(report),
-        vec![top, bottom],
-    );
-    if transactional.is_empty() {
-        chart.notes.push(
-            "No transactional case in this report (the mock cluster refuses them)."
-                .into(),
-        );
-    }
-    chart
+    bottom
 }

@@ -1,27 +1,21 @@
 //! The two corrections of scenario C as one chart: lost and duplicated records
 //! for the source notes' consumers and the corrected one, a bar per count.
 
-use super::{
-    distinct, thousands, Bar, Body, Chart, Panel, Series, Unit, BLUE, VERMILLION,
-};
+use super::format::thousands;
+use super::model::{Bar, Chart, Panel, Series, Unit};
+use super::style::{BLUE, VERMILLION};
 use crate::faults::crash::{ConsumerVariant, VariantOutcome};
+use crate::support::distinct;
 
 /// Lost and duplicated records per consumer variant of scenario C (a bar: the
 /// mean of the seeded runs, a dot: one run). The caption names the backend,
 /// Kafka and librdkafka versions the runs came from.
 pub fn corrections_chart(runs: &[VariantOutcome]) -> Chart {
-    let series = vec![
-        Series {
-            name: "lost".into(),
-            color: VERMILLION,
-        },
-        Series {
-            name: "duplicated".into(),
-            color: BLUE,
-        },
+    let series = Series::list(&[("lost", VERMILLION), ("duplicated", BLUE)]);
+    let metrics: [fn(&VariantOutcome) -> f64; 2] = [
+        |r| r.outcome.counts.lost as f64,
+        |r| r.outcome.counts.duplicated as f64,
     ];
-    let metrics: [fn(&VariantOutcome) -> u64; 2] =
-        [|r| r.outcome.counts.lost, |r| r.outcome.counts.duplicated];
     let mut groups = Vec::new();
     let mut bars = Vec::new();
     for variant in ConsumerVariant::ALL {
@@ -31,14 +25,7 @@ pub fn corrections_chart(runs: &[VariantOutcome]) -> Chart {
             continue;
         }
         groups.push(format!("{} ({})", variant.label(), variant.semantic()));
-        bars.push(
-            metrics
-                .iter()
-                .map(|metric| {
-                    Some(Bar::Runs(mine.iter().map(|r| metric(r) as f64).collect()))
-                })
-                .collect(),
-        );
+        bars.push(Bar::per_metric(&mine, &metrics));
     }
     let sources = distinct(runs.iter().map(|r| {
         format!(
@@ -62,21 +49,12 @@ pub fn corrections_chart(runs: &[VariantOutcome]) -> Chart {
             _ => String::new(),
         }
     );
-    Chart {
-        title: "Scenario C, corrected: auto-commit and seen-id sets".into(),
-        subtitle: Some(subtitle),
-        x_desc: "consumer (the semantic it claims)".into(),
+    Chart::bars(
+        "Scenario C, corrected: auto-commit and seen-id sets",
+        "consumer (the semantic it claims)",
         series,
-        body: Body::Bars(vec![Panel {
-            heading: None,
-            y_desc: "records".into(),
-            unit: Unit::Count,
-            groups,
-            bars,
-            median: false,
-        }]),
+        vec![Panel::new("records", Unit::Count, groups, bars)],
         caption,
-        notes: Vec::new(),
-        size: (1000, 600),
-    }
+    )
+    .with_subtitle(subtitle)
 }

@@ -2,13 +2,14 @@
 //! each semantic should be watched for, per scenario, and a read_committed
 //! reader's offsets over time while a transaction is open.
 
+use super::model::{Bar, Chart, Panel, Series, Unit};
+use super::style::{BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
-use super::{distinct, Bar, Body, Chart, Panel, Series, Unit};
-use super::{BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 use crate::experiments::monitored::{
     MonitoredRun, MonitoredScenario, MonitoringRecord, OpenTransactionLag,
 };
 use crate::stats::PartitionCounters;
+use crate::support::distinct;
 
 /// Per run (scenario x semantic): the records the audit found duplicated and
 /// lost beside the records librdkafka sent again (top), and the events its
@@ -19,19 +20,14 @@ pub fn monitoring_chart(record: &MonitoringRecord) -> Chart {
     type Metric = fn(&MonitoredRun) -> f64;
     let panel = |heading: &str, y_desc: &str, metrics: &[Metric]| Panel {
         heading: Some(heading.into()),
-        y_desc: y_desc.into(),
-        unit: Unit::Count,
-        groups: groups.clone(),
-        bars: runs
-            .iter()
-            .map(|r| {
-                metrics
-                    .iter()
-                    .map(|m| Some(Bar::Runs(vec![m(r)])))
-                    .collect()
-            })
-            .collect(),
-        median: false,
+        ..Panel::new(
+            y_desc,
+            Unit::Count,
+            groups.clone(),
+            runs.iter()
+                .map(|r| Bar::per_metric(&[r], metrics))
+                .collect(),
+        )
     };
     let records: [Metric; 3] = [
         |r| r.producers.records_resent as f64,
@@ -71,31 +67,23 @@ pub fn monitoring_chart(record: &MonitoringRecord) -> Chart {
     for group in &mut top.bars {
         group.extend([None, None, None]);
     }
-    Chart {
-        title: "What librdkafka statistics showed, per scenario and semantic".into(),
-        subtitle: Some(format!(
-            "{} records per run; statistics every {} ms",
-            distinct(runs.iter().map(|r| r.records.to_string())).join(", "),
-            distinct(runs.iter().map(|r| r.recording.interval_ms.to_string()))
-                .join(", ")
-        )),
-        x_desc: "scenario, semantic".into(),
-        series: names
-            .iter()
-            .map(|(name, color)| Series {
-                name: (*name).into(),
-                color: *color,
-            })
-            .collect(),
-        body: Body::Bars(vec![top, bottom]),
-        caption: caption(
+    Chart::bars(
+        "What librdkafka statistics showed, per scenario and semantic",
+        "scenario, semantic",
+        Series::list(&names),
+        vec![top, bottom],
+        caption(
             runs.iter().map(|r| r.backend_description.as_str()),
             runs.iter().map(|r| r.librdkafka_version.as_str()),
             " (scenarios A and E2 through the chaos proxy)",
         ),
-        notes: Vec::new(),
-        size: (1500, 900),
-    }
+    )
+    .with_subtitle(format!(
+        "{} records per run; statistics every {} ms",
+        distinct(runs.iter().map(|r| r.records.to_string())).join(", "),
+        distinct(runs.iter().map(|r| r.recording.interval_ms.to_string())).join(", ")
+    ))
+    .with_size(1500, 900)
 }
 
 fn group_label(run: &MonitoredRun) -> String {

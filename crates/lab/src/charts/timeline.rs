@@ -14,11 +14,13 @@
 use plotters::style::RGBColor;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    distinct, xy_chart, Band, Chart, XyPanel, XySeries, XyStyle, BLUE, VERMILLION,
-};
-use crate::experiments::matrix::{Case, Scenario};
+use super::model::Chart;
+use super::style::{BLUE, VERMILLION};
+use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
+use crate::experiments::matrix::Case;
+use crate::faults::Scenario;
 use crate::outcome::Outcome;
+use crate::support::distinct;
 
 /// Records delivered once: the background the faults stand out against.
 const ONCE: RGBColor = RGBColor(160, 160, 160);

@@ -22,11 +22,14 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{
-    distinct, draw_heading, font, format_value, trim, Body, Chart, DrawResult, Series,
-    Unit, AXIS_DESC_SIZE, BLUE, GREEN, GRID, MUTED, ORANGE, PURPLE, SKY, TICK_SIZE,
+use super::draw::{at, draw_heading, DrawResult, Frame, Plot};
+use super::format::{format_value, trim};
+use super::model::{Body, Chart, Series, Unit};
+use super::style::{
+    font, AXIS_DESC_SIZE, BLUE, GREEN, GRID, MUTED, ORANGE, PURPLE, SKY, TICK_SIZE,
     VERMILLION,
 };
+use crate::support::distinct;
 
 /// The fill of a shaded x range.
 pub(super) const BAND: RGBColor = RGBColor(253, 226, 180);
@@ -273,6 +276,40 @@ pub(super) fn draw_xy_panel<DB: DrawingBackend>(
     let (y_area, left, right) = (96, 12, 28);
     let top =
         draw_heading(area, panel.heading.as_deref(), y_area + left)?.unwrap_or(12);
+    let (x, y) = panel_ranges(panel);
+    let frame = Frame {
+        top,
+        left,
+        right,
+        x_labels: TICK_SIZE as i32 + AXIS_DESC_SIZE as i32 + 26,
+        y_labels: y_area,
+    };
+    let mut chart = frame.plot(area, x.0..x.1, y.0..y.1)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(0)
+        .y_labels(0)
+        .x_desc(panel.x_desc.as_str())
+        .y_desc(panel.y_desc.as_str())
+        .axis_desc_style(font(AXIS_DESC_SIZE))
+        .axis_style(MUTED)
+        .draw()?;
+    draw_bands(&mut chart, area, panel, x, y)?;
+    draw_grid(&mut chart, area, panel, x, y)?;
+    for s in &panel.series {
+        let color = series
+            .iter()
+            .find(|x| x.name == s.name)
+            .map(|x| x.color)
+            .unwrap_or(MUTED);
+        draw_series(&mut chart, panel, s, color)?;
+    }
+    Ok(())
+}
+
+/// The x and y axis ranges (in axis units) of a panel's points and bands.
+fn panel_ranges(panel: &XyPanel) -> ((f64, f64), (f64, f64)) {
     let xs: Vec<f64> = panel
         .series
         .iter()
@@ -284,36 +321,22 @@ pub(super) fn draw_xy_panel<DB: DrawingBackend>(
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .collect();
-    let (x0, x1) = axis_range(panel.x_scale, &xs, false);
+    let x = axis_range(panel.x_scale, &xs, false);
     let (y0, mut y1) = axis_range(panel.y_scale, &ys, panel.y_from_zero);
     if !panel.bands.is_empty() {
         y1 += (y1 - y0) * 0.1; // room for the bands' labels above the data
     }
-    let x_area = TICK_SIZE as i32 + AXIS_DESC_SIZE as i32 + 26;
-    let mut chart = ChartBuilder::on(area)
-        .margin_top(top as u32)
-        .margin_left(left as u32)
-        .margin_right(right as u32)
-        .x_label_area_size(x_area as u32)
-        .y_label_area_size(y_area as u32)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(0)
-        .y_labels(0)
-        .x_desc(panel.x_desc.as_str())
-        .y_desc(panel.y_desc.as_str())
-        .axis_desc_style(font(AXIS_DESC_SIZE))
-        .axis_style(MUTED)
-        .draw()?;
+    (x, (y0, y1))
+}
 
-    let base = area.get_base_pixel();
-    let at = |chart: &ChartContext<DB, _>, x: f64, y: f64| {
-        let (px, py) = chart.backend_coord(&(x, y));
-        (px - base.0, py - base.1)
-    };
-    // Shaded ranges first, under everything else; their labels at the top.
+/// Shaded ranges first, under everything else; their labels at the top.
+fn draw_bands<DB: DrawingBackend>(
+    chart: &mut Plot<'_, DB>,
+    area: &DrawingArea<DB, Shift>,
+    panel: &XyPanel,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> DrawResult<DB> {
     let band_label = font(TICK_SIZE).pos(Pos::new(HPos::Left, VPos::Top));
     for band in &panel.bands {
         let (a, b) = (
@@ -324,87 +347,116 @@ pub(super) fn draw_xy_panel<DB: DrawingBackend>(
             [(a.min(b), y0), (a.max(b), y1)],
             BAND.filled(),
         )))?;
-        let (px, py) = at(&chart, a.min(b), y1);
+        let (px, py) = at(chart, area, (a.min(b), y1));
         // A label that would run off the plot's right edge ends at it instead.
-        let (right_edge, _) = at(&chart, x1, y1);
+        let (right_edge, _) = at(chart, area, (x1, y1));
         let width = area
             .estimate_text_size(&band.label, &band_label)
             .map_or(0, |(w, _)| w as i32);
-        let (left_edge, _) = at(&chart, x0, y1);
+        let (left_edge, _) = at(chart, area, (x0, y1));
         let x = (px + 4).min(right_edge - width - 4).max(left_edge + 4);
         area.draw_text(&band.label, &band_label.color(&MUTED), (x, py + 4))?;
     }
-    // Grid lines and tick labels, our own so that log and percentile axes get
-    // round numbers.
-    let y_tick_style = font(TICK_SIZE).pos(Pos::new(HPos::Right, VPos::Center));
-    for v in ticks(panel.y_scale, panel.y_unit, (y0, y1)) {
-        let t = panel.y_scale.to_axis(v);
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(x0, t), (x1, t)],
-            GRID.stroke_width(1),
-        )))?;
-        let (px, py) = at(&chart, x0, t);
-        area.draw_text(
-            &tick_label(panel.y_scale, panel.y_unit, v),
-            &y_tick_style,
-            (px - 8, py),
-        )?;
-    }
-    let x_tick_style = font(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
-    for v in ticks(panel.x_scale, panel.x_unit, (x0, x1)) {
-        let t = panel.x_scale.to_axis(v);
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(t, y0), (t, y1)],
-            GRID.stroke_width(1),
-        )))?;
-        let (px, py) = at(&chart, t, y0);
-        area.draw_text(
-            &tick_label(panel.x_scale, panel.x_unit, v),
-            &x_tick_style,
-            (px, py + 6),
-        )?;
-    }
+    Ok(())
+}
 
-    for s in &panel.series {
-        let color = series
-            .iter()
-            .find(|x| x.name == s.name)
-            .map(|x| x.color)
-            .unwrap_or(MUTED);
-        let mut points: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .filter(|(x, y)| {
-                x.is_finite()
-                    && y.is_finite()
-                    && (panel.x_scale != Scale::Log10 || *x > 0.0)
-                    && (panel.y_scale != Scale::Log10 || *y > 0.0)
-            })
-            .map(|(x, y)| (panel.x_scale.to_axis(*x), panel.y_scale.to_axis(*y)))
-            .collect();
-        match s.style {
-            XyStyle::Line => {
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                chart.draw_series(LineSeries::new(points, color.stroke_width(3)))?;
-            }
-            XyStyle::Steps => {
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let mut stairs = Vec::with_capacity(points.len() * 2);
-                for (i, p) in points.iter().enumerate() {
-                    if i > 0 {
-                        stairs.push((p.0, points[i - 1].1));
-                    }
-                    stairs.push(*p);
+/// Grid lines and tick labels, our own so that log and percentile axes get
+/// round numbers.
+fn draw_grid<DB: DrawingBackend>(
+    chart: &mut Plot<'_, DB>,
+    area: &DrawingArea<DB, Shift>,
+    panel: &XyPanel,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> DrawResult<DB> {
+    grid_lines(
+        chart,
+        area,
+        axis_ticks(panel.y_scale, panel.y_unit, (y0, y1)),
+        |t| [(x0, t), (x1, t)],
+        &font(TICK_SIZE).pos(Pos::new(HPos::Right, VPos::Center)),
+        (-8, 0),
+    )?;
+    grid_lines(
+        chart,
+        area,
+        axis_ticks(panel.x_scale, panel.x_unit, (x0, x1)),
+        |t| [(t, y0), (t, y1)],
+        &font(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top)),
+        (0, 6),
+    )
+}
+
+/// An axis's ticks: where each lies (in axis units) and its label.
+fn axis_ticks(scale: Scale, unit: Unit, range: (f64, f64)) -> Vec<(f64, String)> {
+    ticks(scale, unit, range)
+        .into_iter()
+        .map(|v| (scale.to_axis(v), tick_label(scale, unit, v)))
+        .collect()
+}
+
+/// A grid line per tick, from `line(tick)`'s first point to its second, and
+/// the tick's label at the first point, moved by `offset` pixels.
+fn grid_lines<DB: DrawingBackend>(
+    chart: &mut Plot<'_, DB>,
+    area: &DrawingArea<DB, Shift>,
+    ticks: Vec<(f64, String)>,
+    line: impl Fn(f64) -> [(f64, f64); 2],
+    style: &TextStyle,
+    offset: (i32, i32),
+) -> DrawResult<DB> {
+    for (t, label) in ticks {
+        let [from, to] = line(t);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![from, to],
+            GRID.stroke_width(1),
+        )))?;
+        let (px, py) = at(chart, area, from);
+        area.draw_text(&label, style, (px + offset.0, py + offset.1))?;
+    }
+    Ok(())
+}
+
+/// One series in its colour, as a line, a staircase or dots.
+fn draw_series<DB: DrawingBackend>(
+    chart: &mut Plot<'_, DB>,
+    panel: &XyPanel,
+    s: &XySeries,
+    color: RGBColor,
+) -> DrawResult<DB> {
+    let mut points: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .filter(|(x, y)| {
+            x.is_finite()
+                && y.is_finite()
+                && (panel.x_scale != Scale::Log10 || *x > 0.0)
+                && (panel.y_scale != Scale::Log10 || *y > 0.0)
+        })
+        .map(|(x, y)| (panel.x_scale.to_axis(*x), panel.y_scale.to_axis(*y)))
+        .collect();
+    match s.style {
+        XyStyle::Line => {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart.draw_series(LineSeries::new(points, color.stroke_width(3)))?;
+        }
+        XyStyle::Steps => {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut stairs = Vec::with_capacity(points.len() * 2);
+            for (i, p) in points.iter().enumerate() {
+                if i > 0 {
+                    stairs.push((p.0, points[i - 1].1));
                 }
-                chart.draw_series(LineSeries::new(stairs, color.stroke_width(2)))?;
+                stairs.push(*p);
             }
-            XyStyle::Points => {
-                chart.draw_series(
-                    points
-                        .into_iter()
-                        .map(|p| Circle::new(p, 4, color.filled())),
-                )?;
-            }
+            chart.draw_series(LineSeries::new(stairs, color.stroke_width(2)))?;
+        }
+        XyStyle::Points => {
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, color.filled())),
+            )?;
         }
     }
     Ok(())
