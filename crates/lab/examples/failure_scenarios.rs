@@ -10,9 +10,9 @@
 //! The book's failure-scenario chapter includes the anchored parts.
 
 use lab::faults::crash::{consumer_crash, producer_crash, CrashOptions};
-use lab::faults::eos_stress::{self, EosStressOptions};
 use lab::faults::leader::{leader_failure, LeaderFailureOptions};
 use lab::faults::lost_ack::{lost_ack, LostAckOptions};
+use lab::faults::{Scenario, ScenarioOptions};
 use lab::{Cluster, Semantic};
 
 fn main() -> Result<(), lab::Error> {
@@ -67,10 +67,10 @@ fn main() -> Result<(), lab::Error> {
     // ANCHOR: eos_stress
     // E: faults aimed at the transaction protocol itself. Exactly-once only.
     if semantic == Semantic::ExactlyOnce {
-        let options = EosStressOptions::new(1000, 1);
-        for (name, scenario) in eos_stress::ALL {
-            let outcome = scenario(&cluster, &options)?;
-            println!("E {name}:\n{outcome}\n");
+        let options = ScenarioOptions::new(semantic, 1000, 1);
+        for scenario in Scenario::ALL.into_iter().filter(|s| s.exactly_once_only()) {
+            let outcome = scenario.run(&cluster, None, &options)?;
+            println!("{}:\n{outcome}\n", scenario.label());
         }
     }
     // ANCHOR_END: eos_stress

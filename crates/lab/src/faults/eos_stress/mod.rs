@@ -40,9 +40,7 @@ mod zombie;
 
 use std::time::Duration;
 
-use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::outcome::Outcome;
 
 pub use common::TxnError;
 pub use lost_end_txn::{lost_end_txn, lost_end_txn_report, LostEndTxnReport};
@@ -108,29 +106,24 @@ impl EosStressOptions {
     }
 }
 
-/// A scenario-E function: same shape as every other scenario.
-pub type StressScenario = fn(&Cluster, &EosStressOptions) -> Result<Outcome>;
-
-/// The four scenarios, by name, in the order the book presents them.
-pub const ALL: [(&str, StressScenario); 4] = [
-    ("zombie fenced", zombie_fenced),
-    ("lost EndTxn response", lost_end_txn),
-    ("transaction timeout", transaction_timeout),
-    (
-        "open transaction holds back readers",
-        open_transaction_holds_back_readers,
-    ),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::Cluster;
 
     #[test]
     fn every_scenario_is_refused_on_the_mock_cluster_with_the_reason() {
+        use crate::faults::{Scenario, ScenarioOptions};
         let mock = Cluster::mock().unwrap();
-        for (name, scenario) in ALL {
-            let err = scenario(&mock, &EosStressOptions::new(100, 1))
+        let options = ScenarioOptions::new(crate::Semantic::ExactlyOnce, 100, 1);
+        let stress: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| s.exactly_once_only())
+            .collect();
+        assert_eq!(stress.len(), 4, "E1 to E4");
+        for name in stress {
+            let err = name
+                .run(&mock, None, &options)
                 .err()
                 .unwrap_or_else(|| panic!("{name} ran on the mock cluster"));
             assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err}");
