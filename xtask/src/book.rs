@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use lab::charts::TimelineRun;
 use lab::experiments::bench::BenchReport;
-use lab::experiments::matrix::{self, Case, Cell, MatrixOptions, Scenario};
-use lab::faults::crash::{consumer_crash, CrashOptions};
+use lab::experiments::matrix::{self, Cell, MatrixOptions, Scenario};
+use lab::experiments::timelines::TimelineRun;
 use lab::{Cluster, Outcome, RunOptions, Semantic};
 
 use crate::kafka::{self, Layout};
@@ -550,64 +549,12 @@ fn monitoring_pages() -> Result<Vec<(String, String)>> {
     ])
 }
 
-/// The scenarios with a timeline figure (`timeline-a.svg` to `timeline-d.svg`).
-fn timeline_scenarios() -> impl Iterator<Item = Scenario> {
-    Scenario::ALL.into_iter().filter(|s| !s.exactly_once_only())
-}
-
-/// One seeded run of A, B, C and D per semantic (D also with acks=1), every
-/// record's fate kept. A run the lab refuses is recorded as refused; any
-/// other failure stops the measurement.
 fn measure_timeline(clusters: &Clusters) -> Result<()> {
-    const RECORDS: u64 = 2000;
-    const SEED: u64 = 1;
-    let mut runs = Vec::new();
-    for scenario in timeline_scenarios() {
-        let cases: Vec<Case> = Case::all()
-            .into_iter()
-            .filter(|c| c.acks.is_none() || scenario == Scenario::LeaderFailure)
-            .collect();
-        for case in cases {
-            println!("timeline: {} / {}", scenario.label(), case.label());
-            let result = match scenario {
-                // One partition, so the consumer takes records in id order and
-                // the batch it dies with is one stretch of ids.
-                Scenario::ConsumerCrash => consumer_crash(
-                    &clusters.single,
-                    case.semantic,
-                    &CrashOptions {
-                        partitions: 1,
-                        ..CrashOptions::new(RECORDS, SEED)
-                    },
-                ),
-                _ => scenario.run(
-                    &clusters.single,
-                    Some(&clusters.three),
-                    &case.options(RECORDS, SEED),
-                ),
-            };
-            let result = match result {
-                Ok(outcome) => {
-                    println!("{outcome}");
-                    Ok(outcome)
-                }
-                Err(refused @ lab::Error::Unsupported { .. }) => {
-                    Err(refused.to_string())
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("{} / {}", scenario.label(), case.label())
-                    })
-                }
-            };
-            runs.push(TimelineRun {
-                scenario,
-                case,
-                seed: SEED,
-                result,
-            });
-        }
-    }
+    let runs = lab::experiments::timelines::measure(
+        &clusters.single,
+        &clusters.three,
+        &mut |line| println!("timeline: {line}"),
+    )?;
     record("timeline.json", &runs)
 }
 
@@ -621,7 +568,7 @@ fn timeline_pages() -> Result<Vec<(String, String)>> {
         bail!("book/src/generated/timeline.json was not measured on Apache Kafka");
     }
     let mut pages = Vec::new();
-    for scenario in timeline_scenarios() {
+    for scenario in lab::experiments::timelines::scenarios() {
         let file = format!("timeline-{}.svg", scenario.letter().to_lowercase());
         let of: Vec<TimelineRun> = runs
             .iter()

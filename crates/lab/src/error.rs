@@ -22,6 +22,25 @@ pub enum Error {
     #[error("bad configuration: {0}")]
     BadConfig(String),
 
+    /// A file or a socket could not be read or written.
+    #[error("{doing}: {source}")]
+    Io {
+        doing: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// What the lab read is not what it expects (a recorded JSON file of
+    /// another shape, a statistics report that is not one).
+    #[error("{0}")]
+    BadData(String),
+
+    /// A process or thread the lab runs failed: a crash scenario's worker
+    /// (other than by the SIGKILL the scenario sends), a broker it restarts,
+    /// a JVM tool, a reader thread.
+    #[error("{what} failed: {detail}")]
+    Process { what: String, detail: String },
+
     /// The backend cannot show this semantic or scenario faithfully.
     #[error("{what} is refused on {backend}: {why}")]
     Unsupported {
@@ -49,7 +68,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Attaches what the lab was doing to a librdkafka error.
+/// Attaches what the lab was doing to a librdkafka or I/O error.
 pub(crate) trait Doing<T> {
     fn doing(self, what: impl Into<String>) -> Result<T>;
 }
@@ -57,6 +76,15 @@ pub(crate) trait Doing<T> {
 impl<T> Doing<T> for std::result::Result<T, rdkafka::error::KafkaError> {
     fn doing(self, what: impl Into<String>) -> Result<T> {
         self.map_err(|source| Error::Kafka {
+            doing: what.into(),
+            source,
+        })
+    }
+}
+
+impl<T> Doing<T> for std::io::Result<T> {
+    fn doing(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|source| Error::Io {
             doing: what.into(),
             source,
         })

@@ -12,7 +12,7 @@ use super::font::{register_fonts, CrispText};
 use super::matrix::matrix_chart;
 use super::model::Chart;
 use super::outcomes::outcomes_chart;
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::experiments::matrix::Cell;
 use crate::outcome::Outcome;
 
@@ -71,11 +71,10 @@ pub fn write_charts(
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
     fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::BadConfig(format!("cannot read {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .doing(format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| {
-            Error::BadConfig(format!("{} is not what I expected: {e}", path.display()))
+            Error::BadData(format!("{} is not what I expected: {e}", path.display()))
         })
     }
     let mut charts = Vec::new();
@@ -97,8 +96,9 @@ pub fn write_charts(
 /// Writes each chart as `NAME.svg` and `NAME.png` into `out` (created if
 /// missing). Returns the files written.
 pub fn save_all(charts: &[(&str, Chart)], out: &Path) -> Result<Vec<PathBuf>> {
-    let cannot = |path: &Path, e: io::Error| {
-        Error::BadConfig(format!("cannot write {}: {e}", path.display()))
+    let cannot = |path: &Path, source: io::Error| Error::Io {
+        doing: format!("cannot write {}", path.display()),
+        source,
     };
     std::fs::create_dir_all(out).map_err(|e| cannot(out, e))?;
     let mut written = Vec::new();

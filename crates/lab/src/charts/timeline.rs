@@ -6,19 +6,17 @@
 //!
 //! ```no_run
 //! let json = std::fs::read_to_string("book/src/generated/timeline.json")?;
-//! let runs: Vec<lab::charts::TimelineRun> = serde_json::from_str(&json)?;
+//! let runs: Vec<lab::experiments::timelines::TimelineRun> = serde_json::from_str(&json)?;
 //! lab::charts::timeline_chart(&runs).save_png("timeline.png")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use plotters::style::RGBColor;
-use serde::{Deserialize, Serialize};
 
 use super::model::Chart;
 use super::style::{BLUE, VERMILLION};
 use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
-use crate::experiments::matrix::Case;
-use crate::faults::Scenario;
+pub use crate::experiments::timelines::TimelineRun;
 use crate::outcome::Outcome;
 use crate::support::distinct;
 
@@ -29,16 +27,6 @@ const ONCE: RGBColor = RGBColor(160, 160, 160);
 pub const LOST: &str = "lost (delivered 0 times)";
 pub const DUPLICATED: &str = "duplicated (delivered 2+ times)";
 pub const DELIVERED_ONCE: &str = "delivered once";
-
-/// One run of a timeline: a case of a scenario, with its outcome or the
-/// reason the lab refused it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TimelineRun {
-    pub scenario: Scenario,
-    pub case: Case,
-    pub seed: u64,
-    pub result: std::result::Result<Outcome, String>,
-}
 
 /// The timeline of one outcome, alone.
 pub fn outcome_timeline(outcome: &Outcome) -> Chart {

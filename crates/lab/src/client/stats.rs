@@ -173,7 +173,7 @@ impl Report {
     /// librdkafka that adds or drops a field does not break the recording.
     pub fn parse(json: &[u8]) -> Result<Report> {
         let raw: raw::Stats = serde_json::from_slice(json).map_err(|e| {
-            Error::BadConfig(format!(
+            Error::BadData(format!(
                 "this is not librdkafka statistics JSON ({e}); it is what a client \
                  with statistics.interval.ms > 0 hands to ClientContext::stats_raw"
             ))

@@ -166,9 +166,10 @@ pub fn open_transaction_lag(
         Ok(())
     })();
     stop.store(true, Ordering::Relaxed);
-    let read = reader
-        .join()
-        .map_err(|_| Error::BadConfig("the read_committed reader panicked".into()))?;
+    let read = reader.join().map_err(|_| Error::Process {
+        what: "the read_committed reader thread".into(),
+        detail: "it panicked".into(),
+    })?;
     result?;
     read?;
     Ok(OpenTransactionLag {

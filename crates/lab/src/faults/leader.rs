@@ -77,8 +77,9 @@ pub fn leader_failure(
     let after = failover(cluster, &producer, &log, &topic);
     drop(producer);
     // Bring the killed broker back whatever happened, so the next run has three.
-    local.restart(leader_id).map_err(|e| {
-        Error::BadConfig(format!("cannot restart broker {leader_id}: {e}"))
+    local.restart(leader_id).map_err(|e| Error::Process {
+        what: format!("restarting broker {leader_id}"),
+        detail: e.to_string(),
     })?;
     let (acknowledged, in_log) = after?;
     wait_for_brokers(cluster, local.brokers.len())?;

@@ -52,7 +52,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::support::lock;
 use sockets::{connect_upstream, Action, Shared, UPSTREAM_CONNECT_TIMEOUT};
 
@@ -230,11 +230,9 @@ impl ChaosProxy {
             });
         }
         let shared = Arc::new(Shared::default());
-        let bootstrap = shared.route_for(&first).map_err(|e| {
-            Error::BadConfig(format!(
-                "the chaos proxy could not open a port on 127.0.0.1: {e}"
-            ))
-        })?;
+        let bootstrap = shared
+            .route_for(&first)
+            .doing("the chaos proxy could not open a port on 127.0.0.1")?;
         Ok(ChaosProxy { shared, bootstrap })
     }
 
