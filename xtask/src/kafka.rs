@@ -152,11 +152,7 @@ pub fn ensure_jars() -> Result<PathBuf> {
 }
 
 fn java() -> Result<PathBuf> {
-    let java = std::env::var_os("JAVA_HOME")
-        .map(|home| PathBuf::from(home).join("bin/java"))
-        .filter(|p| p.exists())
-        .or_else(|| which("java"))
-        .context("Java 17 or newer is needed to run Apache Kafka: install a JDK, or use docker compose")?;
+    let java = lab::experiments::bench::java().context("Java 17 or newer is needed to run Apache Kafka: install a JDK, or use docker compose")?;
     let out = Command::new(&java).arg("-version").output()?;
     let text = String::from_utf8_lossy(&out.stderr);
     let major: u32 = text

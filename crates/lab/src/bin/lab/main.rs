@@ -10,6 +10,8 @@
 //!     lab matrix --repetitions 3 --json matrix.json --charts charts/
 //!     lab charts --from-matrix book/src/generated/matrix.json --out charts
 
+mod bench;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,11 +44,16 @@ struct Target {
 
 impl Target {
     fn cluster(&self) -> lab::Result<Cluster> {
-        match (&self.bootstrap, self.mock) {
-            (_, true) => Cluster::mock(),
-            (Some(b), false) => Cluster::connect(b),
-            (None, false) => Cluster::from_env(),
-        }
+        cluster(self.bootstrap.as_deref(), self.mock)
+    }
+}
+
+/// The mock cluster, else Kafka at `bootstrap`, else where the environment says.
+fn cluster(bootstrap: Option<&str>, mock: bool) -> lab::Result<Cluster> {
+    match (bootstrap, mock) {
+        (_, true) => Cluster::mock(),
+        (Some(b), false) => Cluster::connect(b),
+        (None, false) => Cluster::from_env(),
     }
 }
 
@@ -153,7 +160,7 @@ enum Command {
         out: std::path::PathBuf,
     },
     /// Throughput and latency per semantic, side by side and against Kafka's ProducerPerformance
-    Bench(lab::experiments::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// A child process of the crash scenarios (started by the lab itself)
     #[command(hide = true, subcommand)]
     Worker(WorkerCommand),
@@ -384,7 +391,7 @@ fn run(cli: Cli) -> lab::Result<()> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::Bench(args) => lab::experiments::bench::cli(&args)?,
+        Command::Bench(args) => bench::run(&args)?,
         Command::Worker(WorkerCommand::Produce(w)) => {
             lab::faults::crash::worker::produce(&w)?
         }

@@ -1,0 +1,274 @@
+//! Kafka's own `ProducerPerformance` (the Java client) on the same workload
+//! as a case: run from the course's cache of Kafka's jars, one JVM per run,
+//! and its final line parsed.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::pass::delete_topic;
+use super::{BenchOptions, Case};
+use crate::cluster::{Backend, Cluster};
+
+/// A run of Kafka's ProducerPerformance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerfRun {
+    pub command: Vec<String>,
+    /// The kafka-tools jar it ran from.
+    pub tools_jar: String,
+    /// Wall-clock time of the whole process, JVM start included.
+    pub wall_seconds: f64,
+    /// Of the median run (by throughput).
+    pub result: PerfResult,
+    /// Records/s of every run, in the order they ran.
+    #[serde(default)]
+    pub records_per_sec_runs: Vec<f64>,
+}
+
+/// The final line of ProducerPerformance's output.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerfResult {
+    pub records: u64,
+    pub records_per_sec: f64,
+    /// 2^20 bytes per second ("MB/sec" in its output).
+    pub mb_per_sec: f64,
+    pub avg_latency_ms: f64,
+    pub max_latency_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+}
+
+/// The Java to run Kafka's tools with: `$JAVA_HOME/bin/java`, else `java` on the PATH.
+pub fn java() -> Option<PathBuf> {
+    std::env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin/java"))
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|dir| dir.join("java"))
+                .find(|p| p.is_file())
+        })
+}
+
+/// The kafka-tools jar in the course's cache: of `version` if cached, else
+/// of any cached version. Returns (the libs folder, the jar's file name).
+pub fn kafka_tools(version: &str) -> Option<(PathBuf, String)> {
+    let kafka = crate::local::cache_dir().join("kafka");
+    let tools_in = |libs: &PathBuf| -> Option<String> {
+        std::fs::read_dir(libs)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .find(|name| {
+                name.starts_with("kafka-tools-")
+                    && !name.starts_with("kafka-tools-api")
+                    && name.ends_with(".jar")
+            })
+    };
+    let exact = kafka.join(version).join("libs");
+    if let Some(jar) = tools_in(&exact) {
+        return Some((exact, jar));
+    }
+    let mut others: Vec<PathBuf> = std::fs::read_dir(&kafka)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join("libs")))
+        .collect();
+    others.sort();
+    others.into_iter().rev().find_map(|libs| {
+        let jar = tools_in(&libs)?;
+        Some((libs, jar))
+    })
+}
+
+/// Runs ProducerPerformance for `case` on a fresh topic and parses its
+/// result. `records`: as many as the lab's run sent (a transactional case may
+/// send more than `options.records`, see `BenchOptions::min_commits`).
+pub(super) fn producer_performance(
+    cluster: &Cluster,
+    case: Case,
+    options: &BenchOptions,
+    records: u64,
+) -> std::result::Result<PerfRun, String> {
+    if cluster.backend() != Backend::Kafka {
+        return Err("it needs Apache Kafka, not the mock cluster".into());
+    }
+    let java = java().ok_or("no Java: set JAVA_HOME or put java on the PATH")?;
+    let (libs, tools_jar) = kafka_tools(cluster.kafka_version()).ok_or(
+        "Kafka's jars are not in the course's cache (`cargo xtask kafka up` fetches them)",
+    )?;
+    let topic = cluster.fresh_name(&format!("bench-pp-{}", case.slug()));
+    cluster
+        .create_topic(&topic, options.partitions)
+        .map_err(|e| e.to_string())?;
+    let mut command: Vec<String> = vec![
+        java.display().to_string(),
+        // Numbers with a decimal point whatever the machine's locale.
+        "-Duser.language=en".into(),
+        "-Duser.country=US".into(),
+        "-cp".into(),
+        format!("{}/*", libs.display()),
+        "org.apache.kafka.tools.ProducerPerformance".into(),
+        "--topic".into(),
+        topic.clone(),
+        "--num-records".into(),
+        records.to_string(),
+        "--record-size".into(),
+        options.record_bytes.to_string(),
+        "--throughput".into(),
+        "-1".into(),
+    ];
+    if let Some(interval) = case.commit_interval() {
+        command.push("--transactional-id".into());
+        command.push(cluster.fresh_name("bench-pp-tx"));
+        command.push("--transaction-duration-ms".into());
+        command.push(interval.as_millis().to_string());
+    }
+    command.push("--producer-props".into());
+    command.push(format!("bootstrap.servers={}", cluster.bootstrap()));
+    for (k, v) in case
+        .java_props(options.one_in_flight)
+        .into_iter()
+        .chain(options.producer_overrides.iter().cloned())
+    {
+        command.push(format!("{k}={v}"));
+    }
+    let started = Instant::now();
+    let output = Command::new(&command[0]).args(&command[1..]).output();
+    let wall_seconds = started.elapsed().as_secs_f64();
+    delete_topic(cluster, &topic);
+    let output = output.map_err(|e| format!("cannot start {}: {e}", command[0]))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result = parse_producer_performance(&stdout).ok_or_else(|| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        format!(
+            "{}; no result line in its output. stdout ends: {:?}; stderr ends: {:?}",
+            output.status,
+            stdout.lines().last().unwrap_or(""),
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        )
+    })?;
+    Ok(PerfRun {
+        command,
+        tools_jar,
+        wall_seconds,
+        result,
+        records_per_sec_runs: vec![result.records_per_sec],
+    })
+}
+
+/// Parses ProducerPerformance's final line, e.g.
+///
+/// ```text
+/// 100000 records sent, 22634.7 records/sec (22.10 MB/sec), 1018.50 ms avg latency,
+/// 1598.00 ms max latency, 1005 ms 50th, 1523 ms 95th, 1591 ms 99th, 1596 ms 99.9th.
+/// ```
+///
+/// (one line). The periodic lines before it have no percentiles and are skipped.
+pub fn parse_producer_performance(output: &str) -> Option<PerfResult> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.contains("records sent") && l.contains("50th"))?;
+    let number = |text: &str| -> Option<f64> {
+        text.split_whitespace()
+            .next()?
+            .trim_start_matches('(')
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+    };
+    let (mut records, mut rate, mut mb, mut avg, mut max) =
+        (None, None, None, None, None);
+    let (mut p50, mut p95, mut p99, mut p999) = (None, None, None, None);
+    for part in line.trim().trim_end_matches('.').split(", ") {
+        let part = part.trim();
+        if part.ends_with("records sent") {
+            records = number(part).map(|n| n as u64);
+        } else if part.contains("records/sec") {
+            rate = number(part);
+            mb = part
+                .split_once('(')
+                .and_then(|(_, rest)| rest.strip_suffix("MB/sec)"))
+                .and_then(number);
+        } else if part.ends_with("ms avg latency") {
+            avg = number(part);
+        } else if part.ends_with("ms max latency") {
+            max = number(part);
+        } else if part.ends_with("ms 50th") {
+            p50 = number(part);
+        } else if part.ends_with("ms 95th") {
+            p95 = number(part);
+        } else if part.ends_with("ms 99th") {
+            p99 = number(part);
+        } else if part.ends_with("ms 99.9th") {
+            p999 = number(part);
+        }
+    }
+    Some(PerfResult {
+        records: records?,
+        records_per_sec: rate?,
+        mb_per_sec: mb?,
+        avg_latency_ms: avg?,
+        max_latency_ms: max?,
+        p50_ms: p50?,
+        p95_ms: p95?,
+        p99_ms: p99?,
+        p999_ms: p999?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FINAL_LINE: &str =
+        "100000 records sent, 22634.7 records/sec (22.10 MB/sec), \
+        1018.50 ms avg latency, 1598.00 ms max latency, 1005 ms 50th, 1523 ms 95th, \
+        1591 ms 99th, 1596 ms 99.9th.";
+
+    #[test]
+    fn parses_producer_performance_output() {
+        let output = format!(
+            "61234 records sent, 12246.8 records/sec (11.96 MB/sec), 900.1 ms avg latency, 1400.0 ms max latency.\n\
+             {FINAL_LINE}\n"
+        );
+        let r = parse_producer_performance(&output).unwrap();
+        assert_eq!(r.records, 100_000);
+        assert_eq!(r.records_per_sec, 22634.7);
+        assert_eq!(r.mb_per_sec, 22.10);
+        assert_eq!(r.avg_latency_ms, 1018.5);
+        assert_eq!(r.max_latency_ms, 1598.0);
+        assert_eq!(
+            (r.p50_ms, r.p95_ms, r.p99_ms, r.p999_ms),
+            (1005.0, 1523.0, 1591.0, 1596.0)
+        );
+    }
+
+    #[test]
+    fn parses_older_formats_and_refuses_incomplete_ones() {
+        // Kafka 3.x printed the rate with six decimals.
+        let old = "50000 records sent, 49950.049950 records/sec (48.78 MB/sec), 3.21 ms avg latency, \
+                   210.00 ms max latency, 2 ms 50th, 5 ms 95th, 20 ms 99th, 200 ms 99.9th.";
+        let r = parse_producer_performance(old).unwrap();
+        assert_eq!(r.records_per_sec, 49950.04995);
+        assert_eq!(r.p999_ms, 200.0);
+        // Only periodic lines, an error, a cut-off line: no result.
+        assert!(parse_producer_performance(
+            "5000 records sent, 999.8 records/sec (0.98 MB/sec), 1.0 ms avg latency, 2.0 ms max latency."
+        )
+        .is_none());
+        assert!(
+            parse_producer_performance("Exception in thread \"main\" ...").is_none()
+        );
+        assert!(
+            parse_producer_performance(&FINAL_LINE[..FINAL_LINE.len() - 20]).is_none()
+        );
+        assert!(
+            parse_producer_performance(&FINAL_LINE.replace("22634.7", "NaN")).is_none()
+        );
+    }
+}
