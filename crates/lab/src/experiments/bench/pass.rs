@@ -22,6 +22,7 @@ use crate::cluster::{Backend, Cluster};
 use crate::error::{Doing, Error, Result};
 use crate::metrics::{LatencyHistogram, LatencySummary, Throughput};
 use crate::produce;
+use crate::support::lock;
 
 /// Ids of warm-up records start here, so the end-to-end reader can tell them
 /// from measured ones (measured records have ids `0..records`).
@@ -78,10 +79,6 @@ impl ProducerContext for BenchContext {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What one pass measured.
@@ -182,7 +179,10 @@ fn produce_pass_on(
         shared.producer_done.store(true, Ordering::SeqCst);
         let read = reader.map(|r| {
             r.join().unwrap_or_else(|_| {
-                Err(Error::BadConfig("the end-to-end reader panicked".into()))
+                Err(Error::Process {
+                    what: "the end-to-end reader thread".into(),
+                    detail: "it panicked".into(),
+                })
             })
         });
         let mut pass = produced?;

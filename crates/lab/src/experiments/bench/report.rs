@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::cases::in_flight;
 use super::{BenchOptions, Case, EncodingCost, PerfResult, PerfRun};
 use crate::cluster::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::metrics::{format_us, LatencySummary, Throughput};
 
 /// The figures of one case.
@@ -118,17 +118,12 @@ impl BenchReport {
     /// `book/src/generated/bench.json`).
     pub fn read(path: impl AsRef<std::path::Path>) -> Result<BenchReport> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::BadConfig(format!(
-                "cannot read {}: {e} (write one with `lab bench --json FILE`)",
-                path.display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(path).doing(format!(
+            "cannot read {} (write one with `lab bench --json FILE`)",
+            path.display()
+        ))?;
         serde_json::from_str(&text).map_err(|e| {
-            Error::BadConfig(format!(
-                "{} is not a lab bench report: {e}",
-                path.display()
-            ))
+            Error::BadData(format!("{} is not a lab bench report: {e}", path.display()))
         })
     }
 
