@@ -115,56 +115,13 @@ pub fn open_transaction_lag(
     let monitor = Monitor::new();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let mut config = Semantic::ExactlyOnce.consumer_config(
-            cluster.bootstrap(),
-            &cluster.fresh_name("open-lag-reader"),
-            &[],
-        );
-        monitor.watch(&mut config, READER);
-        let consumer: BaseConsumer<StatsContext> = config
-            .create_with_context(StatsContext)
-            .doing("creating the read_committed reader")?;
-        consumer
-            .subscribe(&[&topic])
-            .doing(format!("subscribing to {topic}"))?;
-        let stop = stop.clone();
-        std::thread::spawn(move || read_and_commit(consumer, &stop))
+    let reader = start_reader(cluster, &monitor, &topic, stop.clone())?;
+    let split = Split {
+        before,
+        in_transaction,
+        records,
     };
-    let result = (|| {
-        let role = READER;
-        let b_log = Arc::new(DeliveryLog::default());
-        let mut b_config =
-            Semantic::AtLeastOnce.producer_config(cluster.bootstrap(), None, &[])?;
-        monitor.watch(&mut b_config, "producer B");
-        let b: rdkafka::producer::BaseProducer<LoggingContext> = b_config
-            .create_with_context(LoggingContext(b_log))
-            .doing("creating producer B")?;
-        let mut a_config = Semantic::ExactlyOnce.producer_config(
-            cluster.bootstrap(),
-            Some(&format!("{topic}-producer-a")),
-            &[],
-        )?;
-        monitor.watch(&mut a_config, "producer A");
-        let a =
-            eos_stress::init_transactional(a_config, Arc::new(DeliveryLog::default()))?;
-
-        eos_stress::write_acknowledged(&b, &topic, 0..before)?;
-        // A baseline: the reader has committed everything there is.
-        wait_for(&monitor, role, |p| p.committed_offset == before as i64)?;
-        monitor.event(OPENED);
-        eos_stress::write_open(&a, &topic, before..before + in_transaction)?;
-        eos_stress::write_acknowledged(&b, &topic, before + in_transaction..records)?;
-        hold_polling(&a, &b, HOLD_OPEN);
-        produce::commit(&a)?;
-        monitor.event(COMMITTED);
-        // The commit marker takes one offset: the reader ends at the high watermark.
-        wait_for(&monitor, role, |p| {
-            p.hi_offset > records as i64 && p.committed_offset == p.hi_offset
-        })?;
-        hold_polling(&a, &b, Duration::from_secs(1));
-        Ok(())
-    })();
+    let result = write_around_an_open_transaction(cluster, &monitor, &topic, split);
     stop.store(true, Ordering::Relaxed);
     let read = reader.join().map_err(|_| Error::Process {
         what: "the read_committed reader thread".into(),
@@ -181,6 +138,85 @@ pub fn open_transaction_lag(
         after,
         recording: monitor.recording(),
     })
+}
+
+/// Where the records of [`open_transaction_lag`] go: `before` plainly, the
+/// next `in_transaction` in producer A's open transaction (while producer B
+/// goes on writing plainly), up to `records`.
+#[derive(Clone, Copy)]
+struct Split {
+    before: u64,
+    in_transaction: u64,
+    records: u64,
+}
+
+/// The read_committed reader, watched, reading and committing on its own
+/// thread until `stop`.
+fn start_reader(
+    cluster: &Cluster,
+    monitor: &Monitor,
+    topic: &str,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    let mut config = Semantic::ExactlyOnce.consumer_config(
+        cluster.bootstrap(),
+        &cluster.fresh_name("open-lag-reader"),
+        &[],
+    );
+    monitor.watch(&mut config, READER);
+    let consumer: BaseConsumer<StatsContext> = config
+        .create_with_context(StatsContext)
+        .doing("creating the read_committed reader")?;
+    consumer
+        .subscribe(&[topic])
+        .doing(format!("subscribing to {topic}"))?;
+    Ok(std::thread::spawn(move || read_and_commit(consumer, &stop)))
+}
+
+/// Producer B writes plainly before, during and after producer A's
+/// transaction, which stays open for [`HOLD_OPEN`]; the reader's commits are
+/// the checkpoints.
+fn write_around_an_open_transaction(
+    cluster: &Cluster,
+    monitor: &Monitor,
+    topic: &str,
+    split: Split,
+) -> Result<()> {
+    let Split {
+        before,
+        in_transaction,
+        records,
+    } = split;
+    let b_log = Arc::new(DeliveryLog::default());
+    let mut b_config =
+        Semantic::AtLeastOnce.producer_config(cluster.bootstrap(), None, &[])?;
+    monitor.watch(&mut b_config, "producer B");
+    let b: rdkafka::producer::BaseProducer<LoggingContext> = b_config
+        .create_with_context(LoggingContext(b_log))
+        .doing("creating producer B")?;
+    let mut a_config = Semantic::ExactlyOnce.producer_config(
+        cluster.bootstrap(),
+        Some(&format!("{topic}-producer-a")),
+        &[],
+    )?;
+    monitor.watch(&mut a_config, "producer A");
+    let a = eos_stress::init_transactional(a_config, Arc::new(DeliveryLog::default()))?;
+
+    eos_stress::write_acknowledged(&b, topic, 0..before)?;
+    // A baseline: the reader has committed everything there is.
+    wait_for(monitor, READER, |p| p.committed_offset == before as i64)?;
+    monitor.event(OPENED);
+    eos_stress::write_open(&a, topic, before..before + in_transaction)?;
+    eos_stress::write_acknowledged(&b, topic, before + in_transaction..records)?;
+    hold_polling(&a, &b, HOLD_OPEN);
+    produce::commit(&a)?;
+    monitor.event(COMMITTED);
+    // The commit marker takes one offset: the reader ends at the high watermark.
+    wait_for(monitor, READER, |p| {
+        p.hi_offset > records as i64 && p.committed_offset == p.hi_offset
+    })?;
+    hold_polling(&a, &b, Duration::from_secs(1));
+    Ok(())
 }
 
 /// The reader's loop: poll, commit what was read, until told to stop.
@@ -408,18 +444,6 @@ pub fn run_monitored(
         })
     })?;
     let recording = monitor.recording();
-    let txn_states = recording
-        .clients
-        .iter()
-        .filter(|c| c.kind == "producer")
-        .filter_map(|c| {
-            let states = c.txn_states();
-            (!states.is_empty()).then(|| {
-                let names: Vec<String> = states.into_iter().map(|(_, s)| s).collect();
-                format!("{}: {}", c.role, names.join(" > "))
-            })
-        })
-        .collect();
     Ok(MonitoredRun {
         scenario,
         semantic,
@@ -438,9 +462,26 @@ pub fn run_monitored(
             .map(|c| c.totals().max_consumer_lag)
             .max()
             .unwrap_or(0),
-        txn_states,
+        txn_states: txn_states(&recording),
         recording,
     })
+}
+
+/// Each producer's transaction states in order, e.g.
+/// `producer 1: Init > Ready > InTransaction`.
+fn txn_states(recording: &Recording) -> Vec<String> {
+    recording
+        .clients
+        .iter()
+        .filter(|c| c.kind == "producer")
+        .filter_map(|c| {
+            let states = c.txn_states();
+            (!states.is_empty()).then(|| {
+                let names: Vec<String> = states.into_iter().map(|(_, s)| s).collect();
+                format!("{}: {}", c.role, names.join(" > "))
+            })
+        })
+        .collect()
 }
 
 /// What the chapter on monitoring shows: every planned run, and E4 watched
