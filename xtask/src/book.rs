@@ -6,9 +6,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use lab::experiments::bench::BenchReport;
-use lab::experiments::matrix::{self, Cell, MatrixOptions, Scenario};
+use lab::experiments::matrix::{self, Cell, MatrixOptions};
 use lab::experiments::timelines::TimelineRun;
-use lab::{Cluster, Outcome, RunOptions, Semantic};
+use lab::{Cluster, Outcome, Semantic};
 
 use crate::kafka::{self, Layout};
 use crate::repo_root;
@@ -283,11 +283,9 @@ pub fn record<T: serde::Serialize>(name: &str, value: &T) -> Result<()> {
 }
 
 fn measure_first_run(clusters: &Clusters) -> Result<()> {
-    let mut outcomes = Vec::new();
-    for semantic in Semantic::ALL {
-        let outcome = lab::run(&clusters.single, semantic, &RunOptions::records(1000))?;
+    let outcomes = lab::experiments::first_run(&clusters.single, 1000)?;
+    for outcome in &outcomes {
         println!("{outcome}");
-        outcomes.push(outcome);
     }
     record("first-run.json", &outcomes)
 }
@@ -307,12 +305,7 @@ fn first_run_pages() -> Result<Vec<(String, String)>> {
 }
 
 fn measure_matrix(clusters: &Clusters) -> Result<()> {
-    let options = MatrixOptions {
-        records: 2000,
-        repetitions: 3,
-        seed: 1,
-        scenarios: Scenario::ALL.to_vec(),
-    };
+    let options = MatrixOptions::book();
     let started = std::time::Instant::now();
     let cells = matrix::run_matrix(
         &clusters.single,

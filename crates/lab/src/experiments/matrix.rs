@@ -83,6 +83,18 @@ pub struct MatrixOptions {
     pub scenarios: Vec<Scenario>,
 }
 
+impl MatrixOptions {
+    /// The book's matrix: every scenario, 2,000 records, three seeded runs.
+    pub fn book() -> MatrixOptions {
+        MatrixOptions {
+            records: 2000,
+            repetitions: 3,
+            seed: 1,
+            scenarios: Scenario::ALL.to_vec(),
+        }
+    }
+}
+
 /// Runs every case under every scenario `repetitions` times. `progress` is
 /// called before each cell with its label.
 pub fn run_matrix(
