@@ -648,4 +648,19 @@ mod tests {
             open_transaction_lag(&mock, &EosStressOptions::new(100, 1)).unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     }
+
+    #[test]
+    fn a_monitored_scenario_is_recorded_by_its_name() {
+        let happy = MonitoredScenario::HappyPath;
+        let a = MonitoredScenario::Fault(Scenario::LostAck);
+        assert_eq!(serde_json::to_string(&happy).unwrap(), "\"happy-path\"");
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"lost-ack\"");
+        for m in [happy, a, MonitoredScenario::Fault(Scenario::ZombieFenced)] {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<MonitoredScenario>(&json).unwrap(), m);
+        }
+        let err = serde_json::from_str::<MonitoredScenario>("\"sad-path\"").unwrap_err();
+        assert!(err.to_string().contains("no scenario is called"), "{err}");
+    }
+
 }
