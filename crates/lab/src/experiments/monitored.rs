@@ -659,8 +659,8 @@ mod tests {
             let json = serde_json::to_string(&m).unwrap();
             assert_eq!(serde_json::from_str::<MonitoredScenario>(&json).unwrap(), m);
         }
-        let err = serde_json::from_str::<MonitoredScenario>("\"sad-path\"").unwrap_err();
+        let err =
+            serde_json::from_str::<MonitoredScenario>("\"sad-path\"").unwrap_err();
         assert!(err.to_string().contains("no scenario is called"), "{err}");
     }
-
 }

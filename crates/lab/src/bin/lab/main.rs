@@ -110,8 +110,8 @@ enum Command {
         semantic: Option<Semantic>,
         /// consumer-crash only: a consumer of the source notes instead of a
         /// semantic's own (auto-commit, dedup-in-memory, dedup-durable)
-        #[arg(long, value_enum, conflicts_with = "semantic")]
-        variant: Option<lab::faults::crash::ConsumerVariant>,
+        #[arg(long, value_parser = variant_parser(), conflicts_with = "semantic")]
+        variant: Option<ConsumerVariant>,
         #[arg(long, short = 'n', default_value_t = 2000)]
         records: u64,
         /// Chooses the (reproducible) crash point
@@ -162,8 +162,11 @@ enum Command {
     /// Throughput and latency per semantic, side by side and against Kafka's ProducerPerformance
     Bench(bench::BenchArgs),
     /// A child process of the crash scenarios (started by the lab itself)
-    #[command(hide = true, subcommand)]
-    Worker(WorkerCommand),
+    #[command(hide = true)]
+    Worker {
+        /// Its orders: the JSON of a `WorkerSpec`
+        spec: String,
+    },
 }
 
 /// Scenarios by name, with the names listed in `--help` and in the error.
@@ -172,13 +175,19 @@ fn scenario_parser() -> impl clap::builder::TypedValueParser<Value = Scenario> {
         .map(|name| name.parse::<Scenario>().expect("a listed name"))
 }
 
-#[derive(Subcommand)]
-enum WorkerCommand {
-    Produce(lab::faults::crash::worker::ProduceWorker),
-    Consume(lab::faults::crash::worker::ConsumeWorker),
-}
-
+use lab::faults::crash::protocol::WorkerSpec;
 use lab::faults::crash::worker::parse_key_value;
+use lab::faults::crash::ConsumerVariant;
+
+/// `--variant`: the library's names of the variants, listed in the help and
+/// in the error for an unknown one, and parsed by `ConsumerVariant`'s `FromStr`.
+fn variant_parser() -> impl clap::builder::TypedValueParser<Value = ConsumerVariant> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        ConsumerVariant::ALL.map(|v| PossibleValue::new(v.name()).help(v.label())),
+    )
+    .try_map(|name| name.parse::<ConsumerVariant>())
+}
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -392,11 +401,8 @@ fn run(cli: Cli) -> lab::Result<()> {
             }
         }
         Command::Bench(args) => bench::run(&args)?,
-        Command::Worker(WorkerCommand::Produce(w)) => {
-            lab::faults::crash::worker::produce(&w)?
-        }
-        Command::Worker(WorkerCommand::Consume(w)) => {
-            lab::faults::crash::worker::consume(&w)?
+        Command::Worker { spec } => {
+            lab::faults::crash::worker::run(&WorkerSpec::from_json(&spec)?)?
         }
         Command::Ping { target } => {
             let cluster = target.cluster()?;

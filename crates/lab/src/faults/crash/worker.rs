@@ -1,7 +1,8 @@
-//! The child processes of the crash scenarios: `lab worker produce` and
-//! `lab worker consume`. Each reports what it did on stdout, one line per
-//! event (each line is written straight to the pipe, so the parent still has
-//! it after a SIGKILL), and at its crash point kills itself with SIGKILL.
+//! The child processes of the crash scenarios: `lab worker '<spec>'`, a
+//! producer or a consumer as its [`WorkerSpec`] orders. Each reports what it
+//! did on stdout as [`Event`]s, one line each (each line is written straight
+//! to the pipe, so the parent still has it after a SIGKILL), and at its crash
+//! point kills itself with SIGKILL.
 //!
 //! A restarted worker recovers by its semantic's rule, from its own state,
 //! the way a real application would:
@@ -13,7 +14,7 @@
 //!   after the last record the log holds as committed.
 //!
 //! A consumer worker can also run one of the variants of scenario C that
-//! correct the source notes (`--variant`, see [`ConsumerVariant`]): the
+//! correct the source notes (`variant`, see [`ConsumerVariant`]): the
 //! auto-commit consumer, dying on either side of an auto-commit, and the
 //! at-least-once consumer behind a set of seen ids, kept in memory or with
 //! the results.
@@ -27,11 +28,13 @@ use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, Producer};
 
+use super::protocol::{
+    AutoCommitCrash, ConsumeSpec, ConsumerVariant, Event, ProduceSpec, WorkerSpec,
+};
 use crate::audit::{read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::consume::{self, AutoCommitStep, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
-use crate::faults::crash::{AutoCommitCrash, ConsumerVariant};
 use crate::faults::die_now;
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
@@ -50,63 +53,9 @@ pub fn crash_consumer_overrides() -> Vec<(String, String)> {
     vec![("session.timeout.ms".into(), "6000".into())]
 }
 
-/// Arguments of `lab worker produce`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct ProduceWorker {
-    #[arg(long)]
-    pub semantic: crate::Semantic,
-    #[arg(long)]
-    pub bootstrap: String,
-    #[arg(long)]
-    pub topic: String,
-    /// Ids 0..records make up the source.
-    #[arg(long)]
-    pub records: u64,
-    #[arg(long, default_value_t = 100)]
-    pub payload_bytes: usize,
-    /// The worker's own durable state (its position in the source).
-    #[arg(long)]
-    pub state: PathBuf,
-    /// Die with SIGKILL at record id N (see the module docs for where exactly).
-    #[arg(long)]
-    pub crash_at: Option<u64>,
-    /// Extra producer settings KEY=VALUE.
-    #[arg(long = "producer-set", value_parser = parse_key_value)]
-    pub overrides: Vec<(String, String)>,
-}
-
-/// Arguments of `lab worker consume`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct ConsumeWorker {
-    #[arg(long)]
-    pub semantic: crate::Semantic,
-    #[arg(long)]
-    pub bootstrap: String,
-    #[arg(long)]
-    pub input: String,
-    /// Exactly-once: the output topic.
-    #[arg(long)]
-    pub output: Option<String>,
-    #[arg(long)]
-    pub group: String,
-    /// At-most-once and at-least-once: processed ids are appended here.
-    #[arg(long)]
-    pub sink: PathBuf,
-    /// Die with SIGKILL in the gap between the two steps of the batch that
-    /// holds this worker's Nth record (with --variant=auto-commit: on the side
-    /// of an auto-commit that --crash-when names).
-    #[arg(long)]
-    pub crash_at: Option<u64>,
-    /// Run a variant that corrects the source notes instead of the
-    /// semantic's own loop.
-    #[arg(long, value_enum)]
-    pub variant: Option<ConsumerVariant>,
-    /// With --variant=auto-commit and --crash-at: which side of an
-    /// auto-commit the crash falls on.
-    #[arg(long, value_enum, requires = "crash_at")]
-    pub crash_when: Option<AutoCommitCrash>,
-}
-
+/// Parses `KEY=VALUE`, as the `--producer-set` flags of `lab` write a setting.
+/// (Kept here, where the bench's flag finds it; the workers get their
+/// overrides already parsed, in their [`ProduceSpec`].)
 pub fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
     let (k, v) = text
         .split_once('=')
@@ -115,26 +64,22 @@ pub fn parse_key_value(text: &str) -> std::result::Result<(String, String), Stri
 }
 
 /// One line to the parent. `println!` writes each line through to the pipe.
-fn report(line: std::fmt::Arguments<'_>) {
-    println!("{line}");
+fn report(event: Event) {
+    println!("{}", event.to_line());
 }
 
-/// `lab worker produce`.
-pub fn produce(w: &ProduceWorker) -> Result<()> {
+/// `lab worker '<spec>'`: runs the worker the spec orders.
+pub fn run(spec: &WorkerSpec) -> Result<()> {
+    match spec {
+        WorkerSpec::Produce(spec) => produce(spec),
+        WorkerSpec::Consume(spec) => consume(spec),
+    }
+}
+
+/// The producer worker.
+pub fn produce(w: &ProduceSpec) -> Result<()> {
     let cluster = Cluster::connect(&w.bootstrap)?;
-    let transactional_id = format!("{}-producer", w.topic);
-    let config = w.semantic.producer_config(
-        cluster.bootstrap(),
-        Some(&transactional_id),
-        &w.overrides,
-    )?;
-    let log = Arc::new(DeliveryLog::with_callback(|id, result| match result {
-        Ok(()) => report(format_args!("acked {id}")),
-        Err(f) => report(format_args!("failed {id} {:?}", f.status)),
-    }));
-    let producer: BaseProducer<LoggingContext> = config
-        .create_with_context(LoggingContext(log.clone()))
-        .doing("creating the producer")?;
+    let (producer, log) = reporting_producer(&cluster, w)?;
 
     // ANCHOR: recover
     let start = match w.semantic {
@@ -152,11 +97,10 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
         }
     };
     // ANCHOR_END: recover
-    report(format_args!("resumed {start}"));
+    report(Event::Resumed { id: start });
 
     let mut acked = Acked::new(start);
-    let transactional = w.semantic == Semantic::ExactlyOnce;
-    if transactional {
+    if w.semantic == Semantic::ExactlyOnce {
         producer
             .begin_transaction()
             .doing("beginning a transaction")?;
@@ -169,18 +113,10 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
             write_state(&w.state, id + 1)?;
         }
         produce::send(&producer, &w.topic, id, w.payload_bytes)?;
-        report(format_args!("handed {id}"));
+        report(Event::Handed { id });
         // ANCHOR_END: position_first
         if w.crash_at == Some(id) {
-            match w.semantic {
-                // The record sits in the client's buffer (linger.ms): gone.
-                Semantic::AtMostOnce => die_now(),
-                // Acknowledged, but the checkpoint is not saved yet.
-                Semantic::AtLeastOnce | Semantic::ExactlyOnce => {
-                    producer.flush(Duration::from_secs(60)).doing("flushing")?;
-                    die_now()
-                }
-            }
+            die_after_handing(w.semantic, &producer)?;
         }
         match w.semantic {
             Semantic::AtMostOnce => {}
@@ -195,7 +131,7 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
             Semantic::ExactlyOnce => {
                 if (id + 1) % TRANSACTION_SIZE == 0 {
                     produce::commit(&producer)?;
-                    report(format_args!("committed {id}"));
+                    report(Event::Committed { through: id });
                     producer
                         .begin_transaction()
                         .doing("beginning a transaction")?;
@@ -203,16 +139,69 @@ pub fn produce(w: &ProduceWorker) -> Result<()> {
             }
         }
     }
-    if transactional {
-        produce::commit(&producer)?;
-        report(format_args!("committed {}", w.records.saturating_sub(1)));
+    finish(w, &producer)?;
+    report(Event::Done);
+    Ok(())
+}
+
+/// The semantic's producer, reporting each acknowledgement and failure to
+/// the parent as it arrives; the log keeps the acknowledged ids for
+/// at-least-once's checkpoints.
+fn reporting_producer(
+    cluster: &Cluster,
+    w: &ProduceSpec,
+) -> Result<(BaseProducer<LoggingContext>, Arc<DeliveryLog>)> {
+    let transactional_id = format!("{}-producer", w.topic);
+    let config = w.semantic.producer_config(
+        cluster.bootstrap(),
+        Some(&transactional_id),
+        &w.overrides,
+    )?;
+    let log = Arc::new(DeliveryLog::with_callback(|id, result| match result {
+        Ok(()) => report(Event::Acked { id }),
+        Err(f) => report(Event::Failed {
+            id,
+            status: f.status,
+        }),
+    }));
+    let producer = config
+        .create_with_context(LoggingContext(log.clone()))
+        .doing("creating the producer")?;
+    Ok((producer, log))
+}
+
+/// The producer's crash point, just after handing a record over. Returns
+/// only if the flush before dying fails.
+fn die_after_handing(
+    semantic: Semantic,
+    producer: &BaseProducer<LoggingContext>,
+) -> Result<()> {
+    match semantic {
+        // The record sits in the client's buffer (linger.ms): gone.
+        Semantic::AtMostOnce => die_now(),
+        // Acknowledged, but the checkpoint is not saved yet.
+        Semantic::AtLeastOnce | Semantic::ExactlyOnce => {
+            producer.flush(Duration::from_secs(60)).doing("flushing")?;
+            die_now()
+        }
+    }
+}
+
+/// The end of the source: exactly-once commits its last transaction; the
+/// others wait for every acknowledgement, and at-least-once saves its final
+/// checkpoint.
+fn finish(w: &ProduceSpec, producer: &BaseProducer<LoggingContext>) -> Result<()> {
+    if w.semantic == Semantic::ExactlyOnce {
+        produce::commit(producer)?;
+        report(Event::Committed {
+            through: w.records.saturating_sub(1),
+        });
     } else {
         producer.flush(Duration::from_secs(330)).doing("flushing")?;
         if w.semantic == Semantic::AtLeastOnce {
             write_state(&w.state, w.records)?;
         }
     }
-    report(format_args!("done"));
     Ok(())
 }
 
@@ -330,6 +319,39 @@ struct FileSink {
     batch: usize,
 }
 
+impl FileSink {
+    /// Opens the spec's sink for appending, with the variant's seen ids
+    /// (read back from the sink when they are kept with the results).
+    fn open(w: &ConsumeSpec, semantic: Semantic) -> Result<FileSink> {
+        let seen = match w.variant {
+            Some(ConsumerVariant::DedupInMemory) => Some(SeenIds::in_memory()),
+            Some(ConsumerVariant::DedupDurable) => {
+                Some(SeenIds::from_results(&w.sink)?)
+            }
+            Some(ConsumerVariant::AutoCommit) | None => None,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&w.sink)
+            .map_err(|e| {
+                crate::Error::BadConfig(format!(
+                    "cannot open {}: {e}",
+                    w.sink.display()
+                ))
+            })?;
+        Ok(FileSink {
+            file,
+            semantic,
+            crash_at: w.crash_at,
+            seen,
+            crash_when: w.crash_when,
+            armed: false,
+            batch: 0,
+        })
+    }
+}
+
 impl Sink for FileSink {
     fn process(&mut self, ids: &[u64]) -> Result<()> {
         self.batch = ids.len();
@@ -338,7 +360,9 @@ impl Sink for FileSink {
             None => ids.to_vec(),
         };
         if fresh.len() < ids.len() {
-            report(format_args!("skipped {}", ids.len() - fresh.len()));
+            report(Event::Skipped {
+                records: (ids.len() - fresh.len()) as u64,
+            });
         }
         let mut text = String::new();
         for id in &fresh {
@@ -348,7 +372,9 @@ impl Sink for FileSink {
         self.file.write_all(text.as_bytes()).map_err(|e| {
             crate::Error::BadConfig(format!("cannot write the sink: {e}"))
         })?;
-        report(format_args!("processed {}", fresh.len()));
+        report(Event::Processed {
+            records: fresh.len() as u64,
+        });
         Ok(())
     }
 
@@ -357,12 +383,14 @@ impl Sink for FileSink {
             // At-least-once dies here with the batch processed, not committed
             // (at-most-once with it committed, not processed yet).
             if self.semantic == Semantic::AtLeastOnce {
-                report(format_args!("processed-uncommitted {}", self.batch));
+                report(Event::ProcessedUncommitted {
+                    records: self.batch as u64,
+                });
             }
             // The batch caught in the gap: the parent's fault window.
-            for id in batch {
-                report(format_args!("in-gap {id}"));
-            }
+            report(Event::InGap {
+                ids: batch.to_vec(),
+            });
             die_now();
         }
     }
@@ -386,7 +414,9 @@ impl Sink for FileSink {
             // it commits the batch's stored offsets. Then the process dies.
             (AutoCommitCrash::CommittedNotProcessed, AutoCommitStep::Handed) => {
                 group.wait_until_committed(AUTO_COMMIT_WAIT)?;
-                report(format_args!("committed-unprocessed {batch}"));
+                report(Event::CommittedUnprocessed {
+                    records: batch as u64,
+                });
                 die_now()
             }
             // Wait for a commit to cover everything processed so far: the next
@@ -400,7 +430,9 @@ impl Sink for FileSink {
                 Ok(())
             }
             (AutoCommitCrash::ProcessedNotCommitted, AutoCommitStep::Processed) => {
-                report(format_args!("processed-uncommitted {batch}"));
+                report(Event::ProcessedUncommitted {
+                    records: batch as u64,
+                });
                 die_now()
             }
             _ => Ok(()),
@@ -409,43 +441,13 @@ impl Sink for FileSink {
     }
 }
 
-/// `lab worker consume`.
-pub fn consume(w: &ConsumeWorker) -> Result<()> {
+/// The consumer worker.
+pub fn consume(w: &ConsumeSpec) -> Result<()> {
+    w.check()?;
     let cluster = Cluster::connect(&w.bootstrap)?;
-    if w.crash_when.is_some() && w.variant != Some(ConsumerVariant::AutoCommit) {
-        return Err(crate::Error::BadConfig(
-            "--crash-when chooses a side of an auto-commit: it needs --variant=auto-commit"
-                .into(),
-        ));
-    }
-    if w.variant.is_some() && w.output.is_some() {
-        return Err(crate::Error::BadConfig(
-            "the consumer variants process into --sink; drop --output".into(),
-        ));
-    }
-    let seen = match w.variant {
-        Some(ConsumerVariant::DedupInMemory) => Some(SeenIds::in_memory()),
-        Some(ConsumerVariant::DedupDurable) => Some(SeenIds::from_results(&w.sink)?),
-        Some(ConsumerVariant::AutoCommit) | None => None,
-    };
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&w.sink)
-        .map_err(|e| {
-            crate::Error::BadConfig(format!("cannot open {}: {e}", w.sink.display()))
-        })?;
     // The seen-id variants ride on at-least-once's own loop.
     let semantic = w.variant.map_or(w.semantic, ConsumerVariant::semantic);
-    let mut sink = FileSink {
-        file,
-        semantic,
-        crash_at: w.crash_at,
-        seen,
-        crash_when: w.crash_when,
-        armed: false,
-        batch: 0,
-    };
+    let mut sink = FileSink::open(w, semantic)?;
     match w.variant {
         Some(ConsumerVariant::AutoCommit) => {
             consume::consume_auto_commit(
@@ -470,7 +472,7 @@ pub fn consume(w: &ConsumeWorker) -> Result<()> {
             )?;
         }
     }
-    report(format_args!("done"));
+    report(Event::Done);
     Ok(())
 }
 

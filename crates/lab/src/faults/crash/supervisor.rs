@@ -1,0 +1,219 @@
+//! The parent's side of one worker process: find the `lab` binary, start
+//! `lab worker` with its [`WorkerSpec`], give up on it after
+//! [`WORKER_LIMIT`], and read the [`Event`]s it reported into a
+//! [`WorkerRun`].
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::protocol::{Event, WorkerSpec};
+use crate::error::{Error, Result};
+
+/// How long one worker may run before the scenario gives up on it.
+const WORKER_LIMIT: Duration = Duration::from_secs(180);
+
+/// What one worker process did, read from its events.
+#[derive(Debug, Default)]
+pub(super) struct WorkerRun {
+    pub handed: Vec<u64>,
+    pub acked: Vec<u64>,
+    pub committed_through: Option<u64>,
+    /// Where a producer worker started in the source.
+    pub resumed: Option<u64>,
+    /// A consumer worker's batch when it died between its two steps.
+    pub in_gap: Vec<u64>,
+    pub killed: bool,
+    /// Consumer variants: records whose offsets were committed, unprocessed,
+    /// when the worker died.
+    pub committed_unprocessed: u64,
+    /// Consumer variants: records processed, their offsets not committed,
+    /// when the worker died.
+    pub processed_uncommitted: u64,
+    /// Records skipped because their ids had been seen.
+    pub skipped: u64,
+}
+
+impl WorkerRun {
+    /// Reads a worker's stdout, one event per line; any other line is an error.
+    fn read(killed: bool, lines: &[String]) -> Result<WorkerRun> {
+        let mut run = WorkerRun {
+            killed,
+            ..Default::default()
+        };
+        for line in lines {
+            run.record(Event::parse(line)?);
+        }
+        Ok(run)
+    }
+
+    fn record(&mut self, event: Event) {
+        match event {
+            Event::Handed { id } => self.handed.push(id),
+            Event::Acked { id } => self.acked.push(id),
+            Event::Committed { through } => self.committed_through = Some(through),
+            Event::CommittedUnprocessed { records } => {
+                self.committed_unprocessed += records
+            }
+            Event::ProcessedUncommitted { records } => {
+                self.processed_uncommitted += records
+            }
+            Event::Skipped { records } => self.skipped += records,
+            Event::Resumed { id } => self.resumed = Some(id),
+            Event::InGap { ids } => self.in_gap.extend(ids),
+            // Reported for a reader of the pipe; the scenarios count these
+            // from the log and the sink instead.
+            Event::Failed { .. } | Event::Processed { .. } | Event::Done => {}
+        }
+    }
+}
+
+/// The `lab` binary that runs the workers: `LAB_WORKER_BIN`, this process if
+/// it is `lab`, or the workspace's own, built on demand (from a notebook).
+pub fn worker_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("LAB_WORKER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if exe.file_stem().is_some_and(|n| n == "lab") {
+            return Ok(exe);
+        }
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--quiet",
+            "--bin",
+            "lab",
+            "--message-format=json",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| {
+            Error::BadConfig(format!("cannot run cargo to build the lab binary: {e}"))
+        })?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .find(|p| p.file_stem().is_some_and(|n| n == "lab"))
+        .ok_or_else(|| {
+            Error::BadConfig(
+                "could not build the `lab` binary for the crash workers; \
+                 run `cargo build -p lab` and set LAB_WORKER_BIN to target/debug/lab"
+                    .into(),
+            )
+        })
+}
+
+/// Runs one worker to its end (or its death) and reads its report.
+pub(super) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
+    let orders = spec.to_json();
+    let mut child = Command::new(worker_binary()?)
+        .arg("worker")
+        .arg(&orders)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::BadConfig(format!("cannot start the lab worker: {e}")))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    // Both pipes are read while the child runs, so it never blocks on a full one.
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            text += &line;
+            text += "\n";
+        }
+        text
+    });
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+            .collect::<Vec<_>>()
+    });
+    let status = wait_within(&mut child, WORKER_LIMIT, &orders)?;
+    let lines = lines.join().unwrap_or_default();
+    let stderr = errors.join().unwrap_or_default();
+    let killed = status.signal() == Some(libc::SIGKILL);
+    if !status.success() && !killed {
+        return Err(Error::BadConfig(format!(
+            "the lab worker failed ({status}):\n{stderr}"
+        )));
+    }
+    WorkerRun::read(killed, &lines)
+}
+
+/// Runs a worker that is meant to die at its crash point; one that finishes
+/// instead is an error naming `who` it was.
+pub(super) fn run_to_death(spec: &WorkerSpec, who: &str) -> Result<WorkerRun> {
+    let run = run_worker(spec)?;
+    if !run.killed {
+        return Err(Error::BadConfig(format!(
+            "{who} was meant to die, but it finished"
+        )));
+    }
+    Ok(run)
+}
+
+/// Waits for the child to exit, or kills it once `limit` has passed.
+fn wait_within(child: &mut Child, limit: Duration, orders: &str) -> Result<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::BadConfig(e.to_string()))?
+        {
+            return Ok(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Stalled {
+                stage: "crash worker",
+                waited: limit,
+                detail: format!("`lab worker {orders}` did not finish"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_adds_up_and_a_stray_line_fails_it() {
+        let lines: Vec<String> = [
+            Event::Resumed { id: 3 },
+            Event::Handed { id: 3 },
+            Event::Acked { id: 3 },
+            Event::InGap { ids: vec![4, 5] },
+            Event::InGap { ids: vec![6] },
+            Event::Skipped { records: 2 },
+            Event::Skipped { records: 1 },
+            Event::Done,
+        ]
+        .iter()
+        .map(Event::to_line)
+        .collect();
+        let run = WorkerRun::read(true, &lines).unwrap();
+        assert_eq!(run.resumed, Some(3));
+        assert_eq!((run.handed, run.acked), (vec![3], vec![3]));
+        assert_eq!(run.in_gap, [4, 5, 6]);
+        assert_eq!(run.skipped, 3);
+        assert!(run.killed);
+
+        let mut typo = lines.clone();
+        typo.insert(2, "commited 3".into());
+        let err = WorkerRun::read(true, &typo).unwrap_err().to_string();
+        assert!(err.contains("\"commited 3\""), "{err}");
+    }
+}
