@@ -100,8 +100,9 @@ pub fn run(args: &BenchArgs) -> lab::Result<()> {
     let report = report?;
     print!("{report}");
     if let Some(path) = &args.json {
-        std::fs::write(path, report.to_json()).map_err(|e| {
-            lab::Error::BadConfig(format!("cannot write {}: {e}", path.display()))
+        std::fs::write(path, report.to_json()).map_err(|source| lab::Error::Io {
+            doing: format!("cannot write {}", path.display()),
+            source,
         })?;
         println!("JSON report written to {}", path.display());
     }

@@ -25,7 +25,7 @@ pub use variants::{consumer_crash_variant, VariantOutcome};
 
 use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
-use crate::error::{Error, Result};
+use crate::error::{Doing, Result};
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, ProduceOptions};
 use crate::semantics::Semantic;
@@ -69,9 +69,7 @@ impl CrashOptions {
 
 fn state_dir(name: &str) -> Result<PathBuf> {
     let dir = crate::local::cache_dir().join("scenarios").join(name);
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::BadConfig(format!("cannot create {}: {e}", dir.display()))
-    })?;
+    std::fs::create_dir_all(&dir).doing(format!("cannot create {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -348,9 +346,8 @@ pub fn consumer_crash(
 
 /// The ids in a consumer worker's sink, one per line.
 fn read_sink(sink: &Path) -> Result<Vec<u64>> {
-    let text = std::fs::read_to_string(sink).map_err(|e| {
-        Error::BadConfig(format!("cannot read the sink {}: {e}", sink.display()))
-    })?;
+    let text = std::fs::read_to_string(sink)
+        .doing(format!("cannot read the sink {}", sink.display()))?;
     Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 

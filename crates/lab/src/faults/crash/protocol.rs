@@ -252,11 +252,12 @@ impl Event {
 
     /// Reads one line a worker wrote.
     pub fn parse(line: &str) -> Result<Event> {
-        serde_json::from_str(line).map_err(|e| {
-            Error::BadConfig(format!(
-                "the lab worker wrote a line that is not an event of the crash protocol: \
+        serde_json::from_str(line).map_err(|e| Error::Process {
+            what: "the lab worker".into(),
+            detail: format!(
+                "it wrote a line that is not an event of the crash protocol: \
                  {line:?} ({e})"
-            ))
+            ),
         })
     }
 }

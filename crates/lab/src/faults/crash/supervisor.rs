@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::protocol::{Event, WorkerSpec};
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 
 /// How long one worker may run before the scenario gives up on it.
 const WORKER_LIMIT: Duration = Duration::from_secs(180);
@@ -94,20 +94,17 @@ pub fn worker_binary() -> Result<PathBuf> {
         .arg(&manifest)
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| {
-            Error::BadConfig(format!("cannot run cargo to build the lab binary: {e}"))
-        })?;
+        .doing("cannot run cargo to build the lab binary")?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
         .find(|p| p.file_stem().is_some_and(|n| n == "lab"))
-        .ok_or_else(|| {
-            Error::BadConfig(
-                "could not build the `lab` binary for the crash workers; \
-                 run `cargo build -p lab` and set LAB_WORKER_BIN to target/debug/lab"
-                    .into(),
-            )
+        .ok_or_else(|| Error::Process {
+            what: "building the `lab` binary for the crash workers".into(),
+            detail: "cargo named no such binary; run `cargo build -p lab` and set \
+                         LAB_WORKER_BIN to target/debug/lab"
+                .into(),
         })
 }
 
@@ -120,7 +117,7 @@ pub(super) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::BadConfig(format!("cannot start the lab worker: {e}")))?;
+        .doing("cannot start the lab worker")?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     // Both pipes are read while the child runs, so it never blocks on a full one.
@@ -143,9 +140,10 @@ pub(super) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
     let stderr = errors.join().unwrap_or_default();
     let killed = status.signal() == Some(libc::SIGKILL);
     if !status.success() && !killed {
-        return Err(Error::BadConfig(format!(
-            "the lab worker failed ({status}):\n{stderr}"
-        )));
+        return Err(Error::Process {
+            what: "the lab worker".into(),
+            detail: format!("{status}:\n{stderr}"),
+        });
     }
     WorkerRun::read(killed, &lines)
 }
@@ -155,9 +153,10 @@ pub(super) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
 pub(super) fn run_to_death(spec: &WorkerSpec, who: &str) -> Result<WorkerRun> {
     let run = run_worker(spec)?;
     if !run.killed {
-        return Err(Error::BadConfig(format!(
-            "{who} was meant to die, but it finished"
-        )));
+        return Err(Error::Process {
+            what: who.into(),
+            detail: "it was meant to die at its crash point, but it finished".into(),
+        });
     }
     Ok(run)
 }
@@ -166,10 +165,7 @@ pub(super) fn run_to_death(spec: &WorkerSpec, who: &str) -> Result<WorkerRun> {
 fn wait_within(child: &mut Child, limit: Duration, orders: &str) -> Result<ExitStatus> {
     let started = Instant::now();
     loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| Error::BadConfig(e.to_string()))?
-        {
+        if let Some(status) = child.try_wait().doing("waiting for the lab worker")? {
             return Ok(status);
         }
         if started.elapsed() > limit {

@@ -247,12 +247,7 @@ fn write_state(path: &PathBuf, next: u64) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, next.to_string())
         .and_then(|_| fs::rename(&tmp, path))
-        .map_err(|e| {
-            crate::Error::BadConfig(format!(
-                "cannot save state in {}: {e}",
-                path.display()
-            ))
-        })
+        .doing(format!("cannot save state in {}", path.display()))
 }
 
 /// How long a crash hook waits for the auto-commit timer: three intervals,
@@ -281,11 +276,11 @@ impl SeenIds {
         let text = match fs::read_to_string(sink) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return Err(crate::Error::BadConfig(format!(
-                    "cannot read the results in {}: {e}",
-                    sink.display()
-                )))
+            Err(source) => {
+                return Err(crate::Error::Io {
+                    doing: format!("cannot read the results in {}", sink.display()),
+                    source,
+                })
             }
         };
         let ids = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
@@ -334,12 +329,7 @@ impl FileSink {
             .create(true)
             .append(true)
             .open(&w.sink)
-            .map_err(|e| {
-                crate::Error::BadConfig(format!(
-                    "cannot open {}: {e}",
-                    w.sink.display()
-                ))
-            })?;
+            .doing(format!("cannot open {}", w.sink.display()))?;
         Ok(FileSink {
             file,
             semantic,
@@ -369,9 +359,9 @@ impl Sink for FileSink {
             text += &format!("{id}\n");
         }
         // One write(2): in the kernel's page cache, it survives our SIGKILL.
-        self.file.write_all(text.as_bytes()).map_err(|e| {
-            crate::Error::BadConfig(format!("cannot write the sink: {e}"))
-        })?;
+        self.file
+            .write_all(text.as_bytes())
+            .doing("cannot write the sink")?;
         report(Event::Processed {
             records: fresh.len() as u64,
         });
