@@ -1,11 +1,12 @@
 //! One experiment end to end: fresh topics, produce, consume, audit.
 
-use crate::audit::{self, Isolation};
+use crate::audit;
 use crate::cluster::Cluster;
 use crate::consume;
 use crate::error::Result;
 use crate::outcome::Outcome;
 use crate::produce::{self, ProduceOptions};
+use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 use std::time::Duration;
 
@@ -141,9 +142,9 @@ pub fn run_with_progress(
     )?;
 
     progress(Stage::Audit, 0);
-    let in_log = audit::read_ids(cluster, &input, Isolation::ReadCommitted)?;
+    let in_log = read_ids(cluster, &input, Isolation::ReadCommitted)?;
     let delivered = match &output {
-        Some(topic) => audit::read_ids(cluster, topic, Isolation::ReadCommitted)?,
+        Some(topic) => read_ids(cluster, topic, Isolation::ReadCommitted)?,
         None => consumed.processed.clone(),
     };
     let (counts, fates) = audit::audit(&audit::Observed {

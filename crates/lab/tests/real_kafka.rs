@@ -9,7 +9,7 @@
 mod common;
 
 use common::kafka;
-use lab::audit::{read_ids, Isolation};
+use lab::read::{read_ids, Isolation};
 use lab::{RunOptions, Semantic};
 
 const N: u64 = 3000;

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
 
-use crate::audit::{self, read_ids, Isolation};
+use crate::audit;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::local::{LocalBroker, LocalCluster};
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
+use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 use crate::support::Seeded;
 

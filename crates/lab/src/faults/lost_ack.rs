@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, Producer};
 
+use crate::audit;
 use crate::audit::IdRanges;
-use crate::audit::{self, read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::faults::proxy::{ChaosProxy, ProduceFault, ProxyStats};
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
+use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 use crate::support::lock;
 use crate::support::Seeded;

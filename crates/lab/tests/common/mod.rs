@@ -31,7 +31,7 @@ pub fn use_this_lab_binary() {
 
 /// How many copies of each id `topic` holds, read by a plain consumer from
 /// the low to the high watermark of every partition. Written separately from
-/// `lab::audit::read_ids`, so the two check each other.
+/// `lab::read::read_ids`, so the two check each other.
 pub fn recount(
     bootstrap: &str,
     topic: &str,

@@ -23,11 +23,12 @@ pub use protocol::{AutoCommitCrash, ConsumerVariant};
 pub use supervisor::worker_binary;
 pub use variants::{consumer_crash_variant, VariantOutcome};
 
-use crate::audit::{self, read_ids, Isolation};
+use crate::audit;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Result};
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, ProduceOptions};
+use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 use crate::support::Seeded;
 use protocol::{ConsumeSpec, ProduceSpec, WorkerSpec};

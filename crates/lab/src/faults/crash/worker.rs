@@ -31,12 +31,12 @@ use rdkafka::producer::{BaseProducer, Producer};
 use super::protocol::{
     AutoCommitCrash, ConsumeSpec, ConsumerVariant, Event, ProduceSpec, WorkerSpec,
 };
-use crate::audit::{read_ids, Isolation};
 use crate::cluster::Cluster;
 use crate::consume::{self, AutoCommitStep, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
 use crate::faults::die_now;
 use crate::produce::{self, DeliveryLog, LoggingContext};
+use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 
 /// At-least-once saves its position every this many acknowledged records, as

@@ -9,11 +9,12 @@ use std::time::Instant;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::{EosStressOptions, PAYLOAD_BYTES};
-use crate::audit::{self, read_ids, Isolation};
+use crate::audit;
 use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{DeliveryLog, Failure};
+use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 
 /// A transactional call's failure as librdkafka classifies it.

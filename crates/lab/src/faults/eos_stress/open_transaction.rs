@@ -10,11 +10,11 @@ use super::common::{audited, begin, Produced};
 use super::readers::{read_bounded, OffsetReader};
 use super::writer::{transactional_producer, write_acknowledged, write_open};
 use super::{EosStressOptions, GRACE};
-use crate::audit::Isolation;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Result};
 use crate::outcome::Outcome;
 use crate::produce::{self, DeliveryLog, LoggingContext};
+use crate::read::Isolation;
 use crate::semantics::Semantic;
 use crate::support::Seeded;
 

@@ -9,16 +9,16 @@ use rdkafka::message::Message;
 use rdkafka::Offset;
 
 use super::READ_LIMIT;
-use crate::audit::{self, Isolation};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
+use crate::read::Isolation;
 
 /// Every id in `topic`, read from the beginning with `isolation` until the
 /// reader's position has reached `reach[p]` in every partition `p` (the
 /// offsets it may see: the high watermark, or for read_committed the last
 /// stable offset), and then for `grace` more, to show that nothing else comes.
 ///
-/// Unlike [`audit::read_ids`] it never waits for an end-of-partition event,
+/// Unlike [`crate::read::read_ids`] it never waits for an end-of-partition event,
 /// which a read_committed reader behind an open transaction may never get.
 /// Fails if `reach` is not reached within 30 s.
 pub fn read_bounded(
@@ -29,7 +29,7 @@ pub fn read_bounded(
     grace: Duration,
 ) -> Result<Vec<u64>> {
     let consumer = reader(cluster, isolation)?;
-    audit::assign_from_beginning(&consumer, topic, reach.len())?;
+    crate::read::assign_from_beginning(&consumer, topic, reach.len())?;
     let started = Instant::now();
     let mut reached_at: Option<Instant> = None;
     let mut ids = Vec::new();

@@ -1,0 +1,110 @@
+//! Reading a topic back to its end: every id in the log, once per copy,
+//! without joining a group or committing anything. The audit counts from it,
+//! and exactly-once's producer asks it where to resume.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::cluster::Cluster;
+use crate::error::{Doing, Error, Result};
+use crate::record;
+
+/// Which records a reader may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// Only records of committed transactions (and non-transactional ones).
+    ReadCommitted,
+    /// Everything in the log, aborted and open transactions included.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    /// The value of librdkafka's `isolation.level` that asks for it.
+    pub(crate) fn setting(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
+/// Every id in `topic`, once per copy, read from the beginning of every
+/// partition to its end without joining a group or committing anything.
+pub fn read_ids(
+    cluster: &Cluster,
+    topic: &str,
+    isolation: Isolation,
+) -> Result<Vec<u64>> {
+    let partitions = cluster.partition_count(topic)?;
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        // librdkafka wants a group id even for assign(); nothing is committed.
+        .set("group.id", cluster.fresh_name("audit"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation.setting())
+        .create()
+        .doing("creating the audit reader")?;
+    assign_from_beginning(&consumer, topic, partitions)?;
+
+    let mut ids = Vec::new();
+    let mut at_end = HashSet::new();
+    let limit = Duration::from_secs(60);
+    let mut last_progress = Instant::now();
+    while at_end.len() < partitions {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {
+                if last_progress.elapsed() > limit {
+                    return Err(Error::Stalled {
+                        stage: "audit read-back",
+                        waited: limit,
+                        detail: format!(
+                            "{} of {partitions} partitions of {topic} read to the end \
+                             (a read_committed reader waits behind an open transaction)",
+                            at_end.len()
+                        ),
+                    });
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+                last_progress = Instant::now();
+            }
+            Some(Err(e)) if crate::consume::transient(&e) => {}
+            Some(Err(e)) => return Err(e).doing(format!("reading {topic}")),
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                last_progress = Instant::now();
+                if let Some(id) = record::parse_key(m.key()) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Assigns `consumer` partitions `0..partitions` of `topic`, each from its
+/// beginning, without joining a group.
+pub(crate) fn assign_from_beginning(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: usize,
+) -> Result<()> {
+    // Dropped on return, before the consumer: a list that outlives its
+    // consumer hangs the consumer's drop.
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .doing("assigning partitions")?;
+    }
+    consumer
+        .assign(&assignment)
+        .doing(format!("reading {topic}"))
+}
