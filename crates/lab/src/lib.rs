@@ -46,7 +46,7 @@ pub mod support;
 
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
-pub use client::{cluster, consume, produce, read, semantics, stats};
+pub use client::{cluster, consume, produce, read, recovery, semantics, stats};
 
 // What happened: the audit by id, and one run's outcome.
 pub mod audit;

@@ -6,5 +6,6 @@ pub mod cluster;
 pub mod consume;
 pub mod produce;
 pub mod read;
+pub mod recovery;
 pub mod semantics;
 pub mod stats;

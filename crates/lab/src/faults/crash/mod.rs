@@ -60,7 +60,7 @@ impl CrashOptions {
         // Avoid checkpoint boundaries: a crash exactly on one would show an
         // at-least-once replay of nothing, which is true but teaches nothing.
         let k = rng.in_range(self.records / 4..self.records * 3 / 4);
-        if (k + 1) % worker::CHECKPOINT_EVERY == 0 {
+        if (k + 1) % crate::recovery::CHECKPOINT_EVERY == 0 {
             k + 1
         } else {
             k

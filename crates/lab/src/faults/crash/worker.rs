@@ -4,14 +4,9 @@
 //! to the pipe, so the parent still has it after a SIGKILL), and at its crash
 //! point kills itself with SIGKILL.
 //!
-//! A restarted worker recovers by its semantic's rule, from its own state,
-//! the way a real application would:
-//! - at-most-once continues after the last record it handed over (it saves
-//!   its position *before* handing a record over);
-//! - at-least-once replays from its last checkpoint of acknowledged records;
-//! - exactly-once starts a new producer with the same `transactional.id`
-//!   (which fences the dead one and aborts its open transaction) and resumes
-//!   after the last record the log holds as committed.
+//! A restarted producer worker recovers by its semantic's rule, from its own
+//! state, the way a real application would: [`crate::recovery`] keeps the
+//! rules.
 //!
 //! A consumer worker can also run one of the variants of scenario C that
 //! correct the source notes (`variant`, see [`ConsumerVariant`]): the
@@ -19,10 +14,10 @@
 //! at-least-once consumer behind a set of seen ids, kept in memory or with
 //! the results.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,12 +31,8 @@ use crate::consume::{self, AutoCommitStep, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
 use crate::faults::die_now;
 use crate::produce::{self, DeliveryLog, LoggingContext};
-use crate::read::{read_ids, Isolation};
+use crate::recovery::SourcePosition;
 use crate::semantics::Semantic;
-
-/// At-least-once saves its position every this many acknowledged records, as
-/// a source connector saves its offsets on an interval.
-pub const CHECKPOINT_EVERY: u64 = 100;
 
 /// Exactly-once commits a transaction every this many records.
 pub const TRANSACTION_SIZE: u64 = 100;
@@ -81,65 +72,34 @@ pub fn produce(w: &ProduceSpec) -> Result<()> {
     let cluster = Cluster::connect(&w.bootstrap)?;
     let (producer, log) = reporting_producer(&cluster, w)?;
 
-    // ANCHOR: recover
-    let start = match w.semantic {
-        Semantic::AtMostOnce | Semantic::AtLeastOnce => read_state(&w.state),
-        Semantic::ExactlyOnce => {
-            // Fences any earlier instance with this transactional.id and
-            // aborts its open transaction, then asks the log what is committed.
-            producer
-                .init_transactions(Duration::from_secs(30))
-                .doing("initialising transactions")?;
-            read_ids(&cluster, &w.topic, Isolation::ReadCommitted)?
-                .into_iter()
-                .max()
-                .map_or(0, |id| id + 1)
-        }
-    };
-    // ANCHOR_END: recover
+    let mut position = SourcePosition::new(w.semantic, &w.state);
+    let start = position.resume(&cluster, &w.topic, &producer)?;
     report(Event::Resumed { id: start });
 
-    let mut acked = Acked::new(start);
     if w.semantic == Semantic::ExactlyOnce {
         producer
             .begin_transaction()
             .doing("beginning a transaction")?;
     }
     for id in start..w.records {
-        // ANCHOR: position_first
-        if w.semantic == Semantic::AtMostOnce {
-            // Position first, then send: a record is never handed over twice,
-            // even if we die right after.
-            write_state(&w.state, id + 1)?;
-        }
+        position.before_send(id)?;
         produce::send(&producer, &w.topic, id, w.payload_bytes)?;
         report(Event::Handed { id });
-        // ANCHOR_END: position_first
         if w.crash_at == Some(id) {
             die_after_handing(w.semantic, &producer)?;
         }
-        match w.semantic {
-            Semantic::AtMostOnce => {}
-            // ANCHOR: checkpoint_after_ack
-            Semantic::AtLeastOnce => {
-                let (ids, _) = log.take();
-                if let Some(checkpoint) = acked.record(&ids) {
-                    write_state(&w.state, checkpoint)?;
-                }
-            }
-            // ANCHOR_END: checkpoint_after_ack
-            Semantic::ExactlyOnce => {
-                if (id + 1) % TRANSACTION_SIZE == 0 {
-                    produce::commit(&producer)?;
-                    report(Event::Committed { through: id });
-                    producer
-                        .begin_transaction()
-                        .doing("beginning a transaction")?;
-                }
-            }
+        let (acknowledged, _) = log.take();
+        position.acknowledged(&acknowledged)?;
+        if w.semantic == Semantic::ExactlyOnce && (id + 1) % TRANSACTION_SIZE == 0 {
+            produce::commit(&producer)?;
+            report(Event::Committed { through: id });
+            producer
+                .begin_transaction()
+                .doing("beginning a transaction")?;
         }
     }
     finish(w, &producer)?;
+    position.finished(w.records)?;
     report(Event::Done);
     Ok(())
 }
@@ -198,56 +158,8 @@ fn finish(w: &ProduceSpec, producer: &BaseProducer<LoggingContext>) -> Result<()
         });
     } else {
         producer.flush(Duration::from_secs(330)).doing("flushing")?;
-        if w.semantic == Semantic::AtLeastOnce {
-            write_state(&w.state, w.records)?;
-        }
     }
     Ok(())
-}
-
-/// The contiguous prefix of acknowledged ids, for at-least-once checkpoints.
-struct Acked {
-    through: u64,
-    pending: BTreeSet<u64>,
-    saved: u64,
-}
-
-impl Acked {
-    fn new(start: u64) -> Acked {
-        Acked {
-            through: start,
-            pending: BTreeSet::new(),
-            saved: start,
-        }
-    }
-
-    /// Adds acknowledged ids; returns a new checkpoint when the prefix has
-    /// grown by `CHECKPOINT_EVERY` since the last one.
-    fn record(&mut self, ids: &[u64]) -> Option<u64> {
-        self.pending.extend(ids.iter().copied());
-        while self.pending.remove(&self.through) {
-            self.through += 1;
-        }
-        (self.through >= self.saved + CHECKPOINT_EVERY).then(|| {
-            self.saved = self.through;
-            self.through
-        })
-    }
-}
-
-fn read_state(path: &PathBuf) -> u64 {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn write_state(path: &PathBuf, next: u64) -> Result<()> {
-    // Write then rename, so a crash never leaves a half-written position.
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, next.to_string())
-        .and_then(|_| fs::rename(&tmp, path))
-        .doing(format!("cannot save state in {}", path.display()))
 }
 
 /// How long a crash hook waits for the auto-commit timer: three intervals,
@@ -469,16 +381,6 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn checkpoints_follow_the_contiguous_prefix_of_acknowledgements() {
-        let mut a = Acked::new(0);
-        // Acks arrive out of order across partitions; 0 is missing.
-        assert_eq!(a.record(&(1..150).collect::<Vec<_>>()), None);
-        assert_eq!(a.record(&[0]), Some(150));
-        assert_eq!(a.record(&(150..200).collect::<Vec<_>>()), None);
-        assert_eq!(a.record(&(200..260).collect::<Vec<_>>()), Some(260));
-    }
 
     #[test]
     fn seen_ids_kept_with_the_results_survive_a_restart_and_in_memory_ones_do_not() {
