@@ -202,6 +202,23 @@ fn test() -> Result<()> {
             }),
         ),
         (
+            "clippy (every target, warnings are errors)",
+            Box::new(|| {
+                run_loud(
+                    Command::new("cargo").args([
+                        "clippy",
+                        "--workspace",
+                        "--all-targets",
+                        "--quiet",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ]),
+                    "cargo clippy",
+                )
+            }),
+        ),
+        (
             "start Apache Kafka (one broker, and three)",
             Box::new(|| {
                 kafka::up(Layout::Single)?;

@@ -1,30 +1,34 @@
 //! `lab`: the helper crate of the course *Delivery Semantics in Kafka, hands-on
 //! in Rust*. The book's listings, the notebooks and the tests all use it.
 //!
-//! A map of the modules, in the order an experiment uses them:
+//! The modules, in layers from the bottom; a module uses only its own layer
+//! and the ones below it (`tests/shape.rs` checks it):
 //!
-//! - [`semantics`]: `Semantic::{AtMostOnce, AtLeastOnce, ExactlyOnce}` and the
-//!   exact producer and consumer settings behind each, with the reasons.
-//! - [`cluster`]: where Kafka is (a real broker by address, or the mock cluster),
-//!   fresh topics and group names.
-//! - [`local`]: the course's cache and the local brokers `cargo xtask kafka up` started.
-//! - [`record`]: every record carries a unique id; this is its format.
-//! - [`produce`] and [`consume`]: the producer and consumer loops per semantic.
-//! - [`audit`]: reads back what the log holds and counts, by id, what was
-//!   lost and duplicated.
-//! - [`run`]: one experiment end to end; [`outcome`]: its result.
-//! - [`faults`]: the failure scenarios: crashes of real child processes,
-//!   a chaos proxy that loses acknowledgements, broker failures.
-//! - [`exercise`]: self-checking predictions for the notebooks.
-//! - [`bench`] and [`metrics`]: throughput and latency per semantic, side by
-//!   side and against Kafka's own ProducerPerformance (`lab bench`).
-//! - [`monitor`]: librdkafka's statistics recorded during a run (retries,
-//!   request timeouts, the producer's epoch and transaction state, consumer
-//!   lag), the counters each semantic should be watched for.
-//! - [`charts`]: charts of recorded results (SVG, PNG, inline in a notebook):
-//!   bars per semantic and scenario, latency distributions, the cost of
-//!   exactly-once over the commit interval, a run's timeline with its fault
-//!   window, a reader held back by an open transaction.
+//! 1. Support: [`error`] (one error type whose messages say what to do),
+//!    [`record`] (every record carries a unique id), [`local`] (the course's
+//!    cache and local brokers), [`metrics`] (latency histograms), [`support`]
+//!    (seeded randomness, a lock, first-seen order).
+//! 2. Clients: [`semantics`] (`Semantic::{AtMostOnce, AtLeastOnce,
+//!    ExactlyOnce}` and the exact settings behind each, with the reasons),
+//!    [`stats`] (librdkafka's statistics, recorded while a [`stats::Monitor`]
+//!    watches), [`cluster`] (a real broker by address, or the mock cluster;
+//!    fresh topics and groups), [`produce`] and [`consume`] (the loops per
+//!    semantic), [`read`] (a topic read back to its end), [`recovery`] (where
+//!    a producer starts again after a crash).
+//! 3. What happened: [`audit`] (counts by id: lost, duplicated, aborted) and
+//!    [`outcome`] (one run's result).
+//! 4. One run: [`run`](mod@run) (the happy path end to end) and [`faults`] (the
+//!    failure scenarios, one list in [`faults::Scenario`]: real process deaths,
+//!    a chaos proxy that loses acknowledgements, broker failures, the
+//!    transaction protocol under stress).
+//! 5. Many runs: [`experiments`] (the scenario matrix, monitored runs, the
+//!    timelines, the benchmark), what `cargo xtask regen` records for the book.
+//! 6. Pictures: [`charts`] (SVG, PNG, inline in a notebook).
+//! 7. Learners: [`exercise`] (self-checking predictions for the notebooks).
+//!
+//! The `lab` binary (`src/bin/lab/`) sits on top; it alone uses clap and
+//! indicatif, behind the default `cli` feature, so a notebook's
+//! `:dep lab = { path = "...", default-features = false }` compiles neither.
 //!
 //! ```no_run
 //! use lab::{Cluster, RunOptions, Semantic};

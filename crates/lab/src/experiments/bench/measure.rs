@@ -19,7 +19,7 @@ pub fn bench(cluster: &Cluster, options: &BenchOptions) -> Result<BenchReport> {
     bench_with_progress(cluster, options, &mut |_| {})
 }
 
-/// As [`bench`], saying what it is doing through `progress`.
+/// As [`bench`](fn@bench), saying what it is doing through `progress`.
 pub fn bench_with_progress(
     cluster: &Cluster,
     options: &BenchOptions,

@@ -21,7 +21,7 @@
 //! mock cluster does not simulate transactions, so every scenario here is
 //! refused on it.
 //!
-//! Each `*_report` function returns the [`Outcome`] together with the facts
+//! Each `*_report` function returns the [`Outcome`](crate::Outcome) together with the facts
 //! behind it (the error the zombie got, the proxy's counts, the offsets a
 //! reader was held at), so tests and notebooks check numbers, not prose.
 //!
