@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Doing, Error, Result};
 use crate::local::LocalCluster;
 use crate::semantics::Semantic;
+use crate::support::wait_until;
 
 /// The address the course's single local broker listens on.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
@@ -190,29 +191,24 @@ impl Cluster {
             .client_config()
             .create()
             .doing("creating a metadata client")?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .doing(format!("reading metadata of {topic}"))?;
-            let ready = metadata.topics().iter().any(|t| {
-                t.name() == topic
-                    && t.error().is_none()
-                    && t.partitions().len() == partitions
-                    && t.partitions().iter().all(|p| p.leader() >= 0)
-            });
-            if ready {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(Error::Stalled {
-                    stage: "topic creation",
-                    waited: Duration::from_secs(15),
-                    detail: format!("{topic} has no leader for every partition yet"),
+        wait_until(
+            "topic creation",
+            Duration::from_secs(15),
+            Duration::from_millis(100),
+            || {
+                let metadata = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .doing(format!("reading metadata of {topic}"))?;
+                let ready = metadata.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.error().is_none()
+                        && t.partitions().len() == partitions
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
                 });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                Ok((!ready)
+                    .then(|| format!("{topic} has no leader for every partition yet")))
+            },
+        )
     }
 
     /// Waits until the high watermarks of `topic` add up to at least `records`

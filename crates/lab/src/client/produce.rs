@@ -16,10 +16,10 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
-use crate::error::{Doing, Error, Result};
+use crate::error::{Doing, Result};
 use crate::record;
 use crate::semantics::Semantic;
-use crate::support::lock;
+use crate::support::{lock, wait_until};
 
 /// What the producer side of a run did.
 #[derive(Clone, Debug, Default)]
@@ -266,19 +266,13 @@ pub(crate) fn drain<C: ProducerContext>(
     producer: &BaseProducer<C>,
     limit: Duration,
 ) -> Result<()> {
-    let deadline = Instant::now() + limit;
-    while producer.in_flight_count() > 0 {
-        if Instant::now() > deadline {
-            return Err(Error::Stalled {
-                stage: "producer",
-                waited: limit,
-                detail: format!(
-                    "{} records still in flight",
-                    producer.in_flight_count()
-                ),
-            });
+    // Polling is the wait: each poll serves delivery reports for up to 5 ms.
+    wait_until("producer", limit, Duration::ZERO, || {
+        let in_flight = producer.in_flight_count();
+        if in_flight == 0 {
+            return Ok(None);
         }
         producer.poll(Duration::from_millis(5));
-    }
-    Ok(())
+        Ok(Some(format!("{in_flight} records still in flight")))
+    })
 }

@@ -19,6 +19,7 @@ use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::semantics::Semantic;
 use crate::stats::*;
 use crate::support::distinct;
+use crate::support::wait_until;
 use crate::support::Seeded;
 
 // ---------------------------------------------------------------------------
@@ -261,24 +262,20 @@ fn wait_for(
     wanted: impl Fn(&PartitionCounters) -> bool,
 ) -> Result<()> {
     let limit = Duration::from_secs(30);
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = monitor.last_of(role);
-        let partition = last
-            .as_ref()
-            .and_then(|c| c.partitions.iter().find(|p| p.partition == 0));
-        if partition.is_some_and(&wanted) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Stalled {
-                stage: "open-transaction run",
-                waited: limit,
-                detail: format!("the {role}'s statistics never showed the awaited offsets: last {partition:?}"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "open-transaction run",
+        limit,
+        Duration::from_millis(20),
+        || {
+            let last = monitor.last_of(role);
+            let partition = last
+                .as_ref()
+                .and_then(|c| c.partitions.iter().find(|p| p.partition == 0));
+            Ok((!partition.is_some_and(&wanted)).then(|| {
+            format!("the {role}'s statistics never showed the awaited offsets: last {partition:?}")
+        }))
+        },
+    )
 }
 
 /// The statistics every producer of a run reported, summed: what a bar chart

@@ -22,6 +22,7 @@ use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
+use crate::support::wait_until;
 use crate::support::Seeded;
 
 /// The workload of a leader failure.
@@ -298,40 +299,30 @@ fn wait_for_high_watermark(
         .client_config()
         .create()
         .doing("creating a metadata client")?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, 0, Duration::from_secs(5))
-            .doing("reading watermarks")?;
-        if high >= at_least {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Stalled {
-                stage: "replication",
-                waited: Duration::from_secs(20),
-                detail: format!("high watermark {high}, expected {at_least}"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "replication",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, 0, Duration::from_secs(5))
+                .doing("reading watermarks")?;
+            Ok((high < at_least)
+                .then(|| format!("high watermark {high}, expected {at_least}")))
+        },
+    )
 }
 
 fn wait_for_brokers(cluster: &Cluster, count: usize) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if crate::cluster::probe(cluster.bootstrap(), Duration::from_secs(3))
-            .is_ok_and(|n| n >= count)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Stalled {
-                stage: "broker restart",
-                waited: Duration::from_secs(90),
-                detail: format!("fewer than {count} brokers answer"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        "broker restart",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || {
+            let answering =
+                crate::cluster::probe(cluster.bootstrap(), Duration::from_secs(3));
+            Ok((!answering.is_ok_and(|n| n >= count))
+                .then(|| format!("fewer than {count} brokers answer")))
+        },
+    )
 }

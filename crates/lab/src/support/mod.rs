@@ -3,6 +3,9 @@
 //! keeping the first of equal items.
 
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
 
 /// A small seeded generator (SplitMix64), so that a scenario's "random" fault
 /// timing is the same every time for the same seed.
@@ -35,6 +38,31 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Waits for something to happen: asks `until` every `every` until it says
+/// it happened (`Ok(None)`), or fails with [`Error::Stalled`] after `limit`,
+/// naming `stage` and the last thing `until` saw (`Ok(Some(seen))`).
+pub fn wait_until(
+    stage: &'static str,
+    limit: Duration,
+    every: Duration,
+    mut until: impl FnMut() -> Result<Option<String>>,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let Some(seen) = until()? else {
+            return Ok(());
+        };
+        if Instant::now() > deadline {
+            return Err(Error::Stalled {
+                stage,
+                waited: limit,
+                detail: seen,
+            });
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// The items in first-seen order, each once.
 pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut out = Vec::new();
@@ -49,6 +77,35 @@ pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_ends_when_the_thing_happens_or_says_what_it_saw_last() {
+        let mut polls = 0;
+        wait_until("test", Duration::from_secs(5), Duration::ZERO, || {
+            polls += 1;
+            Ok((polls < 3).then(|| format!("poll {polls}")))
+        })
+        .unwrap();
+        assert_eq!(polls, 3);
+        let err = wait_until(
+            "the test stage",
+            Duration::from_millis(30),
+            Duration::from_millis(5),
+            || Ok(Some("still nothing".into())),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Stalled {
+                    stage: "the test stage",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("still nothing"), "{err}");
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {

@@ -12,6 +12,7 @@ use super::READ_LIMIT;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::read::Isolation;
+use crate::support::wait_until;
 
 /// Every id in `topic`, read from the beginning with `isolation` until the
 /// reader's position has reached `reach[p]` in every partition `p` (the
@@ -141,23 +142,19 @@ impl<'a> OffsetReader<'a> {
     }
 
     pub(super) fn wait_until_nothing_held_back(&self, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let held = self.held_back()?;
-            if held == 0 {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Stalled {
-                    stage: "transaction timeout",
-                    waited: limit,
-                    detail: format!(
+        wait_until(
+            "transaction timeout",
+            limit,
+            Duration::from_millis(100),
+            || {
+                let held = self.held_back()?;
+                Ok((held > 0).then(|| {
+                    format!(
                         "{held} offsets of {} still behind an open transaction",
                         self.topic
-                    ),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                    )
+                }))
+            },
+        )
     }
 }
