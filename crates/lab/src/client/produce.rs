@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext,
 };
@@ -232,21 +233,38 @@ pub(crate) fn send<C: ProducerContext<DeliveryOpaque = usize>>(
 ) -> Result<()> {
     let key = record::key(id);
     let value = record::value(id, payload_bytes);
-    let mut record = BaseRecord::with_opaque_to(topic, id as usize)
+    let record = BaseRecord::with_opaque_to(topic, id as usize)
         .key(&key)
         .payload(&value);
+    send_waiting(producer, record, Duration::from_millis(10))
+        .doing(format!("sending record {id}"))
+}
+
+/// Hands `record` to the client; while its queue is full, polls for `wait`
+/// (delivery reports are what free room) and tries again.
+pub(crate) fn send_waiting<'a, K, P, C>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'a, K, P, C::DeliveryOpaque>,
+    wait: Duration,
+) -> std::result::Result<(), KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+    C: ProducerContext,
+{
     loop {
         match producer.send(record) {
-            Ok(()) => break,
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
-                producer.poll(Duration::from_millis(10));
+                producer.poll(wait);
             }
-            Err((e, _)) => return Err(e).doing(format!("sending record {id}")),
+            Err((e, _)) => return Err(e),
         }
     }
-    producer.poll(Duration::ZERO);
-    Ok(())
 }
 
 // ANCHOR: commit_transaction

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext,
@@ -340,23 +339,13 @@ fn send(
     topic: &str,
     payload: &[u8],
 ) -> Result<()> {
-    let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(
+    let record = BaseRecord::<(), [u8], usize>::with_opaque_to(
         topic,
         producer.context().stamp(),
     )
     .payload(payload);
-    loop {
-        match producer.send(record) {
-            Ok(()) => break,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                producer.poll(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(e).doing("sending a benchmark record"),
-        }
-    }
-    producer.poll(Duration::ZERO);
-    Ok(())
+    produce::send_waiting(producer, record, Duration::from_millis(1))
+        .doing("sending a benchmark record")
 }
 
 /// The end-to-end reader: a consumer assigned every partition of `topic` from
