@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
@@ -41,13 +41,8 @@ pub fn read_ids(
     isolation: Isolation,
 ) -> Result<Vec<u64>> {
     let partitions = cluster.partition_count(topic)?;
-    let consumer: BaseConsumer = cluster
-        .client_config()
-        // librdkafka wants a group id even for assign(); nothing is committed.
-        .set("group.id", cluster.fresh_name("audit"))
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = reader_config(cluster, "audit", isolation)
         .set("enable.partition.eof", "true")
-        .set("isolation.level", isolation.setting())
         .create()
         .doing("creating the audit reader")?;
     assign_from_beginning(&consumer, topic, partitions)?;
@@ -87,6 +82,23 @@ pub fn read_ids(
         }
     }
     Ok(ids)
+}
+
+/// The configuration of a reader that joins no group and commits nothing,
+/// named after its `purpose`: what reads a topic back, as opposed to a
+/// semantic's consumer.
+pub(crate) fn reader_config(
+    cluster: &Cluster,
+    purpose: &str,
+    isolation: Isolation,
+) -> ClientConfig {
+    let mut config = cluster.client_config();
+    config
+        // librdkafka wants a group id even for assign(); nothing is committed.
+        .set("group.id", cluster.fresh_name(purpose))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation.setting());
+    config
 }
 
 /// Assigns `consumer` partitions `0..partitions` of `topic`, each from its

@@ -82,12 +82,7 @@ fn positions_reached(consumer: &BaseConsumer, reach: &[i64]) -> Result<bool> {
 }
 
 fn reader(cluster: &Cluster, isolation: Isolation) -> Result<BaseConsumer> {
-    cluster
-        .client_config()
-        // librdkafka wants a group id even for assign(); nothing is committed.
-        .set("group.id", cluster.fresh_name("eos-stress-reader"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", isolation.setting())
+    crate::read::reader_config(cluster, "eos-stress-reader", isolation)
         .create()
         .doing("creating a reader")
 }
