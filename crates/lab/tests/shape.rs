@@ -18,6 +18,8 @@ const LAYERS: &[&[&str]] = &[
         "cluster",
         "produce",
         "consume",
+        "read",
+        "recovery",
     ],
     &["audit", "outcome"],
     &["faults", "run"],
