@@ -42,11 +42,8 @@
 // ones (tests/layers.rs checks it).
 
 // Support: no Kafka, no knowledge of the course.
-pub mod error;
-pub mod local;
-pub mod metrics;
-pub mod record;
 pub mod support;
+pub use support::{error, local, metrics, record};
 
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
@@ -54,7 +51,7 @@ pub use client::{cluster, consume, produce, read, recovery, semantics, stats};
 
 // What happened: the audit by id, and one run's outcome.
 pub mod audit;
-pub mod outcome;
+pub use audit::outcome;
 
 // One run, and the failure scenarios.
 pub mod faults;

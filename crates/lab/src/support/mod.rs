@@ -1,6 +1,14 @@
-//! The bottom layer's small tools, used everywhere above: seeded randomness
-//! for repeatable fault timing, a lock that survives a panicked writer, and
-//! keeping the first of equal items.
+//! The bottom layer, which knows nothing of Kafka's semantics: the lab's
+//! error type ([`error`]), the id every record carries ([`record`]), the
+//! course's local brokers and cache ([`local`]), latency histograms
+//! ([`metrics`]); and small tools used everywhere above: seeded randomness
+//! for repeatable fault timing, a lock that survives a panicked writer, one
+//! way to wait for something, and keeping the first of equal items.
+
+pub mod error;
+pub mod local;
+pub mod metrics;
+pub mod record;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
