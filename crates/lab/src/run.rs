@@ -95,6 +95,12 @@ pub fn run_with_progress(
     progress: &mut dyn FnMut(Stage, u64),
 ) -> Result<Outcome> {
     cluster.require_faithful(semantic)?;
+    cluster.check_fits(
+        "a run",
+        options.records,
+        options.partitions,
+        crate::record::least_bytes(options.payload_bytes),
+    )?;
     // Check the settings before creating anything (no client: not monitored).
     crate::stats::unwatched(|| {
         semantic.producer_config(

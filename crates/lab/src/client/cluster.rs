@@ -144,6 +144,83 @@ impl Cluster {
         Ok(())
     }
 
+    /// Refuses, on the mock cluster, a workload its bounded log cannot keep:
+    /// `records` of `record_bytes` each (value and key; the batch overhead
+    /// comes on top), spread over `partitions` partitions of one topic. The
+    /// busiest partition holds at least the average, so a workload whose
+    /// average already passes [`MOCK_PARTITION_BYTES`] would certainly lose
+    /// its oldest records to the mock, not to the semantic. Kafka keeps what
+    /// its retention says (a week by default): nothing to check there.
+    pub fn check_fits(
+        &self,
+        what: &str,
+        records: u64,
+        partitions: i32,
+        record_bytes: u64,
+    ) -> Result<()> {
+        if self.backend != Backend::Mock {
+            return Ok(());
+        }
+        let partitions = partitions.max(1) as u64;
+        let per_partition = records.div_ceil(partitions);
+        let bytes = per_partition.saturating_mul(record_bytes);
+        if bytes <= MOCK_PARTITION_BYTES {
+            return Ok(());
+        }
+        let fits = MOCK_PARTITION_BYTES / record_bytes.max(1) * partitions * 9 / 10;
+        Err(Error::Unsupported {
+            what: format!("{what} with {records} records"),
+            backend: self.describe(),
+            why: format!(
+                "the mock keeps only about {} MB of records per partition and drops the oldest \
+                 beyond that, and {records} records of {record_bytes} B over {partitions} \
+                 partition(s) are {} MB per partition: the audit would count the records the mock \
+                 threw away as lost. Send at most about {fits} records, spread them over more \
+                 partitions, or use Apache Kafka (`cargo xtask kafka up`)",
+                MOCK_PARTITION_BYTES / (1024 * 1024),
+                bytes / (1024 * 1024),
+            ),
+        })
+    }
+
+    /// Fails, on the mock cluster, if its bounded log dropped the start of
+    /// `topic` (a partition's first offset is no longer 0): what the mock
+    /// threw away must never be counted as lost. The check that matters,
+    /// since [`Cluster::check_fits`] can only refuse what certainly overflows.
+    pub(crate) fn check_kept_everything(&self, topic: &str) -> Result<()> {
+        if self.backend != Backend::Mock {
+            return Ok(());
+        }
+        let consumer: BaseConsumer = self
+            .client_config()
+            .create()
+            .doing("creating a metadata client")?;
+        let mut dropped = Vec::new();
+        for p in 0..self.partition_count(topic)? as i32 {
+            let (low, _) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .doing(format!("reading the watermarks of {topic}"))?;
+            if low > 0 {
+                dropped.push(format!("offsets 0 to {} of partition {p}", low - 1));
+            }
+        }
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            what: format!("counting what {topic} holds"),
+            backend: self.describe(),
+            why: format!(
+                "the mock keeps only about {} MB of records per partition, and it dropped {}: \
+                 those records were not lost by the semantic, the mock threw them away, so the \
+                 audit refuses to count. Send fewer records, spread them over more partitions, \
+                 or use Apache Kafka (`cargo xtask kafka up`)",
+                MOCK_PARTITION_BYTES / (1024 * 1024),
+                dropped.join(", ")
+            ),
+        })
+    }
+
     /// A name no earlier run used: `prefix-<time>-<pid>-<n>`. Every run gets a
     /// fresh topic and group, so re-running a notebook cell never sees old data.
     pub fn fresh_name(&self, prefix: &str) -> String {
@@ -284,6 +361,12 @@ impl Cluster {
         config
     }
 }
+
+/// What librdkafka's mock cluster keeps of a partition: beyond 5 MB of record
+/// batches (or 100,000 batches) it drops its oldest batches, and the
+/// partition's first offset moves on (`max_size` and `max_cnt` in its
+/// `rdkafka_mock.c`). At 100-byte values that is about 45,000 records.
+pub const MOCK_PARTITION_BYTES: u64 = 5 * 1024 * 1024;
 
 /// Why the mock cluster cannot stand in for Kafka where exactly-once is concerned.
 pub fn why_not_on_mock() -> &'static str {

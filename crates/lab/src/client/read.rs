@@ -40,6 +40,7 @@ pub fn read_ids(
     topic: &str,
     isolation: Isolation,
 ) -> Result<Vec<u64>> {
+    cluster.check_kept_everything(topic)?;
     let partitions = cluster.partition_count(topic)?;
     let consumer: BaseConsumer = reader_config(cluster, "audit", isolation)
         .set("enable.partition.eof", "true")

@@ -27,6 +27,13 @@ pub fn parse_key(key: Option<&[u8]>) -> Option<u64> {
     std::str::from_utf8(key?).ok()?.parse().ok()
 }
 
+/// The fewest bytes a record of ours with `size`-byte values takes, key and
+/// value (the record's framing comes on top): for checking a workload
+/// against a bounded log.
+pub fn least_bytes(size: usize) -> u64 {
+    (key(0).len() + value(0, size).len()) as u64
+}
+
 /// The value of record `id`, padded to about `size` bytes.
 pub fn value(id: u64, size: usize) -> Vec<u8> {
     let sent_at_us = SystemTime::now()

@@ -30,6 +30,13 @@ pub fn bench_with_progress(
             "a benchmark needs at least one record".into(),
         ));
     }
+    // Every case writes its warm-up and its records into one fresh topic.
+    cluster.check_fits(
+        "a benchmark case",
+        options.warmup_records + options.records,
+        options.partitions,
+        options.record_bytes as u64,
+    )?;
     let started = Instant::now();
     let load_before = load_average();
     let started_unix_secs = SystemTime::now()

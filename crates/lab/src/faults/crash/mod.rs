@@ -47,6 +47,16 @@ pub struct CrashOptions {
 }
 
 impl CrashOptions {
+    /// Refuses, on the mock cluster, a source its bounded log cannot keep.
+    fn check_fits(&self, cluster: &Cluster, what: &str) -> Result<()> {
+        cluster.check_fits(
+            what,
+            self.records,
+            self.partitions,
+            crate::record::least_bytes(PAYLOAD_BYTES),
+        )
+    }
+
     pub fn new(records: u64, seed: u64) -> CrashOptions {
         CrashOptions {
             records,
@@ -74,6 +84,9 @@ fn state_dir(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The size of each record's value in scenarios B and C.
+const PAYLOAD_BYTES: usize = 100;
+
 /// Scenario B: the producer process is SIGKILLed at a seeded record, then a new
 /// one recovers by the semantic's rule and finishes the source.
 pub fn producer_crash(
@@ -82,6 +95,7 @@ pub fn producer_crash(
     options: &CrashOptions,
 ) -> Result<Outcome> {
     cluster.require_faithful(semantic)?;
+    options.check_fits(cluster, "the producer-crash scenario")?;
     let started = Instant::now();
     let topic = cluster.fresh_name(&format!("{semantic}-producer-crash"));
     cluster.create_topic(&topic, options.partitions)?;
@@ -92,7 +106,7 @@ pub fn producer_crash(
         bootstrap: cluster.bootstrap().to_string(),
         topic: topic.clone(),
         records: options.records,
-        payload_bytes: 100,
+        payload_bytes: PAYLOAD_BYTES,
         state,
         crash_at: None,
         overrides: Vec::new(),
@@ -190,7 +204,7 @@ fn write_input(
         input,
         &ProduceOptions {
             ids: 0..records,
-            payload_bytes: 100,
+            payload_bytes: PAYLOAD_BYTES,
             transaction_size: 500,
             overrides: Vec::new(),
         },
@@ -295,6 +309,7 @@ pub fn consumer_crash(
     options: &CrashOptions,
 ) -> Result<Outcome> {
     cluster.require_faithful(semantic)?;
+    options.check_fits(cluster, "the consumer-crash scenario")?;
     let stage = ConsumerStage::set_up(cluster, semantic, "consumer-crash", options)?;
     let crash_at = options.crash_point(2);
     let spec = stage.spec(cluster, semantic);

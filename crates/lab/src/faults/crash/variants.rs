@@ -54,6 +54,7 @@ pub fn consumer_crash_variant(
     variant: ConsumerVariant,
     options: &CrashOptions,
 ) -> Result<VariantOutcome> {
+    options.check_fits(cluster, "the consumer-crash scenario")?;
     let stage = ConsumerStage::set_up(
         cluster,
         Semantic::AtLeastOnce,
