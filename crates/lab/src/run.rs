@@ -69,6 +69,32 @@ impl Pipeline {
     }
 }
 
+/// What can be refused before anything is created: what the backend cannot
+/// show, a workload the mock's log cannot keep, settings that do not go
+/// together.
+fn refuse_before_running(
+    cluster: &Cluster,
+    semantic: Semantic,
+    options: &RunOptions,
+) -> Result<()> {
+    cluster.require_faithful(semantic)?;
+    cluster.check_fits(
+        "a run",
+        options.records,
+        options.partitions,
+        crate::record::least_bytes(options.payload_bytes),
+    )?;
+    // Checks the settings (no client is built: nothing to monitor).
+    crate::stats::unwatched(|| {
+        semantic.producer_config(
+            cluster.bootstrap(),
+            Some("check"),
+            &options.producer_overrides,
+        )
+    })?;
+    Ok(())
+}
+
 /// Which stage a progress report is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -94,21 +120,7 @@ pub fn run_with_progress(
     options: &RunOptions,
     progress: &mut dyn FnMut(Stage, u64),
 ) -> Result<Outcome> {
-    cluster.require_faithful(semantic)?;
-    cluster.check_fits(
-        "a run",
-        options.records,
-        options.partitions,
-        crate::record::least_bytes(options.payload_bytes),
-    )?;
-    // Check the settings before creating anything (no client: not monitored).
-    crate::stats::unwatched(|| {
-        semantic.producer_config(
-            cluster.bootstrap(),
-            Some("check"),
-            &options.producer_overrides,
-        )
-    })?;
+    refuse_before_running(cluster, semantic, options)?;
 
     let Pipeline {
         input,
