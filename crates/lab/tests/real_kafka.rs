@@ -119,13 +119,13 @@ fn kafka_keeps_what_the_mocks_bounded_log_would_drop() {
     let cluster = kafka();
     let options = RunOptions {
         partitions: 1,
-        ..RunOptions::records(51_000)
+        ..RunOptions::records(48_000)
     };
     let outcome = lab::run(&cluster, Semantic::AtLeastOnce, &options).unwrap();
     let c = &outcome.counts;
     assert_eq!(
         (c.acknowledged, c.durable, c.delivered),
-        (51_000, 51_000, 51_000),
+        (48_000, 48_000, 48_000),
         "{outcome}"
     );
     assert_eq!(

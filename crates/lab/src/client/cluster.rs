@@ -161,20 +161,24 @@ impl Cluster {
         if self.backend != Backend::Mock {
             return Ok(());
         }
+        // A record in a batch takes at least 7 bytes of framing (length,
+        // attributes, timestamp and offset deltas, key and value lengths,
+        // header count); about 15 in practice, and keys do not spread evenly
+        // over the partitions: the advice leaves room for both.
         let partitions = partitions.max(1) as u64;
         let per_partition = records.div_ceil(partitions);
-        let bytes = per_partition.saturating_mul(record_bytes);
+        let bytes = per_partition.saturating_mul(record_bytes + 7);
         if bytes <= MOCK_PARTITION_BYTES {
             return Ok(());
         }
-        let fits = MOCK_PARTITION_BYTES / record_bytes.max(1) * partitions * 9 / 10;
+        let fits = MOCK_PARTITION_BYTES / (record_bytes + 20) * partitions * 9 / 10;
         Err(Error::Unsupported {
             what: format!("{what} with {records} records"),
             backend: self.describe(),
             why: format!(
                 "the mock keeps only about {} MB of records per partition and drops the oldest \
-                 beyond that, and {records} records of {record_bytes} B over {partitions} \
-                 partition(s) are {} MB per partition: the audit would count the records the mock \
+                 beyond that, and {records} records of at least {record_bytes} B over \
+                 {partitions} partition(s) are more than {} MB per partition: the audit would count the records the mock \
                  threw away as lost. Send at most about {fits} records, spread them over more \
                  partitions, or use Apache Kafka (`cargo xtask kafka up`)",
                 MOCK_PARTITION_BYTES / (1024 * 1024),

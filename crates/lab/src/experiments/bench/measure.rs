@@ -32,7 +32,7 @@ pub fn bench_with_progress(
     }
     // Every case writes its warm-up and its records into one fresh topic.
     cluster.check_fits(
-        "a benchmark case",
+        "a benchmark case (its warm-up included)",
         options.warmup_records + options.records,
         options.partitions,
         options.record_bytes as u64,
