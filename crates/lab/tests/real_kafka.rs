@@ -110,27 +110,3 @@ fn exactly_once_commits_the_consumed_offsets_in_its_transactions() {
     drop(committed);
     assert_eq!(total, 3, "every input partition has a committed offset");
 }
-
-/// The size the mock cannot keep in one partition (see `tests/mock_cluster.rs`)
-/// is counted exactly by Apache Kafka.
-#[test]
-#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
-fn kafka_keeps_what_the_mocks_bounded_log_would_drop() {
-    let cluster = kafka();
-    let options = RunOptions {
-        partitions: 1,
-        ..RunOptions::records(48_000)
-    };
-    let outcome = lab::run(&cluster, Semantic::AtLeastOnce, &options).unwrap();
-    let c = &outcome.counts;
-    assert_eq!(
-        (c.acknowledged, c.durable, c.delivered),
-        (48_000, 48_000, 48_000),
-        "{outcome}"
-    );
-    assert_eq!(
-        (c.lost, c.lost_in_log, c.duplicated),
-        (0, 0, 0),
-        "{outcome}"
-    );
-}
