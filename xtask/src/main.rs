@@ -164,14 +164,36 @@ fn course() -> Result<()> {
         cluster.bootstrap
     );
     println!("JupyterLab:    starting on notebooks/ (its address follows; Ctrl-C stops it and the book)\n");
-    let lab = Command::new(tools::venv_bin("jupyter"))
-        .args(["lab", "--no-browser"])
+    let mut jupyter = Command::new(tools::venv_bin("jupyter"));
+    jupyter.args(["lab", "--no-browser"]);
+    if running_as_root() {
+        // JupyterLab refuses root unless told (and then exits 0 without a
+        // server); containers often run as root, so say it and allow it.
+        println!("(running as root: JupyterLab is started with --allow-root)\n");
+        jupyter.arg("--allow-root");
+    }
+    let lab = jupyter
         .current_dir(repo_root().join("notebooks"))
         .env("KAFKA_BOOTSTRAP_SERVERS", &cluster.bootstrap)
         .status();
     let _ = book.kill();
-    lab.context("starting JupyterLab")?;
+    let status = lab.context("starting JupyterLab")?;
+    // Ctrl-C ends JupyterLab with SIGINT's status: that is the normal way out.
+    let stopped_by_ctrl_c = matches!(status.code(), None | Some(130));
+    if !status.success() && !stopped_by_ctrl_c {
+        bail!(
+            "JupyterLab exited with {status} (its messages are above), so the book server \
+             was stopped too; Kafka is still up (`cargo xtask kafka down` stops it)"
+        );
+    }
     Ok(())
+}
+
+/// Whether this process runs as root: `/proc/self` belongs to the process's
+/// effective user.
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Every test, in the order a failure is cheapest to find. The local broker is

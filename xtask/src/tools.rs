@@ -21,8 +21,8 @@ pub enum Purpose {
 }
 
 pub fn setup(purpose: Purpose) -> Result<()> {
-    cargo_install("mdbook", MDBOOK_VERSION, &["--version"])?;
-    cargo_install("evcxr_jupyter", EVCXR_VERSION, &["--version"])?;
+    cargo_install("mdbook", MDBOOK_VERSION)?;
+    cargo_install("evcxr_jupyter", EVCXR_VERSION)?;
     python_venv("requirements-test.txt")?;
     if purpose == Purpose::Course {
         python_venv("requirements-lab.txt")?;
@@ -31,14 +31,15 @@ pub fn setup(purpose: Purpose) -> Result<()> {
     Ok(())
 }
 
-/// `cargo install --locked NAME --version VERSION`, unless that version is on PATH.
-fn cargo_install(name: &str, version: &str, version_args: &[&str]) -> Result<()> {
-    let installed = Command::new(name)
-        .args(version_args)
+/// `cargo install --locked NAME --version VERSION`, unless cargo already
+/// installed that version. (Asking the program is no check: `evcxr_jupyter`
+/// has no `--version`, so every start used to reinstall it.)
+fn cargo_install(name: &str, version: &str) -> Result<()> {
+    let list = Command::new("cargo")
+        .args(["install", "--list"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(version))
-        .unwrap_or(false);
-    if installed {
+        .context("running cargo install --list")?;
+    if installed(&String::from_utf8_lossy(&list.stdout), name, version) {
         return Ok(());
     }
     println!("installing {name} {version} with cargo (once; several minutes on a small machine)");
@@ -137,4 +138,27 @@ fn add_std_to_kernel_library_path() -> Result<()> {
     spec["env"]["LD_LIBRARY_PATH"] = serde_json::Value::String(libdir);
     fs::write(&path, serde_json::to_string_pretty(&spec)?)?;
     Ok(())
+}
+
+/// Whether `cargo install --list` names `name` at `version`: its lines read
+/// `evcxr_jupyter v0.22.0:`, then the binaries, indented.
+fn installed(list: &str, name: &str, version: &str) -> bool {
+    list.lines()
+        .any(|line| line.trim_end() == format!("{name} v{version}:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_installed_version_is_read_from_cargos_list() {
+        let list =
+            "evcxr_jupyter v0.22.0:\n    evcxr_jupyter\nmdbook v0.5.4:\n    mdbook\n";
+        assert!(installed(list, "evcxr_jupyter", "0.22.0"));
+        assert!(installed(list, "mdbook", "0.5.4"));
+        assert!(!installed(list, "mdbook", "0.5.3"));
+        assert!(!installed(list, "evcxr", "0.22.0"));
+        assert!(!installed("", "mdbook", "0.5.4"));
+    }
 }

@@ -559,3 +559,28 @@ fn monitoring_charts_from_the_recorded_statistics() {
         "the recorded reader was never behind while the transaction was open"
     );
 }
+
+#[test]
+fn a_notebook_gets_a_png_beside_the_svg() {
+    // An untrusted notebook drops the HTML (the SVG); the PNG still renders.
+    let chart = charts::outcomes_chart(&outcomes());
+    let bundle = chart.display_bundle();
+    let blocks: Vec<&str> = bundle.split("EVCXR_END_CONTENT").collect();
+    let html = blocks[0]
+        .trim_start()
+        .strip_prefix("EVCXR_BEGIN_CONTENT text/html\n")
+        .unwrap();
+    assert_svg(html);
+    let png = blocks[1]
+        .trim_start()
+        .strip_prefix("EVCXR_BEGIN_CONTENT image/png\n")
+        .unwrap();
+    // The PNG signature, base64-encoded; the rest decodes to the chart's size.
+    assert!(
+        png.starts_with("iVBORw0KGgo"),
+        "{}",
+        &png[..40.min(png.len())]
+    );
+    assert_eq!(png_size(&chart.to_png_bytes()), chart.size());
+    assert!(png.trim_end().len() > 1000);
+}

@@ -112,3 +112,20 @@ fn a_consumer_variant_outside_scenario_c_is_refused_before_connecting() {
     assert!(err.contains("use it with --fault consumer-crash"), "{err}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn a_count_of_records_outside_1_to_ten_million_says_what_to_type() {
+    for n in ["0", "-5", "18446744073709551615", "lots"] {
+        let (code, _, err, took) =
+            lab(&["run", "-s", "at-least-once", "--mock", "-n", n]);
+        assert_eq!(code, 2, "-n {n}: {err}");
+        assert!(
+            err.contains("a whole number from 1 to 10000000, e.g. -n 2000"),
+            "-n {n}: {err}"
+        );
+        assert!(took < Duration::from_secs(5), "-n {n} took {took:?}");
+    }
+    let (code, out, err, _) = lab(&["run", "-s", "at-least-once", "--mock", "-n", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("delivered"), "{out}");
+}

@@ -52,13 +52,41 @@ impl Chart {
             .map_err(|e| io::Error::other(e.to_string()))
     }
 
+    /// The chart as PNG bytes, drawn in memory with the shipped font.
+    pub fn to_png_bytes(&self) -> Vec<u8> {
+        use image::ImageEncoder;
+        let (width, height) = self.size;
+        let mut rgb = vec![0u8; width as usize * height as usize * 3];
+        {
+            let root = CrispText(BitMapBackend::with_buffer(&mut rgb, self.size))
+                .into_drawing_area();
+            self.draw(&root)
+                .and_then(|()| root.present())
+                .expect("drawing into memory does not fail");
+        }
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(&rgb, width, height, image::ColorType::Rgb8)
+            .expect("encoding a PNG into memory does not fail");
+        png
+    }
+
+    /// What a notebook cell shows: the SVG (sharp, its text selectable) and a
+    /// PNG beside it in the same display bundle. JupyterLab shows a notebook
+    /// reopened untrusted without its HTML, so there the PNG is what renders.
+    pub fn display_bundle(&self) -> String {
+        format!(
+            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT\n\
+             EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT",
+            self.to_svg_string(),
+            base64(&self.to_png_bytes())
+        )
+    }
+
     /// Shows the chart inline when a notebook cell ends with it (evcxr looks for
     /// this method by name).
     pub fn evcxr_display(&self) {
-        println!(
-            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT",
-            self.to_svg_string()
-        );
+        println!("{}", self.display_bundle());
     }
 }
 
@@ -110,4 +138,45 @@ pub fn save_all(charts: &[(&str, Chart)], out: &Path) -> Result<Vec<PathBuf>> {
         written.extend([svg, png]);
     }
     Ok(written)
+}
+
+/// Standard base64 with padding, as Jupyter wants a PNG in a display bundle.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
 }

@@ -15,7 +15,7 @@ use lab::faults::crash::worker::parse_key_value;
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchArgs {
     /// Measured records per case
-    #[arg(long, short = 'n', default_value_t = 100_000)]
+    #[arg(long, short = 'n', default_value_t = 100_000, value_parser = crate::records, allow_negative_numbers = true)]
     pub records: u64,
     /// Size of each record's value in bytes
     #[arg(long, default_value_t = 1024)]

@@ -53,6 +53,21 @@ impl Target {
     }
 }
 
+/// The most records a command takes: ten million take minutes even on the
+/// mock; more is a typo, and would only fill memory with ids.
+pub const MAX_RECORDS: u64 = 10_000_000;
+
+/// `--records`: a whole number from 1 to [`MAX_RECORDS`], with a message
+/// that says so (clap's own would call `-5` an unexpected argument).
+pub fn records(text: &str) -> Result<u64, String> {
+    match text.parse::<i128>() {
+        Ok(n) if (1..=MAX_RECORDS as i128).contains(&n) => Ok(n as u64),
+        _ => Err(format!(
+            "the number of records is a whole number from 1 to {MAX_RECORDS}, e.g. -n 2000"
+        )),
+    }
+}
+
 /// The mock cluster, else Kafka at `bootstrap`, else where the environment says.
 pub fn cluster(bootstrap: Option<&str>, mock: bool) -> lab::Result<Cluster> {
     match (bootstrap, mock) {

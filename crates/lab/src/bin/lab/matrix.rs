@@ -14,7 +14,7 @@ use crate::Target;
 
 #[derive(clap::Args)]
 pub struct MatrixArgs {
-    #[arg(long, short = 'n', default_value_t = 2000)]
+    #[arg(long, short = 'n', default_value_t = 2000, value_parser = crate::records, allow_negative_numbers = true)]
     records: u64,
     /// Runs per cell, each with the next seed
     #[arg(long, default_value_t = 3)]

@@ -14,7 +14,7 @@ pub struct RunArgs {
     #[arg(long, short)]
     semantic: Semantic,
     /// How many records to send
-    #[arg(long, short = 'n', default_value_t = 10_000)]
+    #[arg(long, short = 'n', default_value_t = 10_000, value_parser = crate::records, allow_negative_numbers = true)]
     records: u64,
     /// Size of each record's value in bytes
     #[arg(long, default_value_t = 100)]

@@ -25,7 +25,7 @@ pub struct ScenarioArgs {
     /// semantic's own
     #[arg(long, value_parser = variant_parser(), conflicts_with = "semantic")]
     variant: Option<ConsumerVariant>,
-    #[arg(long, short = 'n', default_value_t = 2000)]
+    #[arg(long, short = 'n', default_value_t = 2000, value_parser = crate::records, allow_negative_numbers = true)]
     records: u64,
     /// Chooses the (reproducible) crash point
     #[arg(long, default_value_t = 1)]
