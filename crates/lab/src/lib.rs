@@ -47,7 +47,7 @@ pub use support::{error, local, metrics, record};
 
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
-pub use client::{cluster, consume, produce, read, recovery, semantics, stats};
+pub use client::{clean, cluster, consume, produce, read, recovery, semantics, stats};
 
 // What happened: the audit by id, and one run's outcome.
 pub mod audit;

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["error", "local", "metrics", "record", "support"],
     &[
         "client",
+        "clean",
         "semantics",
         "stats",
         "cluster",

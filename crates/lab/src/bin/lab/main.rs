@@ -9,6 +9,7 @@
 //!     lab bench --records 200000 --json bench.json --charts charts/
 //!     lab matrix --repetitions 3 --json matrix.json --charts charts/
 //!     lab charts --from-matrix book/src/generated/matrix.json --out charts
+//!     lab clean --dry-run
 //!
 //! The command line lives here alone (one file per command with options):
 //! the library knows neither clap nor indicatif.
@@ -114,6 +115,14 @@ enum Command {
     },
     /// Throughput and latency per semantic, side by side and against Kafka's ProducerPerformance
     Bench(bench::BenchArgs),
+    /// Remove the topics and consumer groups the lab's runs left on a broker (nothing else)
+    Clean {
+        /// Only list what would be removed
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// A child process of the crash scenarios (started by the lab itself)
     #[command(hide = true)]
     Worker {
@@ -161,10 +170,33 @@ fn dispatch(command: Command) -> lab::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(&args),
+        Command::Clean { dry_run, target } => clean(&target.cluster()?, dry_run),
         Command::Worker { spec } => {
             lab::faults::crash::worker::run(&WorkerSpec::from_json(&spec)?)
         }
     }
+}
+
+/// `lab clean`: lists what it removes (or would, with `--dry-run`).
+fn clean(cluster: &Cluster, dry_run: bool) -> lab::Result<()> {
+    let (verb, list) = if dry_run {
+        ("would remove", lab::clean::leftovers(cluster)?)
+    } else {
+        ("removed", lab::clean::clean(cluster)?)
+    };
+    println!(
+        "{verb} {} topic(s) and {} consumer group(s) of the lab from {}",
+        list.topics.len(),
+        list.groups.len(),
+        cluster.describe()
+    );
+    for topic in &list.topics {
+        println!("  topic {topic}");
+    }
+    for group in &list.groups {
+        println!("  group {group}");
+    }
+    Ok(())
 }
 
 fn settings(semantic: Option<Semantic>, markdown: bool) {
