@@ -45,7 +45,15 @@ fn clean_removes_the_labs_topics_and_groups_and_nothing_else() {
         offsets
             .add_partition_offset(&ours, 0, Offset::Offset(0))
             .unwrap();
-        consumer.commit(&offsets, CommitMode::Sync).unwrap();
+        // A broker just started may not have its group coordinator yet.
+        let started = Instant::now();
+        while let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "committing: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     let found = lab::clean::leftovers(&cluster).unwrap();
