@@ -388,8 +388,20 @@ fn signal(sig: &str, pids: &[u32]) {
         .status();
 }
 
-/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding,
+/// never starting with `-`: the storage tool would read `-t -abc...` as an
+/// option and fail ("expected one argument"), one format in 64. (Kafka's own
+/// `Uuid.randomUuid` draws again for the same reason.)
 fn random_cluster_id() -> String {
+    loop {
+        let id = random_base64_id();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn random_base64_id() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     let mut bytes = Vec::with_capacity(16);
@@ -467,6 +479,13 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(id, random_cluster_id());
+    }
+
+    #[test]
+    fn no_cluster_id_starts_like_an_option() {
+        // One raw id in 64 starts with '-': among 2,000, about 31 would.
+        assert!((0..2000).any(|_| random_base64_id().starts_with('-')));
+        assert!((0..2000).all(|_| !random_cluster_id().starts_with('-')));
     }
 
     #[test]
