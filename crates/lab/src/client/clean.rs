@@ -77,11 +77,7 @@ pub fn clean(cluster: &Cluster) -> Result<Leftovers> {
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let mut removed = Leftovers::default();
     if !found.topics.is_empty() {
-        let results = futures_executor::block_on(
-            admin.delete_topics(&names(&found.topics), &options),
-        )
-        .doing("deleting the lab's topics")?;
-        removed.topics = results.into_iter().filter_map(|r| r.ok()).collect();
+        removed.topics = cluster.delete_topics(&names(&found.topics))?;
     }
     if !found.groups.is_empty() {
         let results = futures_executor::block_on(

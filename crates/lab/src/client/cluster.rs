@@ -267,6 +267,20 @@ impl Cluster {
         self.wait_for_leaders(topic, partitions as usize)
     }
 
+    /// Deletes `topics` and returns the names the broker deleted (one it
+    /// refused is left out). Deletion finishes on the broker a moment later.
+    pub fn delete_topics(&self, topics: &[&str]) -> Result<Vec<String>> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .client_config()
+            .create()
+            .doing("creating an admin client")?;
+        let options =
+            AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = futures_executor::block_on(admin.delete_topics(topics, &options))
+            .doing("deleting topics")?;
+        Ok(results.into_iter().filter_map(|r| r.ok()).collect())
+    }
+
     fn wait_for_leaders(&self, topic: &str, partitions: usize) -> Result<()> {
         let consumer: BaseConsumer = self
             .client_config()

@@ -110,7 +110,7 @@ pub fn run_matrix(
             if case.acks.is_some() && *scenario != Scenario::LeaderFailure {
                 continue;
             }
-            if scenario.exactly_once_only() && case.semantic != Semantic::ExactlyOnce {
+            if !scenario.applies_to(case.semantic) {
                 continue;
             }
             for repetition in 0..options.repetitions {

@@ -401,12 +401,7 @@ pub fn run_monitored(
     use crate::faults::{eos_stress as e, lost_ack};
     use MonitoredScenario::{Fault, HappyPath};
     if let Fault(s) = scenario {
-        if s.exactly_once_only() && semantic != Semantic::ExactlyOnce {
-            return Err(Error::BadConfig(format!(
-                "{} is a scenario of exactly-once, not of {semantic}",
-                s.label()
-            )));
-        }
+        s.check_applies_to(semantic)?;
     }
     let monitor = Monitor::new();
     let stress = EosStressOptions::new(records, seed);

@@ -135,6 +135,22 @@ impl Scenario {
         )
     }
 
+    /// Whether `semantic` has what this scenario stresses (E: transactions).
+    pub fn applies_to(self, semantic: Semantic) -> bool {
+        !self.exactly_once_only() || semantic == Semantic::ExactlyOnce
+    }
+
+    /// Refuses a semantic this scenario does not apply to, before anything runs.
+    pub fn check_applies_to(self, semantic: Semantic) -> Result<()> {
+        if self.applies_to(semantic) {
+            return Ok(());
+        }
+        Err(Error::BadConfig(format!(
+            "{} is a scenario of exactly-once, not of {semantic}",
+            self.label()
+        )))
+    }
+
     /// D kills a partition leader: only a replicated cluster has another broker to take over.
     pub fn needs_three_brokers(self) -> bool {
         self == Scenario::LeaderFailure
@@ -154,12 +170,7 @@ impl Scenario {
             seed,
             ..
         } = *options;
-        if self.exactly_once_only() && semantic != Semantic::ExactlyOnce {
-            return Err(Error::BadConfig(format!(
-                "{} is a scenario of exactly-once, not of {semantic}",
-                self.label()
-            )));
-        }
+        self.check_applies_to(semantic)?;
         let stress = EosStressOptions { records, seed };
         match self {
             Scenario::LostAck => {

@@ -136,19 +136,10 @@ pub(super) fn produce_pass(
 /// broker removes the files a minute later, `log.segment.delete.delay.ms`).
 /// Best effort: a topic left behind is only disk space.
 pub fn delete_topic(cluster: &Cluster, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
     if cluster.backend() != Backend::Kafka {
         return; // the mock cluster keeps its topics in memory, and goes with them
     }
-    let Ok(admin) = cluster
-        .client_config()
-        .create::<AdminClient<DefaultClientContext>>()
-    else {
-        return;
-    };
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let _ = futures_executor::block_on(admin.delete_topics(&[topic], &options));
+    let _ = cluster.delete_topics(&[topic]);
 }
 
 fn produce_pass_on(
