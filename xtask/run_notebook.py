@@ -4,7 +4,7 @@
 Usage:
     run_notebook.py NOTEBOOK.ipynb --out EXECUTED.ipynb
                     [--timeout SECONDS_PER_CELL] [--kernel rust]
-                    [--evcxr-tmpdir DIR]
+                    [--evcxr-tmpdir DIR] [--solutions]
 
 Exit status: 0 every code cell ran to completion; 1 a cell failed (report on
 stderr); 2 the notebook could not be run at all (kernel not installed, no
@@ -167,6 +167,25 @@ def judge_cell(cell: dict, reply_status: str | None,
     return None
 
 
+# An exercise's verdict line: "✘ ..." (wrong) or "… ..." (not attempted).
+VERDICT_RE = re.compile(r"^\s*(✘|…) ", re.M)
+
+
+def judge_exercise(cell: dict) -> tuple[str, str] | None:
+    """With --solutions, every exercise in the notebook must pass: a verdict
+    line of a wrong or unattempted exercise in any output fails the cell."""
+    texts = [stream_text(cell)]
+    for o in cell.get("outputs", []):
+        data = o.get("data", {})
+        texts.append(as_text(data.get("text/plain")))
+    match = VERDICT_RE.search(strip_ansi("\n".join(texts)))
+    if match:
+        text = "\n".join(texts)
+        return ("exercise not passed with its solution filled in",
+                tail(text[max(0, match.start() - 200):], 20))
+    return None
+
+
 # --- Reporting ---------------------------------------------------------------
 
 MAX_SOURCE_LINES = 6
@@ -273,6 +292,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--evcxr-tmpdir", type=Path, default=None,
                    help="EVCXR_TMPDIR for this kernel (default: $EVCXR_TMPDIR, else "
                    "~/.cache/kafka-delivery-course/evcxr/<notebook name>)")
+    p.add_argument("--solutions", action="store_true",
+                   help="run each exercise cell as its solution fills it in (the cell's "
+                   "metadata \"solution\"), grade write-code exercises with the course's "
+                   "solutions (COURSE_EXERCISES=solutions), and fail any cell whose output "
+                   "holds a verdict that is wrong (✘) or not attempted (…)")
     return p.parse_args(argv)
 
 
@@ -283,6 +307,9 @@ def default_tmpdir(notebook: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.solutions:
+        # The kernel inherits it: lab::exercise::grade then runs the solutions.
+        os.environ["COURSE_EXERCISES"] = "solutions"
 
     try:
         import nbformat
@@ -381,6 +408,9 @@ def main(argv: list[str]) -> int:
                     continue
                 current = index
                 count = client.code_cells_executed + 1
+                if args.solutions and "solution" in cell.metadata:
+                    # An exercise cell, run as its solution fills it in.
+                    cell.source = as_text(cell.metadata["solution"])
                 original = cell.source
                 marked = add_marker(as_text(original), code_no)
                 if marked:
@@ -402,7 +432,8 @@ def main(argv: list[str]) -> int:
                     completed = st == "ok"
                     for s in late:
                         cell.outputs.append(nbformat.v4.new_output("stream", **s))
-                found = judge_cell(cell, status, completed)
+                found = judge_cell(cell, status, completed) or (
+                    args.solutions and judge_exercise(cell))
                 if found:
                     if ALLOW_TAG in cell.metadata.get("tags", []):
                         allowed_failures.append(f"code cell {code_no}: {found[0]}")

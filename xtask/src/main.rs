@@ -56,6 +56,15 @@ enum Task {
     },
     /// Execute the notebooks headlessly, failing on any failed cell
     Notebooks,
+    /// Grade a write-code exercise of crates/exercises/src/ on the local
+    /// broker: your program, killed with SIGKILL at seeded points, audited
+    /// by id (no NAME: list them)
+    Exercise {
+        name: Option<String>,
+        /// Grade the course's solution instead of your code
+        #[arg(long)]
+        solution: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +104,7 @@ fn main() -> ExitCode {
             }
         }
         Task::Notebooks => notebooks::run_all(),
+        Task::Exercise { name, solution } => exercise(name.as_deref(), solution),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,6 +195,35 @@ fn course() -> Result<()> {
             "JupyterLab exited with {status} (its messages are above), so the book server \
              was stopped too; Kafka is still up (`cargo xtask kafka down` stops it)"
         );
+    }
+    Ok(())
+}
+
+/// Grades one write-code exercise, or lists them.
+fn exercise(name: Option<&str>, solution: bool) -> Result<()> {
+    use lab::exercise::{catalog, code};
+    let Some(name) = name else {
+        println!("The write-code exercises (your code in crates/exercises/src/):");
+        for e in catalog::EXERCISES {
+            println!("  {:<24} {} (book/src/{})", e.name, e.title, e.page);
+        }
+        println!(
+            "Grade one with `cargo xtask exercise NAME` (`--solution`: the course's)."
+        );
+        return Ok(());
+    };
+    let exercise = catalog::find(name)?;
+    let cluster = lab::Cluster::from_env()?;
+    let program = if solution {
+        code::Program::Solution
+    } else {
+        code::Program::Learner
+    };
+    println!("grading {name} on {} (a minute or so: each run starts, kills and replaces your program)", cluster.bootstrap());
+    let grade = code::grade_program(&cluster, exercise, program)?;
+    print!("{grade}");
+    if !grade.passed() {
+        bail!("{name}: not yet (see above)");
     }
     Ok(())
 }

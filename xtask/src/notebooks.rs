@@ -36,6 +36,8 @@ pub fn execute(notebook: &Path) -> Result<i32> {
         .arg(notebook)
         .arg("--out")
         .arg(out_dir.join(notebook.file_name().unwrap_or_default()))
+        // Every exercise as its solution fills it in: each must then pass.
+        .arg("--solutions")
         .env("EVCXR_TMPDIR", &evcxr_tmp)
         .status()
         .context("running the notebook runner: set it up with `cargo xtask setup`")?;

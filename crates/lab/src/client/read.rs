@@ -40,9 +40,19 @@ pub fn read_ids(
     topic: &str,
     isolation: Isolation,
 ) -> Result<Vec<u64>> {
+    read_ids_with(cluster, topic, reader_config(cluster, "audit", isolation))
+}
+
+/// Every id in `topic`, read from the beginning with `config` (a reader's,
+/// which may carry a learner's settings): what such a reader would see.
+pub fn read_ids_with(
+    cluster: &Cluster,
+    topic: &str,
+    mut config: ClientConfig,
+) -> Result<Vec<u64>> {
     cluster.check_kept_everything(topic)?;
     let partitions = cluster.partition_count(topic)?;
-    let consumer: BaseConsumer = reader_config(cluster, "audit", isolation)
+    let consumer: BaseConsumer = config
         .set("enable.partition.eof", "true")
         .create()
         .doing("creating the audit reader")?;
@@ -88,7 +98,7 @@ pub fn read_ids(
 /// The configuration of a reader that joins no group and commits nothing,
 /// named after its `purpose`: what reads a topic back, as opposed to a
 /// semantic's consumer.
-pub(crate) fn reader_config(
+pub fn reader_config(
     cluster: &Cluster,
     purpose: &str,
     isolation: Isolation,

@@ -1,5 +1,5 @@
-//! Exercises that check themselves: a learner writes a prediction, runs the
-//! experiment, and the check says whether the run agreed, and why.
+//! Predictions: a learner writes down a count, runs the experiment, and the
+//! check says whether the run agreed, and why.
 
 use std::fmt;
 

@@ -1,0 +1,141 @@
+//! The write-code exercises, proved from both sides on real Kafka: each
+//! starter in crates/exercises/src/ breaks its rule under the grader's
+//! crashes and is told what happened, with ids; each solution in
+//! crates/exercises/solutions/ holds under every crash, and every crash
+//! really fell.
+
+mod common;
+
+use lab::exercise::catalog::{self, EXERCISES};
+use lab::exercise::code::{grade_program, Program};
+use lab::exercise::configure::{self, try_settings};
+
+fn both_sides(name: &str) {
+    let cluster = common::kafka();
+    let exercise = catalog::find(name).unwrap();
+
+    let starter = grade_program(&cluster, exercise, Program::Learner).unwrap();
+    let text = starter.to_string();
+    assert!(
+        !starter.passed(),
+        "the starter crates/exercises/src/{}.rs passed; it must fail (if you solved \
+         it, restore the starter with `git checkout crates/exercises/src`):\n{text}",
+        name.replace('-', "_")
+    );
+    let failed = starter.runs.last().unwrap();
+    assert!(
+        failed.crashed,
+        "the starter's failure came from its crash:\n{text}"
+    );
+    assert!(text.contains("ids ") && text.contains("Hint: "), "{text}");
+    assert!(
+        text.contains(&failed.crash.to_string()),
+        "the crash point is named:\n{text}"
+    );
+
+    let solution = grade_program(&cluster, exercise, Program::Solution).unwrap();
+    let text = solution.to_string();
+    assert!(solution.passed(), "the solution failed:\n{text}");
+    assert_eq!(solution.runs.len(), exercise.crashes.len(), "{text}");
+    assert!(
+        solution.runs.iter().all(|r| r.crashed),
+        "every crash fell:\n{text}"
+    );
+    assert!(text.starts_with('✔'), "{text}");
+}
+
+#[test]
+fn every_exercise_has_a_test_here() {
+    let this = include_str!("exercises.rs");
+    for e in EXERCISES {
+        let test = format!("both_sides(\"{}\")", e.name);
+        assert!(this.contains(&test), "add a test calling {test}");
+    }
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn at_most_once_consumer() {
+    both_sides("at-most-once-consumer");
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn at_least_once_consumer() {
+    both_sides("at-least-once-consumer");
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn dedup_consumer() {
+    both_sides("dedup-consumer");
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn exactly_once_processor() {
+    both_sides("exactly-once-processor");
+}
+
+/// A configure exercise: the starter's settings fail with an explanation
+/// naming ids, the solution's pass.
+fn configure_both_sides(
+    name: &str,
+    starter: &[(&str, &str)],
+    solution: &[(&str, &str)],
+) {
+    let cluster = common::kafka();
+    let wrong = try_settings(&cluster, name, starter).unwrap();
+    let text = wrong.to_string();
+    assert!(!wrong.passed(), "the starter settings passed:\n{text}");
+    assert!(text.contains("(ids ") && text.contains("Hint: "), "{text}");
+    let right = try_settings(&cluster, name, solution).unwrap();
+    assert!(right.passed(), "the solution's settings failed:\n{right}");
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn configure_new_group_reads_everything() {
+    configure_both_sides(
+        "new-group-reads-everything",
+        &[],
+        &[("auto.offset.reset", "earliest")],
+    );
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn configure_no_duplicates_after_lost_ack() {
+    configure_both_sides(
+        "no-duplicates-after-lost-ack",
+        &[],
+        &[("enable.idempotence", "true")],
+    );
+    let err = try_settings(
+        &common::kafka(),
+        "no-duplicates-after-lost-ack",
+        &[("transactional.id", "t")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("remove transactional.id"), "{err}");
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn configure_reader_skips_aborted() {
+    configure_both_sides(
+        "reader-skips-aborted",
+        &[],
+        &[("isolation.level", "read_committed")],
+    );
+}
+
+#[test]
+fn every_configure_exercise_has_a_test_here() {
+    let this = include_str!("exercises.rs");
+    for e in configure::EXERCISES {
+        let test = format!("configure_both_sides(\"{}\"", e.name);
+        assert!(this.contains(&test), "add a test calling {test}");
+    }
+}
