@@ -24,7 +24,8 @@
 //! 5. Many runs: [`experiments`] (the scenario matrix, monitored runs, the
 //!    timelines, the benchmark), what `cargo xtask regen` records for the book.
 //! 6. Pictures: [`charts`] (SVG, PNG, inline in a notebook).
-//! 7. Learners: [`exercise`] (self-checking predictions for the notebooks).
+//! 7. Learners: [`exercise`] (predictions, settings and code the learner
+//!    writes, each checked against a real run).
 //!
 //! The `lab` binary (`src/bin/lab/`) sits on top; it alone uses clap and
 //! indicatif, behind the default `cli` feature, so a notebook's
@@ -65,6 +66,11 @@ pub mod charts;
 
 // Self-checking exercises for the notebooks.
 pub mod exercise;
+
+// The Kafka client itself, for notebooks and exercises that write their own
+// producers and consumers: `use lab::rdkafka::producer::BaseProducer;` gets
+// the very build the lab uses, with no second `:dep` to keep in step.
+pub use rdkafka;
 
 pub use cluster::{Backend, Cluster};
 pub use error::{Error, Result};
