@@ -4,7 +4,7 @@
 //! written together by `kit.process`, so they cannot disagree.)
 
 use lab::exercise::kit::{poll_batch, Kit, Outcome};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use lab::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
 pub fn run(kit: &mut Kit) -> Outcome {
     let consumer: BaseConsumer = kit

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use lab::exercise::kit::{poll_batch, Kit, Outcome};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use lab::rdkafka::consumer::{BaseConsumer, Consumer};
+use lab::rdkafka::message::Message;
+use lab::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

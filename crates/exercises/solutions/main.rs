@@ -2,6 +2,7 @@
 //! `cargo xtask exercise NAME --solution` and by the course's tests.
 
 mod at_least_once_consumer;
+mod at_least_once_producer;
 mod at_most_once_consumer;
 mod dedup_consumer;
 mod exactly_once_processor;
@@ -10,6 +11,7 @@ fn main() {
     lab::exercise::kit::main(&[
         ("at-most-once-consumer", at_most_once_consumer::run),
         ("at-least-once-consumer", at_least_once_consumer::run),
+        ("at-least-once-producer", at_least_once_producer::run),
         ("dedup-consumer", dedup_consumer::run),
         ("exactly-once-processor", exactly_once_processor::run),
     ])

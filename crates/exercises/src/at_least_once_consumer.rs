@@ -15,7 +15,7 @@
 //! notebook `notebooks/03-at-least-once.ipynb`. The book: "At-least-once".
 
 use lab::exercise::kit::{poll_batch, Kit, Outcome};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use lab::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
 pub fn run(kit: &mut Kit) -> Outcome {
     let consumer: BaseConsumer = kit

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use lab::exercise::kit::{Kit, Outcome};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use lab::rdkafka::consumer::{BaseConsumer, Consumer};
 
 pub fn run(kit: &mut Kit) -> Outcome {
     let consumer: BaseConsumer = kit

@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 
 use lab::exercise::kit::{poll_batch, Kit, Outcome};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use lab::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
 pub fn run(kit: &mut Kit) -> Outcome {
     let consumer: BaseConsumer = kit

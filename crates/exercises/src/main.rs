@@ -4,6 +4,7 @@
 //! process against Kafka and kills it with SIGKILL at seeded points.
 
 mod at_least_once_consumer;
+mod at_least_once_producer;
 mod at_most_once_consumer;
 mod dedup_consumer;
 mod exactly_once_processor;
@@ -12,6 +13,7 @@ fn main() {
     lab::exercise::kit::main(&[
         ("at-most-once-consumer", at_most_once_consumer::run),
         ("at-least-once-consumer", at_least_once_consumer::run),
+        ("at-least-once-producer", at_least_once_producer::run),
         ("dedup-consumer", dedup_consumer::run),
         ("exactly-once-processor", exactly_once_processor::run),
     ])

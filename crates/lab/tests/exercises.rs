@@ -67,6 +67,12 @@ fn at_least_once_consumer() {
 
 #[test]
 #[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn at_least_once_producer() {
+    both_sides("at-least-once-producer");
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
 fn dedup_consumer() {
     both_sides("dedup-consumer");
 }

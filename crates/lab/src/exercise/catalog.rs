@@ -20,6 +20,9 @@ pub enum Shape {
     /// Consumes the input and writes each record to the output topic; the
     /// audit counts what a `read_committed` reader finds there.
     ReadProcessWrite,
+    /// Produces the source (ids `0..RECORDS`) to the output topic,
+    /// resuming from a position it saves; the audit reads the output.
+    Produce,
 }
 
 /// What must hold for every seeded run.
@@ -99,6 +102,19 @@ pub const EXERCISES: &[CodeExercise] = &[
         hint: "A committed offset says 'everything before this is done'. Commit only \
                offsets of records already processed: process the batch, then \
                kit.commit(&consumer, CommitMode::Sync).",
+    },
+    CodeExercise {
+        name: "at-least-once-producer",
+        title: "An at-least-once producer that resumes after SIGKILL without losing a record",
+        shape: Shape::Produce,
+        duplicated_input: None,
+        crashes: &[crash(Step::Send, 150), crash(Step::Send, 260)],
+        rule: Rule::NoLoss,
+        page: "at-least-once.md",
+        hint: "A record handed to the client (send) is not yet written: it waits in \
+               librdkafka's queue for linger.ms, then for the broker's acknowledgement. \
+               Save a position only past records whose delivery reports said success: \
+               send a batch, flush, check the reports, then save.",
     },
     CodeExercise {
         name: "dedup-consumer",

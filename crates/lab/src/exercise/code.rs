@@ -207,8 +207,13 @@ fn stage(
     exercise: &CodeExercise,
     crash: CrashPoint,
 ) -> Result<Stage> {
-    let input = cluster.fresh_name(&format!("exercise-{}", exercise.name));
-    cluster.create_topic(&input, PARTITIONS)?;
+    let input = match exercise.shape {
+        Shape::Produce => String::new(),
+        _ => cluster.fresh_name(&format!("exercise-{}", exercise.name)),
+    };
+    if !input.is_empty() {
+        cluster.create_topic(&input, PARTITIONS)?;
+    }
     let fill = |ids: std::ops::Range<u64>| {
         let options = ProduceOptions {
             ids,
@@ -224,24 +229,39 @@ fn stage(
             &mut |_| {},
         )
     };
-    fill(exercise.ids())?;
+    if !input.is_empty() {
+        fill(exercise.ids())?;
+    }
     if let Some((a, b)) = exercise.duplicated_input {
         fill(a..b)?;
     }
     let output = match exercise.shape {
         Shape::Consume => None,
-        Shape::ReadProcessWrite => {
+        Shape::ReadProcessWrite | Shape::Produce => {
             let output = cluster.fresh_name(&format!("exercise-{}-out", exercise.name));
             cluster.create_topic(&output, PARTITIONS)?;
             Some(output)
         }
     };
-    let dir = std::env::temp_dir().join("lab-exercises").join(&input);
+    let output_name = output.clone().unwrap_or_default();
+    let dir = std::env::temp_dir()
+        .join("lab-exercises")
+        .join(if input.is_empty() {
+            &output_name
+        } else {
+            &input
+        });
     fs::create_dir_all(&dir).doing_io(&dir)?;
     let spec = KitSpec {
         exercise: exercise.name.into(),
         bootstrap: cluster.bootstrap().into(),
-        input_end: cluster.end_offsets(&input)?,
+        input_end: if input.is_empty() {
+            Vec::new()
+        } else {
+            cluster.end_offsets(&input)?
+        },
+        records: catalog::RECORDS,
+        position: dir.join("position"),
         input,
         output,
         group: cluster.fresh_name("exercise-group"),
@@ -452,11 +472,18 @@ fn explain_lost(
         text += &format!(
             " Neither process {} them: the first one was killed {}, after its offsets \
              had moved past them, so its replacement in the group started after them.",
-            verb(exercise),
+            active_verb(exercise),
             run.crash
         );
     } else if by_nobody {
-        text += &format!(" No process {} them.", verb(exercise));
+        text += &format!(" No process {} them.", active_verb(exercise));
+    } else if exercise.shape == Shape::Produce {
+        text += &format!(
+            " The first process handed them to its client (kit.send) and was killed {} \
+             while they still waited in the client's queue, unwritten; its replacement \
+             resumed from the saved position, after them.",
+            run.crash
+        );
     } else {
         text += " They were handled in a transaction that never committed, while the \
                  group's offsets moved past them.";
@@ -509,10 +536,17 @@ fn explain_duplicated(
     text
 }
 
+fn active_verb(exercise: &CodeExercise) -> &'static str {
+    match exercise.shape {
+        Shape::Consume => "processed",
+        Shape::ReadProcessWrite | Shape::Produce => "wrote",
+    }
+}
+
 fn verb(exercise: &CodeExercise) -> &'static str {
     match exercise.shape {
         Shape::Consume => "processed",
-        Shape::ReadProcessWrite => "written to the output",
+        Shape::ReadProcessWrite | Shape::Produce => "written to the output",
     }
 }
 

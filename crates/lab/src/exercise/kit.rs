@@ -89,8 +89,13 @@ pub struct KitSpec {
     pub output: Option<String>,
     pub group: String,
     pub transactional_id: String,
+    /// Producer exercises: the source is ids `0..records`.
+    pub records: u64,
     /// The results store: one processed id per line.
     pub results: PathBuf,
+    /// Producer exercises: where the program keeps its position in the
+    /// source (its own durable state, as an application's database would).
+    pub position: PathBuf,
     pub journal: PathBuf,
     pub crash: Option<CrashPoint>,
     /// [`Kit::finished`] says yes after this long without a step.
@@ -115,6 +120,10 @@ pub enum Entry {
     },
     Sent {
         id: u64,
+    },
+    /// A producer saved its position: the next id it will send.
+    Saved {
+        next: u64,
     },
     TransactionCommitted,
     /// The grader's crash is about to fall.
@@ -248,6 +257,40 @@ impl Kit {
                 source,
             })?;
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Producer exercises: how many records the source holds (ids
+    /// `0..source_len()`).
+    pub fn source_len(&self) -> u64 {
+        self.spec.records
+    }
+
+    /// Producer exercises: the position this program saved last (0 on the
+    /// first run): the next id to send.
+    pub fn saved_position(&self) -> Result<u64> {
+        match fs::read_to_string(&self.spec.position) {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                Error::BadData(format!("the saved position is not a number: {text:?}"))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(source) => Err(Error::Io {
+                doing: "reading the saved position".into(),
+                source,
+            }),
+        }
+    }
+
+    /// Producer exercises: saves `next` as the position to resume from,
+    /// durably (written aside, then renamed over the old one).
+    pub fn save_position(&mut self, next: u64) -> Result<()> {
+        let aside = self.spec.position.with_extension("new");
+        fs::write(&aside, next.to_string())
+            .and_then(|()| fs::rename(&aside, &self.spec.position))
+            .map_err(|source| Error::Io {
+                doing: "saving the position".into(),
+                source,
+            })?;
+        self.write(&Entry::Saved { next })
     }
 
     /// `consumer.commit_consumer_state(mode)`: commits the consumer's
