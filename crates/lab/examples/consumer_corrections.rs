@@ -1,7 +1,9 @@
-//! Scenario C with the consumers the course corrects: the source notes'
-//! auto-commit "at-most-once" consumer, and at-least-once behind a set of seen
-//! ids kept in memory or kept with the results. Each consumer is a real child
-//! process, SIGKILLed and replaced in its group; the audit counts by id.
+//! Scenario C with the consumers the course corrects: the widely copied
+//! auto-commit "at-most-once" consumer beside librdkafka's own at-least-once
+//! pattern (auto-commit on, offsets stored after processing), and
+//! at-least-once behind a set of seen ids kept in memory or kept with the
+//! results. Each consumer is a real child process, SIGKILLed and replaced in
+//! its group; the audit counts by id.
 //!
 //! Run it (broker up: `cargo xtask kafka up`):
 //!
@@ -28,7 +30,7 @@ fn main() -> Result<(), lab::Error> {
             consumer_crash_variant(&cluster, variant, &CrashOptions::new(2000, seed))?;
         let c = &run.outcome.counts;
         println!(
-            "{:<32} lost {:>4}  duplicated {:>4}   (workers reported: {} committed, not \
+            "{:<44} lost {:>4}  duplicated {:>4}   (workers reported: {} committed, not \
              processed; {} processed, not committed; {} skipped as seen)",
             variant.label(),
             c.lost,

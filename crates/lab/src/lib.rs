@@ -13,7 +13,9 @@
 //!    [`stats`] (librdkafka's statistics, recorded while a [`stats::Monitor`]
 //!    watches), [`cluster`] (a real broker by address, or the mock cluster;
 //!    fresh topics and groups), [`produce`] and [`consume`] (the loops per
-//!    semantic), [`read`] (a topic read back to its end), [`recovery`] (where
+//!    semantic), [`offset_store`] (librdkafka's at-least-once pattern with
+//!    auto-commit on), [`effective`] (the settings librdkafka really runs
+//!    with), [`read`] (a topic read back to its end), [`recovery`] (where
 //!    a producer starts again after a crash).
 //! 3. What happened: [`audit`] (counts by id: lost, duplicated, aborted) and
 //!    [`outcome`] (one run's result).
@@ -48,7 +50,10 @@ pub use support::{error, local, metrics, record};
 
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
-pub use client::{clean, cluster, consume, produce, read, recovery, semantics, stats};
+pub use client::{
+    clean, cluster, consume, effective, offset_store, produce, read, recovery,
+    semantics, stats,
+};
 
 // What happened: the audit by id, and one run's outcome.
 pub mod audit;

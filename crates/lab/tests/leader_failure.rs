@@ -110,3 +110,44 @@ fn leader_failure_is_refused_where_it_cannot_be_done() {
     let err = leader_failure(&mock, Semantic::AtLeastOnce, &options).unwrap_err();
     assert!(err.to_string().contains("does not replicate"), "{err}");
 }
+
+/// What an `acks=all` record's survival of a leader failure rests on, as the
+/// three-broker cluster really runs it: a fresh topic's effective
+/// `min.insync.replicas` is 2 and unclean leader election is off. Kafka 4.1
+/// turns Eligible Leader Replicas (KIP-966) on for new clusters, which
+/// removes broker-level `min.insync.replicas` overrides, so the value the
+/// launcher writes is checked where a topic sees it, not assumed.
+#[test]
+#[ignore = "needs the three-broker cluster: run through `cargo xtask test`"]
+fn a_topic_on_the_three_brokers_needs_two_in_sync_replicas() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::ClientConfig;
+
+    let cluster = three_brokers();
+    let topic = cluster.fresh_name("min-isr");
+    cluster.create_topic(&topic, 1).unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let described = futures_executor::block_on(admin.describe_configs(
+        &[ResourceSpecifier::Topic(&topic)],
+        &AdminOptions::new().request_timeout(Some(std::time::Duration::from_secs(10))),
+    ))
+    .unwrap();
+    let config = described[0].as_ref().unwrap();
+    let value = |key: &str| {
+        config
+            .get(key)
+            .and_then(|entry| entry.value.clone())
+            .unwrap_or_else(|| panic!("{topic} has no {key}"))
+    };
+    assert_eq!(
+        value("min.insync.replicas"),
+        "2",
+        "effective min ISR of {topic}"
+    );
+    assert_eq!(value("unclean.leader.election.enable"), "false");
+    cluster.delete_topics(&[topic.as_str()]).ok();
+}

@@ -19,6 +19,8 @@ const LAYERS: &[&[&str]] = &[
         "cluster",
         "produce",
         "consume",
+        "offset_store",
+        "effective",
         "read",
         "recovery",
     ],

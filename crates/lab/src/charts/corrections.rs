@@ -1,5 +1,6 @@
-//! The two corrections of scenario C as one chart: lost and duplicated records
-//! for the source notes' consumers and the corrected one, a bar per count.
+//! The corrections of scenario C as one chart: lost and duplicated records
+//! for the widely copied consumers and the patterns that correct them, a bar
+//! per count.
 
 use super::format::thousands;
 use super::model::{Bar, Chart, Panel, Series, Unit};
@@ -50,7 +51,7 @@ pub fn corrections_chart(runs: &[VariantOutcome]) -> Chart {
         }
     );
     Chart::bars(
-        "Scenario C, corrected: auto-commit and seen-id sets",
+        "Scenario C, corrected: auto-commit, offsets stored after processing, seen-id sets",
         "consumer (the semantic it claims)",
         series,
         vec![Panel::new("records", Unit::Count, groups, bars)],

@@ -1,7 +1,7 @@
 //! Consumer loops, one per semantic: commit before processing, commit after
 //! processing, and read-process-write with the consumed offsets committed
 //! inside the producer's transaction. Beside them, the loop the course
-//! corrects: auto-commit, which the source notes call at-most-once.
+//! corrects: auto-commit, which a widely copied recipe calls at-most-once.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -351,10 +351,10 @@ fn subscribe(
 }
 
 // ANCHOR: auto_commit_settings
-/// The consumer settings of the source notes' at-most-once consumer: no commit
-/// of its own, librdkafka commits on a timer. The interval is the default of
-/// both librdkafka and the Java client; a shorter one (the notes use 100 ms)
-/// narrows both windows of the timer but closes neither.
+/// The consumer settings of a widely copied "at-most-once" consumer: no
+/// commit of its own, librdkafka commits on a timer. The interval is the
+/// default of both librdkafka and the Java client; a shorter one (recipes
+/// often use 100 ms) narrows both windows of the timer but closes neither.
 pub fn auto_commit_settings() -> Vec<(String, String)> {
     [
         // Commit in the background, every auto.commit.interval.ms.
@@ -373,8 +373,8 @@ pub fn auto_commit_settings() -> Vec<(String, String)> {
 /// `auto.commit.interval.ms` of the auto-commit loop, in milliseconds.
 pub const AUTO_COMMIT_INTERVAL_MS: &str = "5000";
 
-/// Consumes all of `input` as a member of `group` the way the source notes'
-/// at-most-once consumer does: take records, process them, and never commit,
+/// Consumes all of `input` as a member of `group` the way the widely copied
+/// auto-commit consumer does: take records, process them, and never commit,
 /// leaving that to librdkafka's auto-commit timer. `overrides` are extra
 /// consumer settings, applied after [`auto_commit_settings`].
 pub fn consume_auto_commit(

@@ -5,6 +5,8 @@
 pub mod clean;
 pub mod cluster;
 pub mod consume;
+pub mod effective;
+pub mod offset_store;
 pub mod produce;
 pub mod read;
 pub mod recovery;

@@ -268,9 +268,11 @@ where
 }
 
 // ANCHOR: commit_transaction
-/// Commits the open transaction, draining delivery reports first:
-/// `commit_transaction`'s own flush polls in 100 ms steps, which would make
-/// frequent commits look far slower than Kafka is.
+/// Commits the open transaction, draining delivery reports first. The
+/// rdkafka crate's `BaseProducer::commit_transaction` calls its own
+/// `BaseProducer::flush` before librdkafka's commit, and that flush waits for
+/// delivery reports in polls of up to 100 ms, which would make frequent
+/// commits look far slower than Kafka is.
 pub(crate) fn commit<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<()> {
     drain(producer, Duration::from_secs(60))?;
     producer

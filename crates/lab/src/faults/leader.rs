@@ -132,7 +132,7 @@ fn three_local_brokers(cluster: &Cluster, semantic: Semantic) -> Result<LocalClu
         return Err(refuse(cluster, "librdkafka's mock cluster does not replicate, so no follower can take over"));
     }
     if semantic == Semantic::ExactlyOnce {
-        return Err(refuse(cluster, "exactly-once under a leader failure is not built yet; see scenarios A, B, C"));
+        return Err(refuse(cluster, "the course does not run exactly-once under a leader failure; see scenarios A, B, C and E"));
     }
     LocalCluster::serving(cluster.bootstrap())
         .filter(|c| c.brokers.len() >= 3)

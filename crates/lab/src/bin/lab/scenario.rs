@@ -21,8 +21,8 @@ pub struct ScenarioArgs {
     producer_set: Vec<(String, String)>,
     #[arg(long, short, required_unless_present = "variant")]
     semantic: Option<Semantic>,
-    /// consumer-crash only: a consumer of the source notes instead of a
-    /// semantic's own
+    /// consumer-crash only: a widely copied consumer (or librdkafka's
+    /// store-after-processing pattern) instead of a semantic's own
     #[arg(long, value_parser = variant_parser(), conflicts_with = "semantic")]
     variant: Option<ConsumerVariant>,
     #[arg(long, short = 'n', default_value_t = 2000, value_parser = crate::records, allow_negative_numbers = true)]

@@ -1,5 +1,6 @@
-//! The published statements about what the guarantees cost (Confluent's and
-//! the course module's), checked against recorded reports.
+//! The published statements about what the guarantees cost (Confluent's, and
+//! a comparison table common in introductions), checked against recorded
+//! reports.
 
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +93,7 @@ fn acks_order(report: &BenchReport, replicated: Option<&BenchReport>) -> Vec<Cla
         .map(|(setup, r)| {
             Claim::checked(
                 format!("{acks_order} ({setup})"),
-                "the course module's comparison table",
+                "a comparison table found in many introductions",
                 r.and_then(|r| {
                     Some((vs_all(r, Case::Acks0)?, vs_all(r, Case::Acks1)?))
                 }),

@@ -8,9 +8,10 @@
 //! - `idempotent`: `acks=all` plus `enable.idempotence=true`.
 //! - `transactional N ms`: idempotent, inside transactions committed every
 //!   N ms (by time, as ProducerPerformance's `--transaction-duration-ms` does).
-//!   Delivery reports are drained before each commit: `commit_transaction`'s
-//!   own flush loop polls in 100 ms steps and would make frequent commits look
-//!   far slower than Kafka is (see the field notes).
+//!   Delivery reports are drained before each commit: the rdkafka crate's
+//!   `BaseProducer::commit_transaction` first runs `BaseProducer::flush`,
+//!   whose loop polls in steps of up to 100 ms and would make frequent
+//!   commits look far slower than Kafka is.
 //!
 //! For each case the lab measures
 //!
@@ -46,6 +47,7 @@
 
 mod cases;
 mod claims;
+mod commit_cost;
 mod host;
 mod measure;
 mod pass;
@@ -57,6 +59,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cases::{Case, COMMIT_INTERVALS_MS};
 pub use claims::{claims_markdown, published_claims, Claim, TIE};
+pub use commit_cost::transaction_cost_markdown;
 pub use measure::{bench, bench_with_progress, paired_ratio};
 pub use pass::{delete_topic, WARMUP_ID_BASE};
 pub use payload::{EncodingCost, PayloadTemplate};

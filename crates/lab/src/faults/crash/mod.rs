@@ -3,9 +3,10 @@
 //! SIGKILL at a seeded point, and a new one carries on by the semantic's
 //! recovery rule. The audit then counts, by id, what was lost and duplicated.
 //!
-//! Scenario C also runs the consumers of the source notes that the course
-//! corrects ([`consumer_crash_variant`]): auto-commit as "at-most-once", and
-//! an in-memory set of seen ids as "de-duplication".
+//! Scenario C also runs widely copied consumers that the course corrects
+//! ([`consumer_crash_variant`]): auto-commit as "at-most-once" (beside
+//! librdkafka's own at-least-once pattern with auto-commit on), and an
+//! in-memory set of seen ids as "de-duplication".
 //!
 //! The parent and its workers talk through [`protocol`]: the parent's orders
 //! are a [`WorkerSpec`], the worker's report a stream of

@@ -58,13 +58,13 @@ pub struct ConsumeSpec {
     /// At-most-once and at-least-once: processed ids are appended here.
     pub sink: PathBuf,
     /// Die with SIGKILL in the gap between the two steps of the batch that
-    /// holds this worker's Nth record (with the auto-commit variant: on the
+    /// holds this worker's Nth record (with the auto-commit variants: on the
     /// side of an auto-commit that `crash_when` names).
     pub crash_at: Option<u64>,
-    /// Run a variant that corrects the source notes instead of the
-    /// semantic's own loop.
+    /// Run one of the widely copied consumers the scenario tests (or the
+    /// pattern that fixes one) instead of the semantic's own loop.
     pub variant: Option<ConsumerVariant>,
-    /// With the auto-commit variant and `crash_at`: which side of an
+    /// With an auto-commit variant and `crash_at`: which side of an
     /// auto-commit the crash falls on.
     pub crash_when: Option<AutoCommitCrash>,
 }
@@ -89,11 +89,11 @@ impl WorkerSpec {
 impl ConsumeSpec {
     /// Refuses orders the worker cannot carry out as written.
     pub fn check(&self) -> Result<()> {
-        if self.crash_when.is_some()
-            && self.variant != Some(ConsumerVariant::AutoCommit)
+        if self.crash_when.is_some() && !self.variant.is_some_and(|v| v.auto_commits())
         {
             return Err(Error::BadConfig(
-                "crash_when chooses a side of an auto-commit: it needs the auto-commit variant"
+                "crash_when chooses a side of an auto-commit: it needs an auto-commit variant \
+                 (auto-commit or store-after-processing)"
                     .into(),
             ));
         }
@@ -113,19 +113,23 @@ impl ConsumeSpec {
     }
 }
 
-/// A consumer of scenario C as the source notes write it, or as the course
-/// corrects it. Each runs as real child processes, SIGKILLed and replaced in
-/// the same group, and is audited by id like every scenario.
+/// A consumer of scenario C as widely copied recipes write it, or as the
+/// course corrects it. Each runs as real child processes, SIGKILLed and
+/// replaced in the same group, and is audited by id like every scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsumerVariant {
-    /// The notes' "at-most-once": `enable.auto.commit=true`, no commit of its
-    /// own. Killed once just after an auto-commit covered records it had not
-    /// processed, and once just after processing records no auto-commit had
-    /// covered yet.
+    /// The recipe's "at-most-once": `enable.auto.commit=true`, no commit of
+    /// its own. Killed once just after an auto-commit covered records it had
+    /// not processed, and once just after processing records no auto-commit
+    /// had covered yet.
     AutoCommit,
-    /// At-least-once behind the notes' `IdempotentProcessor`: seen ids in a
-    /// set in memory, which the restarted process does not have.
+    /// librdkafka's at-least-once pattern: auto-commit on,
+    /// `enable.auto.offset.store=false`, each offset stored after processing.
+    /// Killed at the same two points as [`AutoCommit`](Self::AutoCommit).
+    StoreAfterProcessing,
+    /// At-least-once behind a processor that remembers the ids it has seen
+    /// in a set in memory, which the restarted process does not have.
     DedupInMemory,
     /// At-least-once behind seen ids kept with the results: a restarted
     /// process reads them back.
@@ -133,8 +137,9 @@ pub enum ConsumerVariant {
 }
 
 impl ConsumerVariant {
-    pub const ALL: [ConsumerVariant; 3] = [
+    pub const ALL: [ConsumerVariant; 4] = [
         ConsumerVariant::AutoCommit,
+        ConsumerVariant::StoreAfterProcessing,
         ConsumerVariant::DedupInMemory,
         ConsumerVariant::DedupDurable,
     ];
@@ -143,13 +148,14 @@ impl ConsumerVariant {
     pub fn name(self) -> &'static str {
         match self {
             ConsumerVariant::AutoCommit => "auto-commit",
+            ConsumerVariant::StoreAfterProcessing => "store-after-processing",
             ConsumerVariant::DedupInMemory => "dedup-in-memory",
             ConsumerVariant::DedupDurable => "dedup-durable",
         }
     }
 
     /// Every variant's name, for help texts and error messages.
-    pub fn names() -> [&'static str; 3] {
+    pub fn names() -> [&'static str; 4] {
         ConsumerVariant::ALL.map(ConsumerVariant::name)
     }
 
@@ -171,6 +177,9 @@ impl ConsumerVariant {
     pub fn label(self) -> &'static str {
         match self {
             ConsumerVariant::AutoCommit => "auto-commit",
+            ConsumerVariant::StoreAfterProcessing => {
+                "auto-commit, offsets stored after processing"
+            }
             ConsumerVariant::DedupInMemory => "seen ids in memory",
             ConsumerVariant::DedupDurable => "seen ids kept with the results",
         }
@@ -181,10 +190,19 @@ impl ConsumerVariant {
     pub fn semantic(self) -> Semantic {
         match self {
             ConsumerVariant::AutoCommit => Semantic::AtMostOnce,
-            ConsumerVariant::DedupInMemory | ConsumerVariant::DedupDurable => {
-                Semantic::AtLeastOnce
-            }
+            ConsumerVariant::StoreAfterProcessing
+            | ConsumerVariant::DedupInMemory
+            | ConsumerVariant::DedupDurable => Semantic::AtLeastOnce,
         }
+    }
+
+    /// Whether the variant leaves its commits to librdkafka's auto-commit
+    /// timer (and so can die on a chosen side of one).
+    pub fn auto_commits(self) -> bool {
+        matches!(
+            self,
+            ConsumerVariant::AutoCommit | ConsumerVariant::StoreAfterProcessing
+        )
     }
 }
 
@@ -367,6 +385,14 @@ mod tests {
             assert_eq!(WorkerSpec::from_json(&json).unwrap(), spec, "{json}");
         }
         assert!(consume_spec().check().is_ok());
+        let stored = ConsumeSpec {
+            variant: Some(ConsumerVariant::StoreAfterProcessing),
+            ..consume_spec()
+        };
+        assert!(
+            stored.check().is_ok(),
+            "it dies on a side of an auto-commit too"
+        );
         let err =
             WorkerSpec::from_json(r#"{"role":"consume","semantic":"at-most-once"}"#)
                 .unwrap_err()
@@ -391,7 +417,7 @@ mod tests {
         };
         for (spec, says) in [
             (no_crash_point, "needs crash_at"),
-            (not_auto_commit, "needs the auto-commit variant"),
+            (not_auto_commit, "needs an auto-commit variant"),
             (with_output, "drop the output topic"),
         ] {
             let err = spec.check().unwrap_err().to_string();
@@ -412,7 +438,9 @@ mod tests {
         );
         let err = "dedup".parse::<ConsumerVariant>().unwrap_err().to_string();
         assert!(
-            err.contains("auto-commit, dedup-in-memory, dedup-durable"),
+            err.contains(
+                "auto-commit, store-after-processing, dedup-in-memory, dedup-durable"
+            ),
             "{err}"
         );
     }

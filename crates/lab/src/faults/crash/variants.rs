@@ -1,6 +1,7 @@
-//! Scenario C with the consumers of the source notes that the course
-//! corrects: auto-commit as "at-most-once", and a set of seen ids, in memory
-//! or kept with the results, as "de-duplication".
+//! Scenario C with widely copied consumers that the course corrects:
+//! auto-commit as "at-most-once" (beside librdkafka's own at-least-once
+//! pattern with auto-commit on), and a set of seen ids, in memory or kept
+//! with the results, as "de-duplication".
 
 use std::path::PathBuf;
 
@@ -31,6 +32,10 @@ pub struct VariantOutcome {
     pub processed_uncommitted: u64,
     /// Records a worker skipped because its seen-id set held their ids.
     pub skipped_as_seen: u64,
+    /// Where the killed workers died: each one's count of records taken,
+    /// from the seed (the auto-commit variants share theirs).
+    #[serde(default)]
+    pub crash_points: Vec<u64>,
     /// The file the workers processed into (not recorded).
     #[serde(skip)]
     pub sink: PathBuf,
@@ -46,6 +51,10 @@ pub struct VariantOutcome {
 ///   finishes. Both crash points are set by the seed and placed against the
 ///   timer by asking the broker for the committed offsets, so both windows are
 ///   hit every time, whatever the interval.
+/// - [`ConsumerVariant::StoreAfterProcessing`]: the same two deaths at the
+///   same seeded points. The first waits a whole auto-commit interval with
+///   its batch handed over and unprocessed, then dies; the second dies just
+///   after processing and storing a batch no auto-commit has covered yet.
 /// - The dedup variants: the consumer dies between processing a batch and
 ///   committing it, as at-least-once does in scenario C; a replacement
 ///   finishes.
@@ -65,8 +74,10 @@ pub fn consumer_crash_variant(
         variant: Some(variant),
         ..stage.spec(cluster, variant.semantic())
     };
-    let (mut runs, fault) = match variant {
-        ConsumerVariant::AutoCommit => auto_commit_crashes(&spec, options)?,
+    let (mut runs, fault, crash_points) = match variant {
+        ConsumerVariant::AutoCommit | ConsumerVariant::StoreAfterProcessing => {
+            auto_commit_crashes(&spec, options)?
+        }
         ConsumerVariant::DedupInMemory | ConsumerVariant::DedupDurable => {
             dedup_crash(&spec, variant, options)?
         }
@@ -85,16 +96,18 @@ pub fn consumer_crash_variant(
         committed_unprocessed: runs.iter().map(|r| r.committed_unprocessed).sum(),
         processed_uncommitted: runs.iter().map(|r| r.processed_uncommitted).sum(),
         skipped_as_seen: runs.iter().map(|r| r.skipped).sum(),
+        crash_points,
         sink,
     })
 }
 
-/// The auto-commit consumer's two deaths, one on each side of an
-/// auto-commit: the killed workers' runs, and the fault they make.
+/// An auto-commit consumer's two deaths, one on each side of an
+/// auto-commit: the killed workers' runs, the fault they make, and the two
+/// crash points.
 fn auto_commit_crashes(
     spec: &ConsumeSpec,
     options: &CrashOptions,
-) -> Result<(Vec<WorkerRun>, String)> {
+) -> Result<(Vec<WorkerRun>, String, Vec<u64>)> {
     // Early enough that two more batches follow the first crash (of up to 500
     // records each), and the second crash in the replacement's first batches,
     // so a batch is left for it to die on.
@@ -109,15 +122,19 @@ fn auto_commit_crashes(
         second_at,
         Some(AutoCommitCrash::ProcessedNotCommitted),
     )?;
+    let first_death = if spec.variant == Some(ConsumerVariant::AutoCommit) {
+        "just after an auto-commit covered a batch it had not processed"
+    } else {
+        "a whole auto-commit interval after it was handed a batch it had not processed"
+    };
     let fault = format!(
-        "auto.commit.interval.ms={}: consumer SIGKILLed at its record {first_at} just after an \
-         auto-commit covered a batch it had not processed; the replacement SIGKILLed at its \
-         record {second_at} just after processing a batch no auto-commit covered yet; a third \
-         finished (seed {})",
+        "auto.commit.interval.ms={}: consumer SIGKILLed at its record {first_at} {first_death}; \
+         the replacement SIGKILLed at its record {second_at} just after processing a batch no \
+         auto-commit covered yet; a third finished (seed {})",
         crate::consume::AUTO_COMMIT_INTERVAL_MS,
         options.seed
     );
-    Ok((vec![first, second], fault))
+    Ok((vec![first, second], fault, vec![first_at, second_at]))
 }
 
 /// A dedup consumer's death between processing a batch and committing it.
@@ -125,7 +142,7 @@ fn dedup_crash(
     spec: &ConsumeSpec,
     variant: ConsumerVariant,
     options: &CrashOptions,
-) -> Result<(Vec<WorkerRun>, String)> {
+) -> Result<(Vec<WorkerRun>, String, Vec<u64>)> {
     let crash_at = options.crash_point(2);
     let first = killed(spec, crash_at, None)?;
     let fault = format!(
@@ -134,7 +151,7 @@ fn dedup_crash(
         variant.label(),
         options.seed
     );
-    Ok((vec![first], fault))
+    Ok((vec![first], fault, vec![crash_at]))
 }
 
 /// Runs the variant's consumer to its death at its record `at`.

@@ -8,11 +8,11 @@
 //! state, the way a real application would: [`crate::recovery`] keeps the
 //! rules.
 //!
-//! A consumer worker can also run one of the variants of scenario C that
-//! correct the source notes (`variant`, see [`ConsumerVariant`]): the
-//! auto-commit consumer, dying on either side of an auto-commit, and the
-//! at-least-once consumer behind a set of seen ids, kept in memory or with
-//! the results.
+//! A consumer worker can also run one of the variants of scenario C
+//! (`variant`, see [`ConsumerVariant`]): the auto-commit consumer and
+//! librdkafka's store-after-processing pattern, each dying on either side of
+//! an auto-commit, and the at-least-once consumer behind a set of seen ids,
+//! kept in memory or with the results.
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -30,6 +30,7 @@ use crate::cluster::Cluster;
 use crate::consume::{self, AutoCommitStep, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
 use crate::faults::die_now;
+use crate::offset_store::{self, StoreAfterProcessingSink, StoredOffsets};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::recovery::SourcePosition;
 use crate::semantics::Semantic;
@@ -167,14 +168,15 @@ fn finish(w: &ProduceSpec, producer: &BaseProducer<LoggingContext>) -> Result<()
 const AUTO_COMMIT_WAIT: Duration = Duration::from_secs(25);
 
 // ANCHOR: seen_ids
-/// The source notes' `IdempotentProcessor`: the ids of the records processed
-/// so far; a record whose id is among them is skipped.
+/// A processor that remembers the ids of the records processed so far; a
+/// record whose id is among them is skipped.
 struct SeenIds {
     ids: HashSet<u64>,
 }
 
 impl SeenIds {
-    /// As the notes keep them: in memory, so every new process starts with none.
+    /// As the usual recipe keeps them: in memory, so every new process
+    /// starts with none.
     fn in_memory() -> SeenIds {
         SeenIds {
             ids: HashSet::new(),
@@ -217,7 +219,7 @@ struct FileSink {
     crash_at: Option<u64>,
     /// The variants with a seen-id set: skip records whose id is in it.
     seen: Option<SeenIds>,
-    /// The auto-commit variant: which side of an auto-commit to die on.
+    /// The auto-commit variants: which side of an auto-commit to die on.
     crash_when: Option<AutoCommitCrash>,
     /// Processed-not-committed: a commit has just covered everything so far;
     /// die after the next batch is processed.
@@ -235,7 +237,10 @@ impl FileSink {
             Some(ConsumerVariant::DedupDurable) => {
                 Some(SeenIds::from_results(&w.sink)?)
             }
-            Some(ConsumerVariant::AutoCommit) | None => None,
+            Some(
+                ConsumerVariant::AutoCommit | ConsumerVariant::StoreAfterProcessing,
+            )
+            | None => None,
         };
         let file = OpenOptions::new()
             .create(true)
@@ -343,6 +348,51 @@ impl Sink for FileSink {
     }
 }
 
+/// librdkafka's store-after-processing pattern dies at the same points as
+/// plain auto-commit: after a whole interval with a batch handed over and
+/// unprocessed (the timer fires, but has nothing of the batch to commit), and
+/// just after processing and storing a batch no commit has covered yet.
+impl StoreAfterProcessingSink for FileSink {
+    fn store_step(
+        &mut self,
+        step: AutoCommitStep,
+        consumed: u64,
+        batch: usize,
+        offsets: &StoredOffsets<'_>,
+    ) -> Result<()> {
+        let (Some(k), Some(when)) = (self.crash_at, self.crash_when) else {
+            return Ok(());
+        };
+        if consumed < k {
+            return Ok(());
+        }
+        match (when, step) {
+            (AutoCommitCrash::CommittedNotProcessed, AutoCommitStep::Handed) => {
+                offsets.wait_for_an_auto_commit(AUTO_COMMIT_WAIT)?;
+                // What the broker says the timer committed of this batch.
+                report(Event::CommittedUnprocessed {
+                    records: offsets.committed_unprocessed()?,
+                });
+                die_now()
+            }
+            (AutoCommitCrash::ProcessedNotCommitted, AutoCommitStep::Processed)
+                if !self.armed =>
+            {
+                offsets.wait_until_committed(AUTO_COMMIT_WAIT)?;
+                self.armed = true;
+                Ok(())
+            }
+            (AutoCommitCrash::ProcessedNotCommitted, AutoCommitStep::Processed) => {
+                report(Event::ProcessedUncommitted {
+                    records: batch as u64,
+                });
+                die_now()
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The consumer worker.
 pub fn consume(w: &ConsumeSpec) -> Result<()> {
     w.check()?;
@@ -353,6 +403,16 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
     match w.variant {
         Some(ConsumerVariant::AutoCommit) => {
             consume::consume_auto_commit(
+                &cluster,
+                &w.input,
+                &w.group,
+                &crash_consumer_overrides(),
+                &mut sink,
+                &mut |_| {},
+            )?;
+        }
+        Some(ConsumerVariant::StoreAfterProcessing) => {
+            offset_store::consume_store_after_processing(
                 &cluster,
                 &w.input,
                 &w.group,
