@@ -12,7 +12,9 @@
 //!    ExactlyOnce}` and the exact settings behind each, with the reasons),
 //!    [`stats`] (librdkafka's statistics, recorded while a [`stats::Monitor`]
 //!    watches), [`cluster`] (a real broker by address, or the mock cluster;
-//!    fresh topics and groups), [`produce`] and [`consume`] (the loops per
+//!    fresh topics and groups), [`liveness`] (is any broker answering? every
+//!    wait on Kafka asks after a few silent seconds, and fails within about
+//!    10 s of the last answer), [`produce`] and [`consume`] (the loops per
 //!    semantic), [`read`] (a topic read back to its end), [`recovery`] (where
 //!    a producer starts again after a crash).
 //! 3. What happened: [`audit`] (counts by id: lost, duplicated, aborted) and
@@ -47,7 +49,9 @@ pub use support::{error, local, metrics, record};
 
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
-pub use client::{clean, cluster, consume, produce, read, recovery, semantics, stats};
+pub use client::{
+    clean, cluster, consume, liveness, produce, read, recovery, semantics, stats,
+};
 
 // What happened: the audit by id, and one run's outcome.
 pub mod audit;

@@ -5,6 +5,7 @@
 pub mod clean;
 pub mod cluster;
 pub mod consume;
+pub mod liveness;
 pub mod produce;
 pub mod read;
 pub mod recovery;
