@@ -12,7 +12,9 @@
 //!    ExactlyOnce}` and the exact settings behind each, with the reasons),
 //!    [`stats`] (librdkafka's statistics, recorded while a [`stats::Monitor`]
 //!    watches), [`cluster`] (a real broker by address, or the mock cluster;
-//!    fresh topics and groups), [`produce`] and [`consume`] (the loops per
+//!    fresh topics and groups), [`liveness`] (is any broker answering? every
+//!    wait on Kafka asks after a few silent seconds, and fails within about
+//!    10 s of the last answer), [`produce`] and [`consume`] (the loops per
 //!    semantic), [`offset_store`] (librdkafka's at-least-once pattern with
 //!    auto-commit on), [`effective`] (the settings librdkafka really runs
 //!    with), [`read`] (a topic read back to its end), [`recovery`] (where
@@ -51,8 +53,8 @@ pub use support::{error, local, metrics, record};
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
 pub use client::{
-    clean, cluster, consume, effective, offset_store, produce, read, recovery,
-    semantics, stats,
+    clean, cluster, consume, effective, liveness, offset_store, produce, read,
+    recovery, semantics, stats,
 };
 
 // What happened: the audit by id, and one run's outcome.

@@ -1,8 +1,10 @@
 //! The `lab` command answers bad input with a clear error and exit code 2,
 //! never a hang or a panic trace.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use lab::faults::proxy::ChaosProxy;
 
 fn lab(args: &[&str]) -> (i32, String, String, Duration) {
     let started = Instant::now();
@@ -33,7 +35,12 @@ fn an_unreachable_broker_is_named_with_how_to_start_one_within_15_seconds() {
         "127.0.0.1:1",
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains(
+            "no Kafka broker answers at 127.0.0.1:1 (for 8 s, while connecting"
+        ),
+        "{err}"
+    );
     assert!(err.contains("cargo xtask kafka up"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
@@ -128,4 +135,48 @@ fn a_count_of_records_outside_1_to_ten_million_says_what_to_type() {
     let (code, out, err, _) = lab(&["run", "-s", "at-least-once", "--mock", "-n", "1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("delivered"), "{out}");
+}
+
+#[test]
+#[ignore = "needs Kafka"]
+fn an_at_least_once_run_whose_broker_goes_says_so_and_stops_within_15_seconds() {
+    // The broker goes away mid-run: the lab's chaos proxy in front of the
+    // shared broker is stopped (listeners and connections closed).
+    let upstream = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let proxy = ChaosProxy::start(&upstream).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["run", "-s", "at-least-once", "-n", "2000000", "--bootstrap"])
+        .arg(proxy.bootstrap())
+        .env_remove("LAB_BACKEND")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the lab binary runs");
+    // Well into producing: two million records take far longer than this.
+    std::thread::sleep(Duration::from_secs(6));
+    proxy.stop();
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = stopped.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("after {took:?}, {}:\n{err}", out.status);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let address = proxy.bootstrap();
+    // It says so while it waits, and what at-least-once does meanwhile...
+    assert!(
+        err.contains(&format!(
+            "waiting: no Kafka broker has answered at {address}"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("at-least-once keeps retrying"), "{err}");
+    // ...then gives up with the one error.
+    assert!(
+        err.contains(&format!("error: no Kafka broker answers at {address}")),
+        "{err}"
+    );
+    assert!(err.contains("while producing"), "{err}");
+    assert!(err.contains("cargo xtask kafka up"), "{err}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
 }

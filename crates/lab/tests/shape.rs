@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
         "semantics",
         "stats",
         "cluster",
+        "liveness",
         "produce",
         "consume",
         "offset_store",

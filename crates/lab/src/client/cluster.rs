@@ -14,6 +14,7 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Doing, Error, Result};
+use crate::liveness::{self, BrokerWatch};
 use crate::local::LocalCluster;
 use crate::semantics::Semantic;
 use crate::support::wait_until;
@@ -195,15 +196,14 @@ impl Cluster {
         if self.backend != Backend::Mock {
             return Ok(());
         }
-        let consumer: BaseConsumer = self
-            .client_config()
-            .create()
-            .doing("creating a metadata client")?;
+        let consumer = self.metadata_client()?;
+        let doing = format!("reading the watermarks of {topic}");
+        let mut watch = self.watch(&doing);
         let mut dropped = Vec::new();
         for p in 0..self.partition_count(topic)? as i32 {
-            let (low, _) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(5))
-                .doing(format!("reading the watermarks of {topic}"))?;
+            let (low, _) = watch.patiently(&doing, Duration::from_secs(5), |t| {
+                consumer.fetch_watermarks(topic, p, t)
+            })?;
             if low > 0 {
                 dropped.push(format!("offsets 0 to {} of partition {p}", low - 1));
             }
@@ -237,6 +237,12 @@ impl Cluster {
         format!("{prefix}-{millis}-{}-{n}", std::process::id())
     }
 
+    /// A watch on this cluster's brokers while the lab is `doing` something:
+    /// see [`crate::liveness`].
+    pub fn watch(&self, doing: impl Into<String>) -> BrokerWatch {
+        BrokerWatch::new(&self.bootstrap, doing)
+    }
+
     /// Creates `topic` with `partitions` partitions, replicated on up to three
     /// brokers, and waits until every partition has a leader.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
@@ -246,18 +252,22 @@ impl Cluster {
                 .create_topic(topic, partitions, 1)
                 .doing(format!("creating topic {topic} on the mock cluster"));
         }
-        let admin: AdminClient<DefaultClientContext> = self
-            .client_config()
-            .create()
-            .doing("creating an admin client")?;
+        let admin = self.admin()?;
         let replication = self.broker_count.clamp(1, 3) as i32;
-        let new_topic =
-            NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-        let options =
-            AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results =
-            futures_executor::block_on(admin.create_topics([&new_topic], &options))
-                .doing(format!("creating topic {topic}"))?;
+        let name = topic.to_string();
+        let results = self
+            .watch(format!("creating topic {topic}"))
+            .wait_on_thread(move || {
+                let new_topic = NewTopic::new(
+                    &name,
+                    partitions,
+                    TopicReplication::Fixed(replication),
+                );
+                futures_executor::block_on(
+                    admin.create_topics([&new_topic], &admin_options()),
+                )
+            })?
+            .doing(format!("creating topic {topic}"))?;
         for result in results {
             result.map_err(|(name, code)| Error::Kafka {
                 doing: format!("creating topic {name}"),
@@ -270,30 +280,47 @@ impl Cluster {
     /// Deletes `topics` and returns the names the broker deleted (one it
     /// refused is left out). Deletion finishes on the broker a moment later.
     pub fn delete_topics(&self, topics: &[&str]) -> Result<Vec<String>> {
-        let admin: AdminClient<DefaultClientContext> = self
-            .client_config()
-            .create()
-            .doing("creating an admin client")?;
-        let options =
-            AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = futures_executor::block_on(admin.delete_topics(topics, &options))
+        let admin = self.admin()?;
+        let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let results = self
+            .watch("deleting topics")
+            .wait_on_thread(move || {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                futures_executor::block_on(
+                    admin.delete_topics(&names, &admin_options()),
+                )
+            })?
             .doing("deleting topics")?;
         Ok(results.into_iter().filter_map(|r| r.ok()).collect())
     }
 
-    fn wait_for_leaders(&self, topic: &str, partitions: usize) -> Result<()> {
-        let consumer: BaseConsumer = self
-            .client_config()
+    /// An admin client of this cluster.
+    pub(crate) fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+        self.client_config()
             .create()
-            .doing("creating a metadata client")?;
+            .doing("creating an admin client")
+    }
+
+    /// A client that asks for metadata and watermarks.
+    fn metadata_client(&self) -> Result<BaseConsumer> {
+        self.client_config()
+            .create()
+            .doing("creating a metadata client")
+    }
+
+    fn wait_for_leaders(&self, topic: &str, partitions: usize) -> Result<()> {
+        let consumer = self.metadata_client()?;
+        let doing = format!("reading metadata of {topic}");
+        let mut watch = self.watch(&doing);
         wait_until(
             "topic creation",
             Duration::from_secs(15),
             Duration::from_millis(100),
             || {
-                let metadata = consumer
-                    .fetch_metadata(Some(topic), Duration::from_secs(5))
-                    .doing(format!("reading metadata of {topic}"))?;
+                let metadata =
+                    watch.patiently(&doing, Duration::from_secs(15), |t| {
+                        consumer.fetch_metadata(Some(topic), t)
+                    })?;
                 let ready = metadata.topics().iter().any(|t| {
                     t.name() == topic
                         && t.error().is_none()
@@ -315,19 +342,19 @@ impl Cluster {
         records: u64,
         limit: Duration,
     ) -> Result<()> {
-        let consumer: BaseConsumer = self
-            .client_config()
-            .create()
-            .doing("creating a metadata client")?;
+        let consumer = self.metadata_client()?;
         let partitions = self.partition_count(topic)? as i32;
         let deadline = std::time::Instant::now() + limit;
+        let mut watch = self.watch(format!("waiting for the records of {topic}"));
         loop {
             let mut total = 0u64;
             for p in 0..partitions {
-                if let Ok((low, high)) =
-                    consumer.fetch_watermarks(topic, p, Duration::from_secs(5))
-                {
-                    total += (high - low).max(0) as u64;
+                match consumer.fetch_watermarks(topic, p, liveness::SLICE) {
+                    Ok((low, high)) => {
+                        watch.heard();
+                        total += (high - low).max(0) as u64;
+                    }
+                    Err(_) => watch.check()?,
                 }
             }
             if total >= records || std::time::Instant::now() > deadline {
@@ -341,29 +368,30 @@ impl Cluster {
     /// the next record will get. Transaction markers take offsets too, so a
     /// transactional topic ends past the number of records it holds.
     pub fn end_offsets(&self, topic: &str) -> Result<Vec<i64>> {
-        let consumer: BaseConsumer = self
-            .client_config()
-            .create()
-            .doing("creating a metadata client")?;
+        let consumer = self.metadata_client()?;
+        let mut watch = self.watch(format!("reading the end of {topic}"));
         (0..self.partition_count(topic)? as i32)
             .map(|p| {
-                consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                watch
+                    .patiently(
+                        &format!("reading the end of {topic} partition {p}"),
+                        Duration::from_secs(10),
+                        |t| consumer.fetch_watermarks(topic, p, t),
+                    )
                     .map(|(_, high)| high)
-                    .doing(format!("reading the end of {topic} partition {p}"))
             })
             .collect()
     }
 
     /// The number of partitions of `topic`.
     pub fn partition_count(&self, topic: &str) -> Result<usize> {
-        let consumer: BaseConsumer = self
-            .client_config()
-            .create()
-            .doing("creating a metadata client")?;
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .doing(format!("reading metadata of {topic}"))?;
+        let consumer = self.metadata_client()?;
+        let doing = format!("reading metadata of {topic}");
+        let metadata =
+            self.watch(&doing)
+                .patiently(&doing, Duration::from_secs(10), |t| {
+                    consumer.fetch_metadata(Some(topic), t)
+                })?;
         Ok(metadata
             .topics()
             .iter()
@@ -378,6 +406,11 @@ impl Cluster {
         config.set("bootstrap.servers", &self.bootstrap);
         config
     }
+}
+
+/// The options of the lab's admin requests: the broker may take up to 10 s.
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
 }
 
 /// What librdkafka's mock cluster keeps of a partition: beyond 5 MB of record
@@ -402,20 +435,10 @@ pub fn librdkafka_version() -> String {
 
 /// Asks `bootstrap` for cluster metadata; returns the number of brokers.
 pub fn probe(bootstrap: &str, timeout: Duration) -> Result<usize> {
-    let no_broker = |cause: String| Error::NoBroker {
+    crate::liveness::answers(bootstrap, timeout).map_err(|cause| Error::NoBroker {
         bootstrap: bootstrap.to_string(),
         waited: timeout,
+        doing: "connecting".into(),
         cause,
-    };
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|e| no_broker(e.to_string()))?;
-    let metadata = consumer
-        .fetch_metadata(None, timeout)
-        .map_err(|e| no_broker(e.to_string()))?;
-    if metadata.brokers().is_empty() {
-        return Err(no_broker("the metadata named no brokers".into()));
-    }
-    Ok(metadata.brokers().len())
+    })
 }

@@ -4,6 +4,7 @@
 //! corrects: auto-commit, which a widely copied recipe calls at-most-once.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -14,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
+use crate::liveness::BrokerWatch;
 use crate::produce;
 use crate::record;
 use crate::semantics::Semantic;
@@ -99,7 +101,10 @@ pub fn consume(
     let consumer = subscribe(cluster, semantic, group, overrides, input)?;
 
     let mut report = ConsumeReport::default();
-    let mut drained = Drained::new(partitions);
+    let mut drained = Drained::new(
+        partitions,
+        cluster.watch(format!("consuming {input} ({semantic})")),
+    );
     match semantic {
         Semantic::AtMostOnce | Semantic::AtLeastOnce => loop {
             let batch = next_batch(&consumer, &mut drained)?;
@@ -115,14 +120,14 @@ pub fn consume(
             let consumed = report.processed.len() as u64 + ids.len() as u64;
             if semantic == Semantic::AtMostOnce {
                 // Commit first: after a crash in the gap, the batch is never seen again.
-                commit(&consumer, &offsets)?;
+                commit(&consumer, &offsets, &mut drained)?;
                 sink.between_steps(consumed, &ids);
                 sink.process(&ids)?;
             } else {
                 // Process first: after a crash in the gap, the batch is processed again.
                 sink.process(&ids)?;
                 sink.between_steps(consumed, &ids);
-                commit(&consumer, &offsets)?;
+                commit(&consumer, &offsets, &mut drained)?;
             }
             // ANCHOR_END: commit_order
             report.processed.extend(ids);
@@ -173,9 +178,7 @@ fn transform(
         .producer_config(cluster.bootstrap(), Some(&transactional_id), &[])?
         .create_with_context(produce::LoggingContext(Default::default()))
         .doing("creating the transactional producer")?;
-    producer
-        .init_transactions(Duration::from_secs(30))
-        .doing("initialising transactions")?;
+    produce::init_transactions(&producer)?;
     loop {
         let batch = next_batch(consumer, drained)?;
         if batch.is_empty() {
@@ -187,26 +190,26 @@ fn transform(
         producer
             .begin_transaction()
             .doing("beginning a transaction")?;
+        let watch = &mut drained.watch;
         for r in &batch {
-            produce::send(&producer, output, r.id, r.value_len)?;
+            produce::send_watched(&producer, output, r.id, r.value_len, watch)?;
         }
         let metadata = consumer.group_metadata().ok_or_else(|| {
             Error::BadConfig(
                 "the consumer has no group metadata: is group.id set?".into(),
             )
         })?;
-        produce::drain(&producer, Duration::from_secs(60))?;
+        produce::drain_watched(&producer, Duration::from_secs(60), watch)?;
         // The outputs are in the log now, inside the open transaction.
         let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
         sink.between_steps(report.processed.len() as u64 + batch.len() as u64, &ids);
-        producer
-            .send_offsets_to_transaction(
-                &next_offsets(&batch),
-                &metadata,
-                Duration::from_secs(30),
-            )
-            .doing("adding the consumed offsets to the transaction")?;
-        produce::commit(&producer)?;
+        let offsets = next_offsets(&batch);
+        watch.patiently(
+            "adding the consumed offsets to the transaction",
+            Duration::from_secs(30),
+            |t| producer.send_offsets_to_transaction(&offsets, &metadata, t),
+        )?;
+        produce::commit_watched(&producer, watch)?;
         report.commits += 1;
         report.processed.extend(batch.iter().map(|r| r.id));
         progress(report.processed.len() as u64);
@@ -236,19 +239,22 @@ impl Consumed {
     }
 }
 
-/// Which partitions have been read to their end.
+/// Which partitions have been read to their end, and the watch on the
+/// brokers that every record (or partition end) consumed feeds.
 pub(crate) struct Drained {
     partitions: usize,
     at_end: HashSet<i32>,
     last_progress: Instant,
+    watch: BrokerWatch,
 }
 
 impl Drained {
-    pub(crate) fn new(partitions: usize) -> Drained {
+    pub(crate) fn new(partitions: usize, watch: BrokerWatch) -> Drained {
         Drained {
             partitions,
             at_end: HashSet::new(),
             last_progress: Instant::now(),
+            watch,
         }
     }
 
@@ -258,7 +264,8 @@ impl Drained {
 }
 
 /// Polls up to `BATCH` records; returns early when nothing more is waiting.
-/// Fails if nothing at all arrives for `IDLE_LIMIT`.
+/// Fails if nothing at all arrives for `IDLE_LIMIT`, or sooner if no broker
+/// answers.
 pub(crate) fn next_batch(
     consumer: &BaseConsumer<StatsContext>,
     drained: &mut Drained,
@@ -266,19 +273,24 @@ pub(crate) fn next_batch(
     let mut batch = Vec::new();
     while batch.len() < BATCH {
         match consumer.poll(Duration::from_millis(100)) {
-            None => break,
+            None => {
+                drained.watch.check()?;
+                break;
+            }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 drained.at_end.insert(p);
                 drained.last_progress = Instant::now();
+                drained.watch.heard();
                 if drained.all() {
                     break;
                 }
             }
-            Some(Err(e)) if transient(&e) => {}
+            Some(Err(e)) if transient(&e) => drained.watch.check()?,
             Some(Err(e)) => return Err(e).doing("consuming"),
             Some(Ok(m)) => {
                 drained.at_end.remove(&m.partition());
                 drained.last_progress = Instant::now();
+                drained.watch.heard();
                 if let Some(r) = Consumed::from_message(&m) {
                     batch.push(r);
                 }
@@ -329,14 +341,15 @@ pub(crate) fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
     list
 }
 
-/// A consumer of `semantic` in `group`, subscribed to `input`.
+/// A consumer of `semantic` in `group`, subscribed to `input`. Shared, so
+/// that a commit can wait on a thread of its own (see [`commit`]).
 fn subscribe(
     cluster: &Cluster,
     semantic: Semantic,
     group: &str,
     overrides: &[(String, String)],
     input: &str,
-) -> Result<BaseConsumer<StatsContext>> {
+) -> Result<Arc<BaseConsumer<StatsContext>>> {
     let mut config = semantic.consumer_config(cluster.bootstrap(), group, overrides);
     // Lab mechanics, not part of the guarantee: report reaching a partition's
     // end, so the loop knows when the topic is drained.
@@ -347,7 +360,7 @@ fn subscribe(
     consumer
         .subscribe(&[input])
         .doing(format!("subscribing to {input}"))?;
-    Ok(consumer)
+    Ok(Arc::new(consumer))
 }
 
 // ANCHOR: auto_commit_settings
@@ -393,7 +406,10 @@ pub fn consume_auto_commit(
     let consumer = subscribe(cluster, Semantic::AtMostOnce, group, &settings, input)?;
 
     let mut report = ConsumeReport::default();
-    let mut drained = Drained::new(partitions);
+    let mut drained = Drained::new(
+        partitions,
+        cluster.watch(format!("consuming {input} (auto-commit)")),
+    );
     // Per partition, one past the last record handed over: what the timer commits.
     let mut handed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     // ANCHOR: auto_commit_loop
@@ -494,11 +510,29 @@ impl GroupOffsets<'_> {
     }
 }
 
+/// Commits `offsets` and waits for the answer. A commit blocks until its
+/// coordinator answers or librdkafka gives up (45 s and more with the
+/// broker gone), so it waits on a thread of its own while the watch looks
+/// for a broker: with none answering, the run fails after about 10 s.
 fn commit(
-    consumer: &BaseConsumer<StatsContext>,
+    consumer: &Arc<BaseConsumer<StatsContext>>,
     offsets: &TopicPartitionList,
+    drained: &mut Drained,
 ) -> Result<()> {
-    consumer
-        .commit(offsets, CommitMode::Sync)
-        .doing("committing offsets")
+    let consumer = consumer.clone();
+    let offsets = offsets.clone();
+    let committed = drained.watch.wait_on_thread(move || {
+        let result = consumer.commit(&offsets, CommitMode::Sync);
+        // The list goes first: one that outlives its consumer hangs the
+        // consumer's drop.
+        drop(offsets);
+        drop(consumer);
+        result
+    })?;
+    committed.map_err(|source| {
+        drained.watch.explain(Error::Kafka {
+            doing: "committing offsets".into(),
+            source,
+        })
+    })
 }

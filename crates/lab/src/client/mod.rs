@@ -6,6 +6,7 @@ pub mod clean;
 pub mod cluster;
 pub mod consume;
 pub mod effective;
+pub mod liveness;
 pub mod offset_store;
 pub mod produce;
 pub mod read;

@@ -89,7 +89,12 @@ pub fn consume_store_after_processing(
         .doing(format!("subscribing to {input}"))?;
 
     let mut report = ConsumeReport::default();
-    let mut drained = Drained::new(partitions);
+    let mut drained = Drained::new(
+        partitions,
+        cluster.watch(format!(
+            "consuming {input} (offsets stored after processing)"
+        )),
+    );
     let mut handed: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
     let mut stored: BTreeMap<(String, i32), i64> = BTreeMap::new();
     // ANCHOR: store_after_processing_loop

@@ -5,6 +5,7 @@
 //! report says exactly which ids were acknowledged and which failed.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,8 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
-use crate::error::{Doing, Result};
+use crate::error::{Doing, Error, Result};
+use crate::liveness::{self, BrokerWatch};
 use crate::record;
 use crate::semantics::Semantic;
 use crate::support::{lock, wait_until};
@@ -93,6 +95,8 @@ type ReportHook = Box<dyn Fn(u64, Result<(), &Failure>) + Send + Sync>;
 pub struct DeliveryLog {
     acknowledged: Mutex<Vec<u64>>,
     failed: Mutex<Vec<Failure>>,
+    /// Successful delivery reports so far, never reset: news from a broker.
+    delivered: AtomicU64,
     /// Called with each report as it arrives (the crash workers print them).
     on_report: Option<ReportHook>,
 }
@@ -111,6 +115,11 @@ impl DeliveryLog {
     /// How many acknowledgements have arrived (and not been taken) so far.
     pub fn acknowledged_count(&self) -> usize {
         lock(&self.acknowledged).len()
+    }
+
+    /// Successful delivery reports since the log was made (taken or not).
+    pub fn delivered_count(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
     }
 
     /// Takes the acknowledged ids and failures collected so far.
@@ -143,6 +152,7 @@ impl ProducerContext for LoggingContext {
                     report(id, Ok(()));
                 }
                 lock(&self.0.acknowledged).push(id);
+                self.0.delivered.fetch_add(1, Ordering::Relaxed);
             }
             Err((error, message)) => {
                 let failure = Failure {
@@ -179,12 +189,14 @@ pub fn produce(
     let producer: BaseProducer<LoggingContext> = config
         .create_with_context(LoggingContext(log.clone()))
         .doing("creating the producer")?;
+    let mut watch = cluster
+        .watch(format!("producing to {topic}"))
+        .meanwhile(meanwhile(semantic));
+    let mut heard = 0;
     // ANCHOR: produce_loop
     let transactional = semantic == Semantic::ExactlyOnce;
     if transactional {
-        producer
-            .init_transactions(Duration::from_secs(30))
-            .doing("initialising transactions")?;
+        init_transactions(&producer)?;
         producer
             .begin_transaction()
             .doing("beginning a transaction")?;
@@ -192,25 +204,26 @@ pub fn produce(
 
     let mut sent = 0;
     for id in options.ids.clone() {
-        send(&producer, topic, id, options.payload_bytes)?;
+        send_watched(&producer, topic, id, options.payload_bytes, &mut watch)?;
         sent += 1;
         if transactional && sent % options.transaction_size.max(1) == 0 {
-            commit(&producer)?;
+            commit_watched(&producer, &mut watch)?;
             producer
                 .begin_transaction()
                 .doing("beginning a transaction")?;
         }
         if sent % 256 == 0 {
             progress(sent);
+            // Acknowledgements are news from a broker; none for a while
+            // makes the watch ask whether any broker is still there.
+            listen(&log, &mut heard, &mut watch)?;
         }
     }
     if transactional {
-        commit(&producer)?;
+        commit_watched(&producer, &mut watch)?;
     } else {
         // Waits for every delivery report; with acks=0 they come at once.
-        producer
-            .flush(Duration::from_secs(330))
-            .doing("waiting for the last acknowledgements")?;
+        flush_watched(&producer, Duration::from_secs(330), &mut watch)?;
     }
     // ANCHOR_END: produce_loop
     progress(sent);
@@ -224,34 +237,123 @@ pub fn produce(
     })
 }
 
-/// Hands one record to the client, waiting for room if its queue is full.
+/// What a producer of `semantic` does while no broker answers, in the line
+/// the lab writes meanwhile.
+fn meanwhile(semantic: Semantic) -> &'static str {
+    match semantic {
+        Semantic::AtMostOnce => "at-most-once: the records wait in the client's queue",
+        Semantic::AtLeastOnce => {
+            "at-least-once keeps retrying every record until message.timeout.ms"
+        }
+        Semantic::ExactlyOnce => {
+            "exactly-once: the open transaction waits for its records"
+        }
+    }
+}
+
+/// Tells `watch` of the acknowledgements `log` got since `heard`, and lets
+/// it look for a broker if there were none for a while.
+pub(crate) fn listen(
+    log: &DeliveryLog,
+    heard: &mut u64,
+    watch: &mut BrokerWatch,
+) -> Result<()> {
+    let delivered = log.delivered_count();
+    if delivered > *heard {
+        *heard = delivered;
+        watch.heard();
+    }
+    watch.check()
+}
+
+/// Hands one record to the client, waiting for room if its queue is full
+/// (and failing if no broker answers meanwhile).
 pub(crate) fn send<C: ProducerContext<DeliveryOpaque = usize>>(
     producer: &BaseProducer<C>,
     topic: &str,
     id: u64,
     payload_bytes: usize,
 ) -> Result<()> {
-    let key = record::key(id);
-    let value = record::value(id, payload_bytes);
-    let record = BaseRecord::with_opaque_to(topic, id as usize)
-        .key(&key)
-        .payload(&value);
-    send_waiting(producer, record, Duration::from_millis(10))
-        .doing(format!("sending record {id}"))
+    let record = record_of(id, payload_bytes);
+    send_waiting(
+        producer,
+        record.borrowed(topic),
+        Duration::from_millis(10),
+        None,
+    )
+    .map_err(|e| in_sending(e, id))
+}
+
+/// [`send`], with the caller's watch on the brokers.
+pub(crate) fn send_watched<C: ProducerContext<DeliveryOpaque = usize>>(
+    producer: &BaseProducer<C>,
+    topic: &str,
+    id: u64,
+    payload_bytes: usize,
+    watch: &mut BrokerWatch,
+) -> Result<()> {
+    let record = record_of(id, payload_bytes);
+    send_waiting(
+        producer,
+        record.borrowed(topic),
+        Duration::from_millis(10),
+        Some(watch),
+    )
+    .map_err(|e| in_sending(e, id))
+}
+
+/// A record's key and value, made from its id.
+struct Owned {
+    id: u64,
+    key: String,
+    value: Vec<u8>,
+}
+
+fn record_of(id: u64, payload_bytes: usize) -> Owned {
+    Owned {
+        id,
+        key: record::key(id),
+        value: record::value(id, payload_bytes),
+    }
+}
+
+impl Owned {
+    fn borrowed<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BaseRecord<'a, String, Vec<u8>, usize> {
+        BaseRecord::with_opaque_to(topic, self.id as usize)
+            .key(&self.key)
+            .payload(&self.value)
+    }
+}
+
+/// Names the record in a librdkafka error; a missing broker says so itself.
+fn in_sending(error: Error, id: u64) -> Error {
+    match error {
+        Error::Kafka { source, .. } => Error::Kafka {
+            doing: format!("sending record {id}"),
+            source,
+        },
+        other => other,
+    }
 }
 
 /// Hands `record` to the client; while its queue is full, polls for `wait`
-/// (delivery reports are what free room) and tries again.
+/// (delivery reports are what free room) and tries again, asking `watch`
+/// (or, if none is given, a watch of its own) whether any broker answers.
 pub(crate) fn send_waiting<'a, K, P, C>(
     producer: &BaseProducer<C>,
     mut record: BaseRecord<'a, K, P, C::DeliveryOpaque>,
     wait: Duration,
-) -> std::result::Result<(), KafkaError>
+    mut watch: Option<&mut BrokerWatch>,
+) -> Result<()>
 where
     K: ToBytes + ?Sized,
     P: ToBytes + ?Sized,
     C: ProducerContext,
 {
+    let mut own: Option<BrokerWatch> = None;
     loop {
         match producer.send(record) {
             Ok(()) => {
@@ -261,10 +363,41 @@ where
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 producer.poll(wait);
+                // No guessing from the queue's length (librdkafka counts
+                // its error events there too): the watch asks the brokers.
+                let watch = match watch.as_deref_mut() {
+                    Some(w) => w,
+                    None => own.get_or_insert_with(|| {
+                        BrokerWatch::of_client(producer.client(), "producing")
+                    }),
+                };
+                watch.check()?;
             }
-            Err((e, _)) => return Err(e),
+            Err((e, _)) => return Err(e).doing("sending a record"),
         }
     }
+}
+
+/// Initialises transactions: fences any earlier producer with the same
+/// `transactional.id` and aborts what it left open. Asked for in slices, and
+/// again after one that timed out (librdkafka allows it), failing early if
+/// no broker answers.
+pub(crate) fn init_transactions<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+) -> Result<()> {
+    BrokerWatch::of_client(producer.client(), "initialising transactions").patiently(
+        "initialising transactions",
+        Duration::from_secs(30),
+        |t| producer.init_transactions(t),
+    )
+}
+
+/// Commits the open transaction (see [`commit_watched`]).
+pub(crate) fn commit<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<()> {
+    commit_watched(
+        producer,
+        &mut BrokerWatch::of_client(producer.client(), "committing a transaction"),
+    )
 }
 
 // ANCHOR: commit_transaction
@@ -272,12 +405,17 @@ where
 /// rdkafka crate's `BaseProducer::commit_transaction` calls its own
 /// `BaseProducer::flush` before librdkafka's commit, and that flush waits for
 /// delivery reports in polls of up to 100 ms, which would make frequent
-/// commits look far slower than Kafka is.
-pub(crate) fn commit<C: ProducerContext>(producer: &BaseProducer<C>) -> Result<()> {
-    drain(producer, Duration::from_secs(60))?;
-    producer
-        .commit_transaction(Duration::from_secs(60))
-        .doing("committing a transaction")
+/// commits look far slower than Kafka is. The commit is asked for in slices,
+/// and asked again after a slice that timed out (the commit goes on in the
+/// background meanwhile), so that `watch` can look for a broker.
+pub(crate) fn commit_watched<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    watch: &mut BrokerWatch,
+) -> Result<()> {
+    drain_watched(producer, Duration::from_secs(60), watch)?;
+    watch.patiently("committing a transaction", Duration::from_secs(60), |t| {
+        producer.commit_transaction(t)
+    })
 }
 // ANCHOR_END: commit_transaction
 
@@ -286,13 +424,68 @@ pub(crate) fn drain<C: ProducerContext>(
     producer: &BaseProducer<C>,
     limit: Duration,
 ) -> Result<()> {
+    drain_watched(
+        producer,
+        limit,
+        &mut BrokerWatch::of_client(producer.client(), "waiting for acknowledgements"),
+    )
+}
+
+/// [`drain`], with the caller's watch on the brokers.
+pub(crate) fn drain_watched<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    limit: Duration,
+    watch: &mut BrokerWatch,
+) -> Result<()> {
     // Polling is the wait: each poll serves delivery reports for up to 5 ms.
     wait_until("producer", limit, Duration::ZERO, || {
         let in_flight = producer.in_flight_count();
         if in_flight == 0 {
             return Ok(None);
         }
+        watch.check()?;
         producer.poll(Duration::from_millis(5));
         Ok(Some(format!("{in_flight} records still in flight")))
     })
+}
+
+/// Flushes the producer (every queued record is sent at once, linger or
+/// not) and waits up to `limit` for every delivery report, failing early if
+/// no broker answers meanwhile.
+pub(crate) fn flush<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    limit: Duration,
+) -> Result<()> {
+    flush_watched(
+        producer,
+        limit,
+        &mut BrokerWatch::of_client(producer.client(), "waiting for acknowledgements"),
+    )
+}
+
+/// [`flush`], with the caller's watch on the brokers: flushes in slices of
+/// a second, and looks at the watch between them.
+pub(crate) fn flush_watched<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    limit: Duration,
+    watch: &mut BrokerWatch,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match producer.flush(Duration::from_secs(1)) {
+            Ok(()) => {
+                watch.heard();
+                return Ok(());
+            }
+            Err(e) if liveness::unanswered(&e) && Instant::now() < deadline => {
+                watch.check()?;
+            }
+            Err(source) => {
+                return Err(watch.explain(Error::Kafka {
+                    doing: "waiting for the last acknowledgements".into(),
+                    source,
+                }))
+            }
+        }
+    }
 }

@@ -58,6 +58,7 @@ pub fn read_ids_with(
         .doing("creating the audit reader")?;
     assign_from_beginning(&consumer, topic, partitions)?;
 
+    let mut watch = cluster.watch(format!("reading {topic} back"));
     let mut ids = Vec::new();
     let mut at_end = HashSet::new();
     let limit = Duration::from_secs(60);
@@ -65,6 +66,7 @@ pub fn read_ids_with(
     while at_end.len() < partitions {
         match consumer.poll(Duration::from_millis(100)) {
             None => {
+                watch.check()?;
                 if last_progress.elapsed() > limit {
                     return Err(Error::Stalled {
                         stage: "audit read-back",
@@ -80,12 +82,14 @@ pub fn read_ids_with(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
                 last_progress = Instant::now();
+                watch.heard();
             }
-            Some(Err(e)) if crate::consume::transient(&e) => {}
+            Some(Err(e)) if crate::consume::transient(&e) => watch.check()?,
             Some(Err(e)) => return Err(e).doing(format!("reading {topic}")),
             Some(Ok(m)) => {
                 at_end.remove(&m.partition());
                 last_progress = Instant::now();
+                watch.heard();
                 if let Some(id) = record::parse_key(m.key()) {
                     ids.push(id);
                 }

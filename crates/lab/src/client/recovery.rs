@@ -14,9 +14,8 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, ProducerContext};
 
 use crate::cluster::Cluster;
 use crate::error::{Doing, Result};
@@ -59,9 +58,7 @@ impl SourcePosition {
             Semantic::ExactlyOnce => {
                 // Fences any earlier instance with this transactional.id and
                 // aborts its open transaction, then asks the log what is committed.
-                producer
-                    .init_transactions(Duration::from_secs(30))
-                    .doing("initialising transactions")?;
+                crate::produce::init_transactions(producer)?;
                 read_ids(cluster, topic, Isolation::ReadCommitted)?
                     .into_iter()
                     .max()

@@ -188,7 +188,7 @@ fn strike(
     for id in 0..replicated {
         produce::send(producer, topic, id, 100)?;
     }
-    producer.flush(Duration::from_secs(60)).doing("flushing")?;
+    produce::flush(producer, Duration::from_secs(60))?;
     wait_for_high_watermark(cluster, topic, replicated as i64)?;
 
     // Phase 2: the followers are frozen; only the leader gets these records.
@@ -232,9 +232,7 @@ fn failover(
     log: &DeliveryLog,
     topic: &str,
 ) -> Result<(Vec<u64>, Vec<u64>)> {
-    producer
-        .flush(Duration::from_secs(120))
-        .doing("flushing after the failover")?;
+    produce::flush(producer, Duration::from_secs(120))?;
     let (acknowledged, _failed) = log.take();
     let in_log = read_ids(cluster, topic, Isolation::ReadCommitted)?;
     Ok((acknowledged, in_log))
@@ -261,9 +259,7 @@ fn drain_pending_fetches(cluster: &Cluster, topic: &str) -> Result<()> {
         )
         .map_err(|(e, _)| e)
         .doing("sending the marker")?;
-    marker
-        .flush(Duration::from_secs(10))
-        .doing("sending the marker")?;
+    produce::flush(&marker, Duration::from_secs(10))?;
     std::thread::sleep(Duration::from_millis(500));
     Ok(())
 }

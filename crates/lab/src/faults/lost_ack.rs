@@ -205,7 +205,7 @@ impl Client {
             produce::commit(producer)?;
             begin(producer)?;
         } else {
-            producer.flush(Duration::from_secs(60)).doing("flushing")?;
+            produce::flush(producer, Duration::from_secs(60))?;
         }
         let armed = Instant::now();
         proxy.inject(options.fault);
@@ -221,7 +221,7 @@ impl Client {
         if self.transactional {
             produce::commit(producer)?;
         } else {
-            producer.flush(Duration::from_secs(120)).doing("flushing")?;
+            produce::flush(producer, Duration::from_secs(120))?;
         }
         Ok(Sent {
             armed_at,

@@ -5,15 +5,18 @@ use std::time::Duration;
 /// Everything that can go wrong in a lab run, worded for a learner.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Nothing answered a metadata request at the bootstrap address.
+    /// No broker answered at the bootstrap address for `waited`, while the
+    /// lab was `doing` something (connecting, producing, reading back).
     #[error(
-        "no Kafka broker answered at {bootstrap} within {waited:?} ({cause}).\n\
-         Start the course's broker with `cargo xtask kafka up` (or `docker compose up -d --wait`),\n\
-         or point KAFKA_BOOTSTRAP_SERVERS at a running broker."
+        "no Kafka broker answers at {bootstrap} (for {} s, while {doing}; last attempt: {cause}).\n\
+         Start one with `cargo xtask kafka up` (or `docker compose up -d --wait`),\n\
+         or set KAFKA_BOOTSTRAP_SERVERS (or `--bootstrap`) to the address of a running broker.",
+        .waited.as_secs()
     )]
     NoBroker {
         bootstrap: String,
         waited: Duration,
+        doing: String,
         cause: String,
     },
 

@@ -43,6 +43,10 @@ impl RunArgs {
             ..RunOptions::records(self.records)
         };
         let bar = progress_bar(self.json, self.records);
+        // While no broker answers, the run says so above the bar (the bar
+        // itself stands still: nothing is acknowledged).
+        let above = bar.clone();
+        lab::liveness::on_silence(move |line| above.suspend(|| eprintln!("{line}")));
         let outcome = lab::run_with_progress(
             &cluster,
             self.semantic,

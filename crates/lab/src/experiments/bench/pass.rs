@@ -337,8 +337,7 @@ fn send(
         producer.context().stamp(),
     )
     .payload(payload);
-    produce::send_waiting(producer, record, Duration::from_millis(1))
-        .doing("sending a benchmark record")
+    produce::send_waiting(producer, record, Duration::from_millis(1), None)
 }
 
 /// The end-to-end reader: a consumer assigned every partition of `topic` from

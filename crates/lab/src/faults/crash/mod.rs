@@ -79,10 +79,45 @@ impl CrashOptions {
     }
 }
 
-fn state_dir(name: &str) -> Result<PathBuf> {
-    let dir = crate::local::cache_dir().join("scenarios").join(name);
+/// Where scenario `name` keeps its workers' state files (positions, sinks)
+/// for `cluster`: a folder per cluster under the course's cache, so runs
+/// against two brokers never share (or overwrite) one another's files.
+fn state_dir(cluster: &Cluster, name: &str) -> Result<PathBuf> {
+    let dir = state_root(&crate::local::cache_dir(), cluster).join(name);
     std::fs::create_dir_all(&dir).doing(format!("cannot create {}", dir.display()))?;
     Ok(dir)
+}
+
+/// The folder of `cluster`'s scenario state under `cache`:
+/// `scenarios/<bootstrap>`, the address spelled as a file name
+/// (`127.0.0.1_9092`); the mock cluster, whose port changes every run, is `mock`.
+fn state_root(cache: &Path, cluster: &Cluster) -> PathBuf {
+    let name = match cluster.backend() {
+        crate::Backend::Mock => "mock".to_string(),
+        crate::Backend::Kafka => file_name_of(cluster.bootstrap()),
+    };
+    cache.join("scenarios").join(name)
+}
+
+/// `text` as a file name: letters, digits, `.` and `-` kept, every other
+/// character `_`, at most 120 characters.
+fn file_name_of(text: &str) -> String {
+    let name: String = text
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    match name.trim_matches('.') {
+        "" => "unnamed".to_string(),
+        _ => name,
+    }
 }
 
 /// The size of each record's value in scenarios B and C.
@@ -100,7 +135,7 @@ pub fn producer_crash(
     let started = Instant::now();
     let topic = cluster.fresh_name(&format!("{semantic}-producer-crash"));
     cluster.create_topic(&topic, options.partitions)?;
-    let state = state_dir("producer-crash")?.join(format!("{topic}.position"));
+    let state = state_dir(cluster, "producer-crash")?.join(format!("{topic}.position"));
     let crash_at = options.crash_point(1);
     let spec = ProduceSpec {
         semantic,
@@ -246,7 +281,7 @@ impl ConsumerStage {
             group,
         } = crate::run::Pipeline::create(cluster, producer, what, options.partitions)?;
         let produced = write_input(cluster, producer, &input, options.records)?;
-        let sink = state_dir("consumer-crash")?.join(format!("{group}.sink"));
+        let sink = state_dir(cluster, "consumer-crash")?.join(format!("{group}.sink"));
         Ok(ConsumerStage {
             input,
             output,
@@ -382,4 +417,27 @@ fn aborted_copies(committed: &[u64], uncommitted: &[u64]) -> Vec<u64> {
         }
     }
     extra
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_live_in_a_folder_per_cluster() {
+        let cache = Path::new("/cache");
+        let mock = Cluster::mock().unwrap();
+        assert_eq!(state_root(cache, &mock), cache.join("scenarios/mock"));
+        assert_eq!(file_name_of("127.0.0.1:9092"), "127.0.0.1_9092");
+        assert_eq!(file_name_of("PLAINTEXT://h:1,h:2"), "PLAINTEXT___h_1_h_2");
+        assert_ne!(
+            file_name_of("127.0.0.1:9092"),
+            file_name_of("127.0.0.1:19092")
+        );
+        // Nothing that climbs out of the cache.
+        assert_eq!(file_name_of(".."), "unnamed");
+        assert_eq!(file_name_of("../../etc"), ".._.._etc");
+        assert!(!file_name_of("a/b\\c").contains(['/', '\\']));
+        assert_eq!(file_name_of(&"x".repeat(500)).len(), 120);
+    }
 }

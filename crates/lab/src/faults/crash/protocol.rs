@@ -70,6 +70,14 @@ pub struct ConsumeSpec {
 }
 
 impl WorkerSpec {
+    /// Where the worker finds Kafka.
+    pub fn bootstrap(&self) -> &str {
+        match self {
+            WorkerSpec::Produce(p) => &p.bootstrap,
+            WorkerSpec::Consume(c) => &c.bootstrap,
+        }
+    }
+
     /// The single argument of `lab worker`.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a worker spec serializes")
@@ -260,6 +268,14 @@ pub enum Event {
     ProcessedUncommitted { records: u64 },
     /// The worker has finished its work.
     Done,
+    /// The worker gives up: no broker answered at `bootstrap` for
+    /// `waited_ms` while it was `doing` something (its last line).
+    NoBroker {
+        bootstrap: String,
+        waited_ms: u64,
+        doing: String,
+        cause: String,
+    },
 }
 
 impl Event {
@@ -304,6 +320,12 @@ mod tests {
             Event::CommittedUnprocessed { records: 500 },
             Event::ProcessedUncommitted { records: 12 },
             Event::Done,
+            Event::NoBroker {
+                bootstrap: "127.0.0.1:9092".into(),
+                waited_ms: 10_250,
+                doing: "producing to t".into(),
+                cause: "Local: Broker transport failure".into(),
+            },
         ];
         for event in &events {
             match event {
@@ -317,7 +339,8 @@ mod tests {
                 | Event::InGap { .. }
                 | Event::CommittedUnprocessed { .. }
                 | Event::ProcessedUncommitted { .. }
-                | Event::Done => {}
+                | Event::Done
+                | Event::NoBroker { .. } => {}
             }
         }
         events

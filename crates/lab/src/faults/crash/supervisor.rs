@@ -9,8 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use super::protocol::{Event, WorkerSpec};
 use crate::error::{Doing, Error, Result};
+use crate::liveness::{self, BrokerWatch};
+use crate::support::lock;
 
 /// How long one worker may run before the scenario gives up on it.
 const WORKER_LIMIT: Duration = Duration::from_secs(180);
@@ -34,6 +39,8 @@ pub(super) struct WorkerRun {
     pub processed_uncommitted: u64,
     /// Records skipped because their ids had been seen.
     pub skipped: u64,
+    /// The worker gave up because no broker answered: the error it gave.
+    pub no_broker: Option<Error>,
 }
 
 impl WorkerRun {
@@ -62,6 +69,19 @@ impl WorkerRun {
             }
             Event::Skipped { records } => self.skipped += records,
             Event::Resumed { id } => self.resumed = Some(id),
+            Event::NoBroker {
+                bootstrap,
+                waited_ms,
+                doing,
+                cause,
+            } => {
+                self.no_broker = Some(Error::NoBroker {
+                    bootstrap,
+                    waited: Duration::from_millis(waited_ms),
+                    doing: format!("{doing}, in a crash scenario's worker process"),
+                    cause,
+                })
+            }
             Event::InGap { ids } => self.in_gap.extend(ids),
             // Reported for a reader of the pipe; the scenarios count these
             // from the log and the sink instead.
@@ -129,23 +149,36 @@ pub(super) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
         }
         text
     });
+    // How many lines the worker has written (news that it is still at
+    // work), and whether one said that no broker answers.
+    let heard = Arc::new(Heard::default());
+    let counter = heard.clone();
     let lines = std::thread::spawn(move || {
         BufReader::new(stdout)
             .lines()
             .map_while(|l| l.ok())
+            .inspect(|line| counter.line(line))
             .collect::<Vec<_>>()
     });
-    let status = wait_within(&mut child, WORKER_LIMIT, &orders)?;
+    let mut watch =
+        BrokerWatch::new(spec.bootstrap(), "waiting for a crash scenario's worker")
+            .with_limit(liveness::NO_ANSWER_LIMIT + BACKSTOP_MARGIN);
+    let status = wait_within(&mut child, &orders, &heard, &mut watch)?;
     let lines = lines.join().unwrap_or_default();
     let stderr = errors.join().unwrap_or_default();
     let killed = status.signal() == Some(libc::SIGKILL);
+    let run = WorkerRun::read(killed, &lines)?;
     if !status.success() && !killed {
+        // A worker that lost its broker said so: the same error as in-process.
+        if let Some(no_broker) = run.no_broker {
+            return Err(no_broker);
+        }
         return Err(Error::Process {
             what: "the lab worker".into(),
             detail: format!("{status}:\n{stderr}"),
         });
     }
-    WorkerRun::read(killed, &lines)
+    Ok(run)
 }
 
 /// Runs a worker that is meant to die at its crash point; one that finishes
@@ -161,19 +194,67 @@ pub(super) fn run_to_death(spec: &WorkerSpec, who: &str) -> Result<WorkerRun> {
     Ok(run)
 }
 
-/// Waits for the child to exit, or kills it once `limit` has passed.
-fn wait_within(child: &mut Child, limit: Duration, orders: &str) -> Result<ExitStatus> {
+/// How much longer than a worker's own watch the parent waits before it
+/// gives up on a silent worker with no broker answering: the worker's own
+/// verdict, which says what it was doing, comes first.
+const BACKSTOP_MARGIN: Duration = Duration::from_secs(4);
+
+/// What the parent has heard from a worker so far.
+#[derive(Default)]
+struct Heard {
+    lines: AtomicU64,
+    no_broker: Mutex<Option<Event>>,
+}
+
+impl Heard {
+    fn line(&self, line: &str) {
+        self.lines.fetch_add(1, Ordering::Relaxed);
+        if let Ok(event @ Event::NoBroker { .. }) = Event::parse(line) {
+            *lock(&self.no_broker) = Some(event);
+        }
+    }
+}
+
+/// Waits for the child to exit, or kills it: once [`WORKER_LIMIT`] has
+/// passed; as soon as it said that no broker answers (its clients would take
+/// seconds more to close); or once it has written nothing and no broker has
+/// answered for the watch's limit (a worker stuck in a call its own watch
+/// cannot interrupt).
+fn wait_within(
+    child: &mut Child,
+    orders: &str,
+    heard: &Heard,
+    watch: &mut BrokerWatch,
+) -> Result<ExitStatus> {
     let started = Instant::now();
+    let mut seen = 0;
     loop {
         if let Some(status) = child.try_wait().doing("waiting for the lab worker")? {
             return Ok(status);
         }
-        if started.elapsed() > limit {
+        if let Some(event) = lock(&heard.no_broker).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut run = WorkerRun::default();
+            run.record(event);
+            return Err(run.no_broker.expect("a no-broker event sets it"));
+        }
+        let now = heard.lines.load(Ordering::Relaxed);
+        if now > seen {
+            seen = now;
+            watch.heard();
+        }
+        if let Err(no_broker) = watch.check() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(no_broker);
+        }
+        if started.elapsed() > WORKER_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::Stalled {
                 stage: "crash worker",
-                waited: limit,
+                waited: WORKER_LIMIT,
                 detail: format!("`lab worker {orders}` did not finish"),
             });
         }

@@ -30,6 +30,7 @@ use crate::cluster::Cluster;
 use crate::consume::{self, AutoCommitStep, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
 use crate::faults::die_now;
+use crate::liveness::BrokerWatch;
 use crate::offset_store::{self, StoreAfterProcessingSink, StoredOffsets};
 use crate::produce::{self, DeliveryLog, LoggingContext};
 use crate::recovery::SourcePosition;
@@ -68,13 +69,48 @@ pub fn run(spec: &WorkerSpec) -> Result<()> {
     }
 }
 
+/// `result`, after telling the parent, if no broker answers, as an event:
+/// the parent then gives the same error and stops the worker at once (a
+/// client whose broker is gone takes seconds to close).
+fn told<T>(result: Result<T>) -> Result<T> {
+    if let Err(crate::Error::NoBroker {
+        bootstrap,
+        waited,
+        doing,
+        cause,
+    }) = &result
+    {
+        report(Event::NoBroker {
+            bootstrap: bootstrap.clone(),
+            waited_ms: waited.as_millis() as u64,
+            doing: doing.clone(),
+            cause: cause.clone(),
+        });
+    }
+    result
+}
+
 /// The producer worker.
 pub fn produce(w: &ProduceSpec) -> Result<()> {
-    let cluster = Cluster::connect(&w.bootstrap)?;
+    let cluster = told(Cluster::connect(&w.bootstrap))?;
     let (producer, log) = reporting_producer(&cluster, w)?;
+    // Told while the producer is still there.
+    told(produce_source(w, &cluster, &producer, &log))
+}
+
+/// The producer worker's work, on its producer: resume, send the rest of
+/// the source, die at the crash point if there is one.
+fn produce_source(
+    w: &ProduceSpec,
+    cluster: &Cluster,
+    producer: &BaseProducer<LoggingContext>,
+    log: &DeliveryLog,
+) -> Result<()> {
+    let mut watch = cluster.watch(format!("producing to {}", w.topic));
+    let mut heard = 0;
 
     let mut position = SourcePosition::new(w.semantic, &w.state);
-    let start = position.resume(&cluster, &w.topic, &producer)?;
+    let start = position.resume(cluster, &w.topic, producer)?;
     report(Event::Resumed { id: start });
 
     if w.semantic == Semantic::ExactlyOnce {
@@ -84,22 +120,23 @@ pub fn produce(w: &ProduceSpec) -> Result<()> {
     }
     for id in start..w.records {
         position.before_send(id)?;
-        produce::send(&producer, &w.topic, id, w.payload_bytes)?;
+        produce::send_watched(producer, &w.topic, id, w.payload_bytes, &mut watch)?;
         report(Event::Handed { id });
         if w.crash_at == Some(id) {
-            die_after_handing(w.semantic, &producer)?;
+            die_after_handing(w.semantic, producer)?;
         }
+        produce::listen(log, &mut heard, &mut watch)?;
         let (acknowledged, _) = log.take();
         position.acknowledged(&acknowledged)?;
         if w.semantic == Semantic::ExactlyOnce && (id + 1) % TRANSACTION_SIZE == 0 {
-            produce::commit(&producer)?;
+            produce::commit_watched(producer, &mut watch)?;
             report(Event::Committed { through: id });
             producer
                 .begin_transaction()
                 .doing("beginning a transaction")?;
         }
     }
-    finish(w, &producer)?;
+    finish(w, producer, &mut watch)?;
     position.finished(w.records)?;
     report(Event::Done);
     Ok(())
@@ -142,7 +179,7 @@ fn die_after_handing(
         Semantic::AtMostOnce => die_now(),
         // Acknowledged, but the checkpoint is not saved yet.
         Semantic::AtLeastOnce | Semantic::ExactlyOnce => {
-            producer.flush(Duration::from_secs(60)).doing("flushing")?;
+            produce::flush(producer, Duration::from_secs(60))?;
             die_now()
         }
     }
@@ -151,14 +188,18 @@ fn die_after_handing(
 /// The end of the source: exactly-once commits its last transaction; the
 /// others wait for every acknowledgement, and at-least-once saves its final
 /// checkpoint.
-fn finish(w: &ProduceSpec, producer: &BaseProducer<LoggingContext>) -> Result<()> {
+fn finish(
+    w: &ProduceSpec,
+    producer: &BaseProducer<LoggingContext>,
+    watch: &mut BrokerWatch,
+) -> Result<()> {
     if w.semantic == Semantic::ExactlyOnce {
-        produce::commit(producer)?;
+        produce::commit_watched(producer, watch)?;
         report(Event::Committed {
             through: w.records.saturating_sub(1),
         });
     } else {
-        producer.flush(Duration::from_secs(330)).doing("flushing")?;
+        produce::flush_watched(producer, Duration::from_secs(330), watch)?;
     }
     Ok(())
 }
@@ -396,33 +437,33 @@ impl StoreAfterProcessingSink for FileSink {
 /// The consumer worker.
 pub fn consume(w: &ConsumeSpec) -> Result<()> {
     w.check()?;
-    let cluster = Cluster::connect(&w.bootstrap)?;
+    let cluster = told(Cluster::connect(&w.bootstrap))?;
     // The seen-id variants ride on at-least-once's own loop.
     let semantic = w.variant.map_or(w.semantic, ConsumerVariant::semantic);
     let mut sink = FileSink::open(w, semantic)?;
     match w.variant {
         Some(ConsumerVariant::AutoCommit) => {
-            consume::consume_auto_commit(
+            told(consume::consume_auto_commit(
                 &cluster,
                 &w.input,
                 &w.group,
                 &crash_consumer_overrides(),
                 &mut sink,
                 &mut |_| {},
-            )?;
+            ))?;
         }
         Some(ConsumerVariant::StoreAfterProcessing) => {
-            offset_store::consume_store_after_processing(
+            told(offset_store::consume_store_after_processing(
                 &cluster,
                 &w.input,
                 &w.group,
                 &crash_consumer_overrides(),
                 &mut sink,
                 &mut |_| {},
-            )?;
+            ))?;
         }
         _ => {
-            consume::consume(
+            told(consume::consume(
                 &cluster,
                 semantic,
                 &w.input,
@@ -431,7 +472,7 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
                 &crash_consumer_overrides(),
                 &mut sink,
                 &mut |_| {},
-            )?;
+            ))?;
         }
     }
     report(Event::Done);

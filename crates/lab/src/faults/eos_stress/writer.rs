@@ -100,9 +100,7 @@ pub(crate) fn write_acknowledged(
     for id in ids {
         produce::send(producer, topic, id, PAYLOAD_BYTES)?;
     }
-    producer
-        .flush(Duration::from_secs(60))
-        .doing("waiting for acknowledgements")
+    produce::flush(producer, Duration::from_secs(60))
 }
 
 /// The commit of a producer that Kafka has given up on (fenced, or its

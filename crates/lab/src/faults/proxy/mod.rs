@@ -226,6 +226,7 @@ impl ChaosProxy {
             return Err(Error::NoBroker {
                 bootstrap: upstream_bootstrap.to_string(),
                 waited: UPSTREAM_CONNECT_TIMEOUT,
+                doing: "starting the chaos proxy".into(),
                 cause: format!("the chaos proxy could not connect to {first}"),
             });
         }
