@@ -4,7 +4,7 @@
 Usage:
     run_notebook.py NOTEBOOK.ipynb --out EXECUTED.ipynb
                     [--timeout SECONDS_PER_CELL] [--kernel rust]
-                    [--evcxr-tmpdir DIR] [--solutions]
+                    [--evcxr-tmpdir DIR] [--cwd DIR] [--solutions]
 
 Exit status: 0 every code cell ran to completion; 1 a cell failed (report on
 stderr); 2 the notebook could not be run at all (kernel not installed, no
@@ -17,7 +17,9 @@ For `?` it prints nothing but the error's Display text (for
 `"x".parse::<i32>()?` just "invalid digit found in string"), which no pattern
 can tell apart from an ordinary `eprintln!`. So this runner:
 
-  * runs the code cells one by one with nbclient, cwd = the notebook's folder;
+  * runs the code cells one by one with nbclient, cwd = the notebook's folder
+    (or --cwd: the kernel warm-up runs a generated notebook as if it were in
+    notebooks/, so that its relative `:dep` path is the learner's);
   * puts a marker statement `let __nbrunner_cell_N_ok: bool = true;` on its own
     line before the first line of Rust code of cell N (after any leading
     `:dep`-style commands, `!` lines, blank lines, `//` comments and `#![..]`
@@ -297,6 +299,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "metadata \"solution\"), grade write-code exercises with the course's "
                    "solutions (COURSE_EXERCISES=solutions), and fail any cell whose output "
                    "holds a verdict that is wrong (✘) or not attempted (…)")
+    p.add_argument("--cwd", type=Path, default=None,
+                   help="the kernel's working directory (default: the notebook's folder)")
     return p.parse_args(argv)
 
 
@@ -363,7 +367,7 @@ def main(argv: list[str]) -> int:
         startup_timeout=300,
         interrupt_on_timeout=False,
         allow_errors=False,
-        resources={"metadata": {"path": str(nb_path.parent)}},
+        resources={"metadata": {"path": str((args.cwd or nb_path.parent).resolve())}},
     )
     replies: dict[int, str] = {}
 

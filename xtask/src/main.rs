@@ -6,6 +6,7 @@
 mod book;
 mod compose;
 mod kafka;
+mod kernels;
 mod notebooks;
 mod tools;
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use lab::local::cache_dir;
 
-use crate::{repo_root, run_loud};
+use crate::{kernels, repo_root, run_loud};
 
 pub const MDBOOK_VERSION: &str = "0.5.4";
 pub const EVCXR_VERSION: &str = "0.22.0";
@@ -28,6 +28,11 @@ pub fn setup(purpose: Purpose) -> Result<()> {
         python_venv("requirements-lab.txt")?;
     }
     install_kernel()?;
+    if purpose == Purpose::Course {
+        // Not for tests: the runner has its own build directory, and CI must
+        // not pay for (or depend on) the learner's pool.
+        kernels::warm()?;
+    }
     Ok(())
 }
 
@@ -97,7 +102,8 @@ fn python_venv(requirements: &str) -> Result<()> {
     Ok(())
 }
 
-/// Registers evcxr as the Jupyter kernel named `rust`.
+/// Registers evcxr as the Jupyter kernel named `rust`, started through the
+/// course's launcher (see `kernels`).
 fn install_kernel() -> Result<()> {
     let status = Command::new("evcxr_jupyter")
         .arg("--install")
@@ -109,14 +115,16 @@ fn install_kernel() -> Result<()> {
             String::from_utf8_lossy(&status.stderr)
         );
     }
-    add_std_to_kernel_library_path()
+    adjust_kernel_spec()
 }
 
-/// evcxr 0.22 loads each compiled cell with a library path one folder off; it
-/// only works by luck when its build directory is under /tmp. Putting Rust's
-/// own library directory on the kernel's LD_LIBRARY_PATH makes it work
-/// wherever EVCXR_TMPDIR is (the notebook runner does the same).
-fn add_std_to_kernel_library_path() -> Result<()> {
+/// Two changes to the spec evcxr wrote. evcxr 0.22 loads each compiled cell
+/// with a library path one folder off; it only works by luck when its build
+/// directory is under /tmp. Putting Rust's own library directory on the
+/// kernel's LD_LIBRARY_PATH makes it work wherever EVCXR_TMPDIR is (the
+/// notebook runner does the same). And the kernel starts through the launcher
+/// that gives it a warm build directory.
+fn adjust_kernel_spec() -> Result<()> {
     let libdir = Command::new("rustc")
         .args(["--print", "target-libdir"])
         .output()?;
@@ -136,6 +144,7 @@ fn add_std_to_kernel_library_path() -> Result<()> {
             .with_context(|| format!("reading {}", path.display()))?,
     )?;
     spec["env"]["LD_LIBRARY_PATH"] = serde_json::Value::String(libdir);
+    kernels::use_launcher(&dir, &mut spec)?;
     fs::write(&path, serde_json::to_string_pretty(&spec)?)?;
     Ok(())
 }
