@@ -161,6 +161,7 @@ pub fn run_loud(cmd: &mut Command, what: &str) -> Result<()> {
 
 fn course() -> Result<()> {
     tools::setup(tools::Purpose::Course)?;
+    prebuild_programs()?;
     let cluster = kafka::up(Layout::Single)?;
     let mut book = Command::new("mdbook")
         .args(["serve", "--port", "3000"])
@@ -196,6 +197,23 @@ fn course() -> Result<()> {
             "JupyterLab exited with {status} (its messages are above), so the book server \
              was stopped too; Kafka is still up (`cargo xtask kafka down` stops it)"
         );
+    }
+    Ok(())
+}
+
+/// Builds the programs notebook cells start as child processes (the crash
+/// scenarios' `lab` worker, the exercises and their solutions), so that the
+/// first crash or grade cell does not sit compiling for minutes.
+fn prebuild_programs() -> Result<()> {
+    println!("building the lab's worker and the exercises (seconds when up to date)");
+    // Two builds, as the notebooks' cells ask for them: built together, cargo
+    // would give both the lab's command-line features and build it twice.
+    for args in [["-p", "lab", "--bin", "lab"], ["-p", "exercises", "--bins", ""]] {
+        let args = args.into_iter().filter(|a| !a.is_empty());
+        run_loud(
+            Command::new(env!("CARGO")).args(["build", "--quiet"]).args(args),
+            "building the lab worker and the exercises",
+        )?;
     }
     Ok(())
 }
