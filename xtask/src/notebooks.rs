@@ -108,8 +108,41 @@ pub fn check_runner() -> Result<()> {
     Ok(())
 }
 
+/// The notebooks `book/src/running.md` lists (`NN-name.ipynb`) must be
+/// exactly the ones in `notebooks/`.
+pub fn check_listed() -> Result<()> {
+    let page = fs::read_to_string(repo_root().join("book/src/running.md"))?;
+    let listed = listed_notebooks(&page);
+    let present: Vec<String> = notebooks()?
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .collect();
+    let missing: Vec<&String> = present.iter().filter(|n| !listed.contains(n)).collect();
+    let absent: Vec<&String> = listed.iter().filter(|n| !present.contains(n)).collect();
+    if !missing.is_empty() || !absent.is_empty() {
+        bail!(
+            "book/src/running.md and notebooks/ disagree: not listed {missing:?}, listed but \
+             not there {absent:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Every `NN-name.ipynb` a page mentions, once each.
+fn listed_notebooks(page: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in page.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
+        let numbered = word.len() > 3 && word.as_bytes()[..2].iter().all(u8::is_ascii_digit);
+        if numbered && word.ends_with(".ipynb") && !out.iter().any(|w| w == word) {
+            out.push(word.to_string());
+        }
+    }
+    out
+}
+
 /// Runs every notebook of the course; fails if any cell fails.
 pub fn run_all() -> Result<()> {
+    check_listed()?;
     let mut failed = Vec::new();
     for nb in notebooks()? {
         check_clean(&nb)?;
@@ -129,4 +162,15 @@ pub fn run_all() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_notebooks_are_read_from_a_page() {
+        let page = "| `01-first-run.ipynb` | x |\nsee notebooks/08-crashes.ipynb, and `01-first-run.ipynb` again; not-a-notebook.ipynb";
+        assert_eq!(listed_notebooks(page), ["01-first-run.ipynb", "08-crashes.ipynb"]);
+    }
 }
