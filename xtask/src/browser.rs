@@ -27,7 +27,8 @@ pub fn install_chromium() -> Result<()> {
     if chromium().exists() {
         return Ok(());
     }
-    if !crate::running_as_root() || Command::new("apt-get").arg("--version").output().is_err()
+    if !crate::running_as_root()
+        || Command::new("apt-get").arg("--version").output().is_err()
     {
         bail!(
             "the book's browser check needs headless Chromium at {}: install Debian's \
@@ -36,7 +37,9 @@ pub fn install_chromium() -> Result<()> {
             chromium().display()
         );
     }
-    println!("installing Debian's chromium package for the book's browser check (once)");
+    println!(
+        "installing Debian's chromium package for the book's browser check (once)"
+    );
     let install = || {
         run_loud(
             Command::new("apt-get")

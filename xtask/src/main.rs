@@ -222,10 +222,15 @@ fn prebuild_programs() -> Result<()> {
     println!("building the lab's worker and the exercises (seconds when up to date)");
     // Two builds, as the notebooks' cells ask for them: built together, cargo
     // would give both the lab's command-line features and build it twice.
-    for args in [["-p", "lab", "--bin", "lab"], ["-p", "exercises", "--bins", ""]] {
+    for args in [
+        ["-p", "lab", "--bin", "lab"],
+        ["-p", "exercises", "--bins", ""],
+    ] {
         let args = args.into_iter().filter(|a| !a.is_empty());
         run_loud(
-            Command::new(env!("CARGO")).args(["build", "--quiet"]).args(args),
+            Command::new(env!("CARGO"))
+                .args(["build", "--quiet"])
+                .args(args),
             "building the lab worker and the exercises",
         )?;
     }

@@ -532,7 +532,8 @@ pub fn markdown(record: &MonitoringRecord) -> String {
             }
         );
     }
-    out += "\nWhat the producers' statistics said (highest `producer_epoch`: - when no \
+    out +=
+        "\nWhat the producers' statistics said (highest `producer_epoch`: - when no \
             producer had one):\n\n\
             | run | `req_timeouts` | `txretries` | `txerrs` | `EndTxn` requests \
             | `epoch_cnt` | highest `producer_epoch` |\n\
