@@ -4,6 +4,7 @@
 //!     cargo xtask test     # every test, against a real Apache Kafka broker
 
 mod book;
+mod browser;
 mod compose;
 mod kafka;
 mod kernels;
@@ -43,7 +44,13 @@ enum Task {
         action: KafkaAction,
     },
     /// Check the book's includes and build it into book/book
-    Book,
+    Book {
+        /// Then open every page in headless Chromium at 1280 px: fail on
+        /// anything wider than the text column, a missing image, a broken
+        /// link or a console error (Debian's `chromium` package)
+        #[arg(long)]
+        check: bool,
+    },
     /// Re-measure the book's tables on Apache Kafka (starts the local clusters
     /// if needed; the scenario matrix takes several minutes)
     Regen {
@@ -96,7 +103,14 @@ fn main() -> ExitCode {
             KafkaAction::Down { three } => kafka::down(layout(three)),
             KafkaAction::Status => kafka::status(),
         },
-        Task::Book => book::build(),
+        Task::Book { check } => book::build().and_then(|_| {
+            if check {
+                browser::check_catches_broken_page()?;
+                browser::check_book()
+            } else {
+                Ok(())
+            }
+        }),
         Task::Regen { render_only, only } => {
             if render_only {
                 book::render(&only)
@@ -208,10 +222,15 @@ fn prebuild_programs() -> Result<()> {
     println!("building the lab's worker and the exercises (seconds when up to date)");
     // Two builds, as the notebooks' cells ask for them: built together, cargo
     // would give both the lab's command-line features and build it twice.
-    for args in [["-p", "lab", "--bin", "lab"], ["-p", "exercises", "--bins", ""]] {
+    for args in [
+        ["-p", "lab", "--bin", "lab"],
+        ["-p", "exercises", "--bins", ""],
+    ] {
         let args = args.into_iter().filter(|a| !a.is_empty());
         run_loud(
-            Command::new(env!("CARGO")).args(["build", "--quiet"]).args(args),
+            Command::new(env!("CARGO"))
+                .args(["build", "--quiet"])
+                .args(args),
             "building the lab worker and the exercises",
         )?;
     }
@@ -309,6 +328,13 @@ fn test() -> Result<()> {
         (
             "book",
             Box::new(|| book::check_generated().and_then(|_| book::build())),
+        ),
+        (
+            "book pages in headless Chromium (and a broken page fails)",
+            Box::new(|| {
+                browser::check_catches_broken_page()?;
+                browser::check_book()
+            }),
         ),
         (
             "notebook runner catches failures",

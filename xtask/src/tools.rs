@@ -1,5 +1,6 @@
 //! Installs what the course needs beyond Rust, each pinned and cached:
-//! mdBook and the evcxr Jupyter kernel with cargo, Jupyter in a Python venv.
+//! mdBook and the evcxr Jupyter kernel with cargo, Jupyter in a Python venv,
+//! and for the tests Debian's `chromium` (the book's browser check).
 
 use std::fs;
 use std::path::PathBuf;
@@ -28,6 +29,10 @@ pub fn setup(purpose: Purpose) -> Result<()> {
         python_venv("requirements-lab.txt")?;
     }
     install_kernel()?;
+    if purpose == Purpose::Test {
+        // The book's pages are checked in headless Chromium.
+        crate::browser::install_chromium()?;
+    }
     if purpose == Purpose::Course {
         // Not for tests: the runner has its own build directory, and CI must
         // not pay for (or depend on) the learner's pool.

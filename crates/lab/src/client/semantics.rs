@@ -249,14 +249,20 @@ impl Setting {
 
     /// A Markdown table of settings: key, value, both defaults, reason.
     pub fn markdown_table(settings: &[Setting]) -> String {
+        // The reasons are sentences: as a column they pushed the table off
+        // the page, so they follow it, one bullet per key.
         let mut out = String::from(
-            "| key | value | librdkafka default | Java default | why |\n|---|---|---|---|---|\n",
+            "| key | value | librdkafka default | Java default |\n|---|---|---|---|\n",
         );
         for s in settings {
             out += &format!(
-                "| `{}` | `{}` | {} | {} | {} |\n",
-                s.key, s.value, s.librdkafka_default, s.java_default, s.why
+                "| `{}` | `{}` | {} | {} |\n",
+                s.key, s.value, s.librdkafka_default, s.java_default
             );
+        }
+        out += "\nWhy:\n\n";
+        for s in settings {
+            out += &format!("- `{}`: {}\n", s.key, s.why);
         }
         out
     }

@@ -297,11 +297,18 @@ impl Table {
     }
 
     /// Markdown: the case left-aligned, the figures right-aligned, `–` where
-    /// nothing was measured.
+    /// nothing was measured; a column measured in no row is left out (a run
+    /// without end-to-end latency showed three columns of dashes).
     fn markdown(&self) -> String {
-        let line = |cells: &[&str]| format!("| {} |\n", cells.join(" | "));
+        let keep: Vec<usize> = (0..self.headings.len())
+            .filter(|&i| i == 0 || self.rows.iter().any(|r| r[i].is_some()))
+            .collect();
+        let line = |cells: &[&str]| {
+            let kept: Vec<&str> = keep.iter().map(|&i| cells[i]).collect();
+            format!("| {} |\n", kept.join(" | "))
+        };
         let mut out = line(&self.headings);
-        out += &format!("|---{}|\n", "|---:".repeat(self.headings.len() - 1));
+        out += &format!("|---{}|\n", "|---:".repeat(keep.len() - 1));
         for row in self.cells("–") {
             out += &line(&row);
         }
