@@ -117,7 +117,8 @@ pub fn check_listed() -> Result<()> {
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
         .collect();
-    let missing: Vec<&String> = present.iter().filter(|n| !listed.contains(n)).collect();
+    let missing: Vec<&String> =
+        present.iter().filter(|n| !listed.contains(n)).collect();
     let absent: Vec<&String> = listed.iter().filter(|n| !present.contains(n)).collect();
     if !missing.is_empty() || !absent.is_empty() {
         bail!(
@@ -131,8 +132,11 @@ pub fn check_listed() -> Result<()> {
 /// Every `NN-name.ipynb` a page mentions, once each.
 fn listed_notebooks(page: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for word in page.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
-        let numbered = word.len() > 3 && word.as_bytes()[..2].iter().all(u8::is_ascii_digit);
+    for word in
+        page.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        let numbered =
+            word.len() > 3 && word.as_bytes()[..2].iter().all(u8::is_ascii_digit);
         if numbered && word.ends_with(".ipynb") && !out.iter().any(|w| w == word) {
             out.push(word.to_string());
         }
@@ -171,6 +175,9 @@ mod tests {
     #[test]
     fn listed_notebooks_are_read_from_a_page() {
         let page = "| `01-first-run.ipynb` | x |\nsee notebooks/08-crashes.ipynb, and `01-first-run.ipynb` again; not-a-notebook.ipynb";
-        assert_eq!(listed_notebooks(page), ["01-first-run.ipynb", "08-crashes.ipynb"]);
+        assert_eq!(
+            listed_notebooks(page),
+            ["01-first-run.ipynb", "08-crashes.ipynb"]
+        );
     }
 }

@@ -180,3 +180,39 @@ fn an_at_least_once_run_whose_broker_goes_says_so_and_stops_within_15_seconds() 
     assert!(err.contains("cargo xtask kafka up"), "{err}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
+
+/// A run deletes its topics once it has printed its outcome, unless asked
+/// to keep them.
+#[test]
+#[ignore = "needs Kafka"]
+fn a_run_deletes_its_topics_unless_asked_to_keep_them() {
+    let bootstrap =
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or("127.0.0.1:9092".into());
+    let cluster = lab::Cluster::connect(&bootstrap).unwrap();
+    for (keep, partitions) in [(false, 0), (true, 3)] {
+        let mut args = vec![
+            "run",
+            "-s",
+            "at-least-once",
+            "-n",
+            "200",
+            "--json",
+            "--bootstrap",
+            &bootstrap,
+        ];
+        if keep {
+            args.push("--keep-topics");
+        }
+        let (code, out, err, _) = lab(&args);
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["delivered"], 200, "the audit came first");
+        let topic = json["input_topic"].as_str().unwrap();
+        assert_eq!(
+            cluster.partition_count(topic).unwrap(),
+            partitions,
+            "keep: {keep}\n{err}"
+        );
+        assert_eq!(err.contains("deleted the run's topics"), !keep, "{err}");
+    }
+}

@@ -69,7 +69,12 @@ pub fn leftovers(cluster: &Cluster) -> Result<Leftovers> {
 /// what it removed. A group that still has a member is left (Kafka refuses to
 /// delete it) and not listed.
 pub fn clean(cluster: &Cluster) -> Result<Leftovers> {
-    let found = leftovers(cluster)?;
+    remove(cluster, &leftovers(cluster)?)
+}
+
+/// Removes these topics and groups (one run's, or all the lab's), and
+/// returns what it removed.
+pub fn remove(cluster: &Cluster, found: &Leftovers) -> Result<Leftovers> {
     let admin: AdminClient<DefaultClientContext> = cluster
         .client_config()
         .create()

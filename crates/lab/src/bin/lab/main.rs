@@ -54,6 +54,41 @@ impl Target {
     }
 }
 
+/// What a run does with its topics once it has printed its outcome.
+#[derive(clap::Args)]
+pub struct Leave {
+    /// Keep the run's topics and consumer group on the broker, to look at them
+    /// (by default they are deleted once the audit has counted them)
+    #[arg(long)]
+    keep_topics: bool,
+}
+
+impl Leave {
+    /// Deletes the run's topics and group, saying so on stderr, unless asked
+    /// to keep them. The mock cluster ends with the process anyway.
+    pub fn tidy(&self, cluster: &Cluster, outcome: &lab::Outcome) -> lab::Result<()> {
+        if self.keep_topics || cluster.backend() == lab::Backend::Mock {
+            return Ok(());
+        }
+        let run = lab::clean::Leftovers {
+            topics: [
+                Some(outcome.input_topic.clone()),
+                outcome.output_topic.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            groups: vec![outcome.group.clone()],
+        };
+        let removed = lab::clean::remove(cluster, &run)?;
+        eprintln!(
+            "deleted the run's topics {} (--keep-topics keeps them)",
+            removed.topics.join(", ")
+        );
+        Ok(())
+    }
+}
+
 /// The most records a command takes: ten million take minutes even on the
 /// mock; more is a typo, and would only fill memory with ids.
 pub const MAX_RECORDS: u64 = 10_000_000;

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lab::faults::crash::worker::parse_key_value;
 use lab::{RunOptions, Semantic, Stage};
 
-use crate::Target;
+use crate::{Leave, Target};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -30,6 +30,8 @@ pub struct RunArgs {
     json: bool,
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    leave: Leave,
 }
 
 impl RunArgs {
@@ -68,7 +70,7 @@ impl RunArgs {
         } else {
             println!("{outcome}");
         }
-        Ok(())
+        self.leave.tidy(&cluster, &outcome)
     }
 }
 

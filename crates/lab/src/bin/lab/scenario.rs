@@ -7,7 +7,7 @@ use lab::faults::crash::{consumer_crash_variant, ConsumerVariant, CrashOptions};
 use lab::faults::{Scenario, ScenarioOptions};
 use lab::Semantic;
 
-use crate::Target;
+use crate::{Leave, Target};
 
 #[derive(clap::Args)]
 pub struct ScenarioArgs {
@@ -34,6 +34,8 @@ pub struct ScenarioArgs {
     json: bool,
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    leave: Leave,
 }
 
 /// Scenarios by name, with the names listed in `--help` and in the error.
@@ -82,7 +84,7 @@ impl ScenarioArgs {
         } else {
             println!("{outcome}");
         }
-        Ok(())
+        self.leave.tidy(&cluster, &outcome)
     }
 
     fn run_variant(&self, variant: ConsumerVariant) -> lab::Result<()> {
@@ -104,6 +106,6 @@ impl ScenarioArgs {
                 run.skipped_as_seen
             );
         }
-        Ok(())
+        self.leave.tidy(&cluster, &run.outcome)
     }
 }
