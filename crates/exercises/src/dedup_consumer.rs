@@ -13,7 +13,7 @@
 //! **Goal: every record processed exactly once**, across the crash.
 //!
 //! Grade it with `cargo xtask exercise dedup-consumer`, or from the notebook
-//! `notebooks/08-side-effects.ipynb`. The book: "Side effects outside Kafka".
+//! `notebooks/07-side-effects.ipynb`. The book: "Side effects outside Kafka".
 
 use std::collections::HashSet;
 

@@ -12,7 +12,7 @@
 //! **Goal: every record exactly once in the committed output.**
 //!
 //! Grade it with `cargo xtask exercise exactly-once-processor`, or from the
-//! notebook `notebooks/07-read-process-write.ipynb`. The book:
+//! notebook `notebooks/06-read-process-write.ipynb`. The book:
 //! "Read-process-write".
 
 use std::time::Duration;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::Counts;
 use crate::cluster::Cluster;
+use crate::error::{Doing, Error, Result};
 pub use crate::faults::Scenario;
 use crate::faults::ScenarioOptions;
 use crate::semantics::Semantic;
@@ -144,6 +145,22 @@ pub fn run_matrix(
     cells
 }
 
+/// Reads a recorded matrix (the book's is `book/src/generated/matrix.json`,
+/// written by `cargo xtask regen`): what a notebook draws without running it.
+pub fn read(path: impl AsRef<std::path::Path>) -> Result<Vec<Cell>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).doing(format!(
+        "cannot read {} (record one with `cargo xtask regen --only matrix`)",
+        path.display()
+    ))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::BadData(format!(
+            "{} is not a recorded scenario matrix: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// The matrix as a Markdown table: one line per case and scenario, the counts
 /// of each repetition side by side as `lost / duplicated`.
 pub fn markdown(cells: &[Cell]) -> String {
@@ -208,4 +225,21 @@ pub fn markdown(cells: &[Cell]) -> String {
     backends.dedup();
     out += &format!("\n\nMeasured on {}.\n", backends.join("; "));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_books_recorded_matrix_reads_back_and_a_wrong_file_says_what_it_is() {
+        let book = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/generated");
+        let cells = read(format!("{book}/matrix.json")).unwrap();
+        assert!(cells.iter().any(|c| c.scenario == Scenario::LeaderFailure));
+        assert!(cells.iter().any(|c| c.scenario == Scenario::LostAck));
+        let err = read(format!("{book}/bench.json")).unwrap_err().to_string();
+        assert!(err.contains("not a recorded scenario matrix"), "{err}");
+        let err = read("no/such/matrix.json").unwrap_err().to_string();
+        assert!(err.contains("xtask regen"), "{err}");
+    }
 }
