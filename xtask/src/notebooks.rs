@@ -20,18 +20,32 @@ pub fn notebooks() -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Runs one notebook and returns the runner's exit code: 0 every cell ran
-/// cleanly, 1 a cell failed (the runner printed why), 2 it could not run.
-pub fn execute(notebook: &Path) -> Result<i32> {
+/// How many notebooks run at once: most of a notebook's time is spent
+/// waiting (on Kafka, on a killed process's session), so two kernels on two
+/// cores finish sooner than one after the other.
+const LANES: usize = 2;
+
+/// The build directory of a lane. Each lane keeps its own: a `:dep` cell
+/// then reuses the crates its previous notebook compiled (minutes cold,
+/// seconds warm), and two kernels never share one at once.
+fn lane_dir(lane: usize) -> PathBuf {
+    let name = if lane == 0 {
+        "runner".to_string()
+    } else {
+        format!("runner-{}", lane + 1)
+    };
+    cache_dir().join("evcxr").join(name)
+}
+
+/// Runs one notebook in `lane` and returns the runner's exit code (0 every
+/// cell ran cleanly, 1 a cell failed, 2 it could not run) with what the
+/// runner printed.
+pub fn execute(notebook: &Path, lane: usize) -> Result<(i32, String)> {
     let out_dir = repo_root().join("target/notebooks");
     fs::create_dir_all(&out_dir)?;
-    // One fixed build directory, shared by the notebooks: a `:dep` cell then
-    // reuses the crates the previous notebook or run compiled (about 4 minutes
-    // cold on two cores, seconds warm). Safe because the runner executes one
-    // notebook at a time: two kernels must never share it at once.
-    let evcxr_tmp = cache_dir().join("evcxr").join("runner");
+    let evcxr_tmp = lane_dir(lane);
     fs::create_dir_all(&evcxr_tmp)?;
-    let status = Command::new(tools::venv_bin("python"))
+    let out = Command::new(tools::venv_bin("python"))
         .arg(repo_root().join("xtask/run_notebook.py"))
         .arg(notebook)
         .arg("--out")
@@ -39,9 +53,11 @@ pub fn execute(notebook: &Path) -> Result<i32> {
         // Every exercise as its solution fills it in: each must then pass.
         .arg("--solutions")
         .env("EVCXR_TMPDIR", &evcxr_tmp)
-        .status()
+        .output()
         .context("running the notebook runner: set it up with `cargo xtask setup`")?;
-    Ok(status.code().unwrap_or(2))
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + &String::from_utf8_lossy(&out.stderr);
+    Ok((out.status.code().unwrap_or(2), text))
 }
 
 /// Committed notebooks carry no outputs: a learner's first run is their own.
@@ -87,7 +103,8 @@ pub fn check_runner() -> Result<()> {
             "fixture {name}: expected to {}",
             if should_pass { "pass" } else { "fail" }
         );
-        let code = execute(fixture)?;
+        let (code, text) = execute(fixture, 0)?;
+        print!("{text}");
         if code != if should_pass { 0 } else { 1 } {
             wrong.push(format!("{name} (exit code {code})"));
         }
@@ -144,22 +161,67 @@ fn listed_notebooks(page: &str) -> Vec<String> {
     out
 }
 
-/// Runs every notebook of the course; fails if any cell fails.
+/// Runs every notebook of the course, two at a time; fails if any cell fails.
 pub fn run_all() -> Result<()> {
     check_listed()?;
-    let mut failed = Vec::new();
-    for nb in notebooks()? {
-        check_clean(&nb)?;
-        if execute(&nb)? != 0 {
-            failed.push(
-                nb.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .to_string(),
-            );
+    let all = notebooks()?;
+    for nb in &all {
+        check_clean(nb)?;
+    }
+    let failed = std::sync::Mutex::new(Vec::new());
+    let run = |nb: &Path, lane: usize| -> Result<()> {
+        let (code, text) = execute(nb, lane)?;
+        // Printed whole, so that two notebooks' reports never interleave.
+        print!("{text}");
+        if code != 0 {
+            let name = nb
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            failed.lock().expect("no panics while held").push(name);
+        }
+        Ok(())
+    };
+    let Some((first, rest)) = all.split_first() else {
+        bail!("no notebooks in notebooks/");
+    };
+    // The first runs alone, warming lane 0; the other lanes start as copies.
+    run(first, 0)?;
+    for lane in 1..LANES {
+        if !lane_dir(lane).exists() {
+            crate::run_loud(
+                Command::new("cp")
+                    .arg("-a")
+                    .arg(lane_dir(0))
+                    .arg(lane_dir(lane)),
+                "copying the notebook runner's warm build directory",
+            )?;
         }
     }
+    let queue =
+        std::sync::Mutex::new(rest.iter().collect::<std::collections::VecDeque<_>>());
+    std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..LANES)
+            .map(|lane| {
+                let (queue, run) = (&queue, &run);
+                scope.spawn(move || -> Result<()> {
+                    while let Some(nb) =
+                        queue.lock().expect("no panics while held").pop_front()
+                    {
+                        run(nb, lane)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        lanes
+            .into_iter()
+            .try_for_each(|l| l.join().expect("a lane does not panic"))
+    })?;
+    let mut failed = failed.into_inner().expect("no panics while held");
     if !failed.is_empty() {
+        failed.sort();
         bail!(
             "notebooks failed: {} (executed copies in target/notebooks/)",
             failed.join(", ")
