@@ -327,8 +327,23 @@ impl Cluster {
                         && t.partitions().len() == partitions
                         && t.partitions().iter().all(|p| p.leader() >= 0)
                 });
-                Ok((!ready)
-                    .then(|| format!("{topic} has no leader for every partition yet")))
+                if !ready {
+                    return Ok(Some(format!(
+                        "{topic} has no leader for every partition yet"
+                    )));
+                }
+                // The metadata names a leader a moment before that broker
+                // serves the partition. An acks=0 Produce in that moment is
+                // refused with no answer (the broker closes the connection),
+                // and a whole batch is silently lost: wait until every
+                // partition's leader answers for it.
+                let serving = (0..partitions as i32).all(|p| {
+                    consumer
+                        .fetch_watermarks(topic, p, Duration::from_secs(5))
+                        .is_ok()
+                });
+                Ok((!serving)
+                    .then(|| format!("the leaders of {topic} do not serve it yet")))
             },
         )
     }
