@@ -198,8 +198,11 @@ fn course() -> Result<()> {
         println!("(running as root: JupyterLab is started with --allow-root)\n");
         jupyter.arg("--allow-root");
     }
+    // Rooted at the repository, so that its file browser and editor reach
+    // crates/exercises/src/ (the write-code exercises); it opens on notebooks/.
+    jupyter.arg("--LabApp.default_url=/lab/tree/notebooks");
     let lab = jupyter
-        .current_dir(repo_root().join("notebooks"))
+        .current_dir(repo_root())
         .env("KAFKA_BOOTSTRAP_SERVERS", &cluster.bootstrap)
         .status();
     let _ = book.kill();

@@ -18,3 +18,27 @@ pub mod predict;
 pub use code::{grade, CodeGrade, Program};
 pub use configure::{try_settings, ConfigureVerdict};
 pub use predict::{check, Verdict};
+
+/// What a notebook shows for a verdict that ends a cell: its text, as
+/// printed (evcxr calls `evcxr_display` on the last value of a cell).
+fn show_in_notebook(text: &impl std::fmt::Display) {
+    println!("EVCXR_BEGIN_CONTENT text/plain\n{text}\nEVCXR_END_CONTENT");
+}
+
+impl CodeGrade {
+    pub fn evcxr_display(&self) {
+        show_in_notebook(self);
+    }
+}
+
+impl ConfigureVerdict {
+    pub fn evcxr_display(&self) {
+        show_in_notebook(self);
+    }
+}
+
+impl Verdict {
+    pub fn evcxr_display(&self) {
+        show_in_notebook(self);
+    }
+}
