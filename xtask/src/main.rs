@@ -11,6 +11,7 @@ mod kernels;
 mod notebooks;
 mod tools;
 
+use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -369,13 +370,87 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+// long: one runner for the split; its parts read best together.
 fn cargo_test() -> Result<()> {
-    run_loud(
-        Command::new("cargo")
-            .args(["test", "--workspace", "--", "--include-ignored"])
+    let test = |args: &[&str]| {
+        let mut cmd = Command::new("cargo");
+        cmd.arg("test")
+            .args(args)
             .env("KAFKA_BOOTSTRAP_SERVERS", Layout::Single.bootstrap())
             .env("KAFKA_THREE_BOOTSTRAP_SERVERS", Layout::Three.bootstrap())
-            .env_remove("LAB_BACKEND"),
-        "cargo test",
-    )
+            .env_remove("LAB_BACKEND");
+        cmd
+    };
+    // Everything compiled first, so the two runs below never wait on
+    // cargo's lock or build the same thing twice.
+    run_loud(
+        test(&["--workspace", "--no-run"]).arg("--quiet"),
+        "building the tests",
+    )?;
+    // The leader-failure tests spend minutes waiting for brokers to die and
+    // come back on the three-broker cluster, which nothing else uses: they
+    // run beside the rest instead of after it. Their output goes to a file,
+    // printed when they end, so the two runs' lines never mix.
+    const APART: &str = "leader_failure";
+    let log_path = repo_root().join("target").join("leader_failure.log");
+    fs::create_dir_all(repo_root().join("target"))?;
+    let log = fs::File::create(&log_path)?;
+    let mut apart = test(&["-p", "lab", "--test", APART, "--", "--include-ignored"])
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the leader-failure tests")?;
+    let mut lab_targets = vec![
+        "-p".to_string(),
+        "lab".into(),
+        "--lib".into(),
+        "--bins".into(),
+    ];
+    for entry in fs::read_dir(repo_root().join("crates/lab/tests"))? {
+        let path = entry?.path();
+        let stem = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if path.extension().is_some_and(|e| e == "rs") && stem != APART {
+            lab_targets.extend(["--test".to_string(), stem]);
+        }
+    }
+    // Four at a time on two cores: these tests mostly wait (for a killed
+    // member's session, a transaction's timeout, a broker that went away).
+    lab_targets.extend([
+        "--".to_string(),
+        "--include-ignored".into(),
+        "--test-threads=4".into(),
+    ]);
+    let lab_targets: Vec<&str> = lab_targets.iter().map(String::as_str).collect();
+    let rest = run_loud(&mut test(&lab_targets), "cargo test (the lab)")
+        .and_then(|()| {
+            run_loud(
+                &mut test(&["-p", "lab", "--doc"]),
+                "cargo test (the lab's doc tests)",
+            )
+        })
+        .and_then(|()| {
+            run_loud(
+                &mut test(&[
+                    "--workspace",
+                    "--exclude",
+                    "lab",
+                    "--",
+                    "--include-ignored",
+                ]),
+                "cargo test (xtask, exercises)",
+            )
+        });
+    let status = apart
+        .wait()
+        .context("waiting for the leader-failure tests")?;
+    print!("{}", fs::read_to_string(&log_path).unwrap_or_default());
+    rest?;
+    if !status.success() {
+        bail!("cargo test (the leader-failure tests) failed ({status}); its output is above");
+    }
+    Ok(())
 }

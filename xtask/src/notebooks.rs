@@ -206,12 +206,14 @@ pub fn run_all() -> Result<()> {
             .map(|lane| {
                 let (queue, run) = (&queue, &run);
                 scope.spawn(move || -> Result<()> {
-                    while let Some(nb) =
-                        queue.lock().expect("no panics while held").pop_front()
-                    {
+                    loop {
+                        // Taken in its own statement: a guard in a `while let`
+                        // would be held through the run, one lane at a time.
+                        let next =
+                            queue.lock().expect("no panics while held").pop_front();
+                        let Some(nb) = next else { return Ok(()) };
                         run(nb, lane)?;
                     }
-                    Ok(())
                 })
             })
             .collect();
