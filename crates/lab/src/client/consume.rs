@@ -429,10 +429,8 @@ pub fn consume_auto_commit(
         }
         let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
         let consumed = report.processed.len() as u64 + ids.len() as u64;
-        let group_offsets = GroupOffsets {
-            consumer: &consumer,
-            handed: &handed,
-        };
+        let group_offsets =
+            GroupOffsets::new(&consumer, &handed, "records handed over");
         sink.auto_commit_step(
             AutoCommitStep::Handed,
             consumed,
@@ -460,19 +458,34 @@ pub fn consume_auto_commit(
 /// side of an auto-commit.
 pub struct GroupOffsets<'a> {
     consumer: &'a BaseConsumer<StatsContext>,
-    handed: &'a BTreeMap<(String, i32), i64>,
+    /// Per partition, the offset the group's commits are to reach.
+    target: &'a BTreeMap<(String, i32), i64>,
+    /// What `target` stands for, in a message.
+    what: &'static str,
 }
 
-impl GroupOffsets<'_> {
-    /// Waits until the group's committed offsets reach every record handed over
-    /// so far, asking the group coordinator (OffsetFetch) every 10 ms, so it
+impl<'a> GroupOffsets<'a> {
+    pub(crate) fn new(
+        consumer: &'a BaseConsumer<StatsContext>,
+        target: &'a BTreeMap<(String, i32), i64>,
+        what: &'static str,
+    ) -> GroupOffsets<'a> {
+        GroupOffsets {
+            consumer,
+            target,
+            what,
+        }
+    }
+
+    /// Waits until the group's committed offsets reach the target (every
+    /// record handed over so far, or stored so far), asking the group coordinator (OffsetFetch) every 10 ms, so it
     /// returns within a few milliseconds of the auto-commit that got there.
     /// Returns how long it waited.
     pub fn wait_until_committed(&self, limit: Duration) -> Result<Duration> {
         let started = Instant::now();
         loop {
             let committed = self.committed()?;
-            let covered = self.handed.iter().all(|(partition, next)| {
+            let covered = self.target.iter().all(|(partition, next)| {
                 committed.get(partition).is_some_and(|c| c >= next)
             });
             if covered {
@@ -483,9 +496,9 @@ impl GroupOffsets<'_> {
                     stage: "auto-commit",
                     waited: limit,
                     detail: format!(
-                        "the group's committed offsets never reached the records handed over \
-                         (committed {committed:?}, handed {:?}); is enable.auto.commit=true?",
-                        self.handed
+                        "the group's committed offsets never reached the {} \
+                         (committed {committed:?}, {} {:?}); is enable.auto.commit=true?",
+                        self.what, self.what, self.target
                     ),
                 });
             }
@@ -493,7 +506,8 @@ impl GroupOffsets<'_> {
         }
     }
 
-    fn committed(&self) -> Result<BTreeMap<(String, i32), i64>> {
+    /// The group's committed offsets, as the group coordinator holds them now.
+    pub(crate) fn committed(&self) -> Result<BTreeMap<(String, i32), i64>> {
         let list = self
             .consumer
             .committed(Duration::from_secs(10))

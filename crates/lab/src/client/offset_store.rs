@@ -13,14 +13,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::Offset;
 
 use crate::cluster::Cluster;
 use crate::consume::{
-    next_batch, next_offsets, AutoCommitStep, ConsumeReport, Drained, Sink,
-    AUTO_COMMIT_INTERVAL_MS,
+    next_batch, next_offsets, AutoCommitStep, ConsumeReport, Drained, GroupOffsets,
+    Sink, AUTO_COMMIT_INTERVAL_MS,
 };
-use crate::error::{Doing, Error, Result};
+use crate::error::{Doing, Result};
 use crate::semantics::Semantic;
 use crate::stats::StatsContext;
 
@@ -172,31 +171,18 @@ impl<'a> StoredOffsets<'a> {
     }
 
     /// Waits until the group's committed offsets reach everything stored so
-    /// far, asking the group coordinator every 10 ms. Returns how long it
-    /// waited.
+    /// far (see [`GroupOffsets::wait_until_committed`]).
     pub fn wait_until_committed(&self, limit: Duration) -> Result<Duration> {
-        let started = Instant::now();
-        loop {
-            let committed = self.committed()?;
-            let covered = self.stored.iter().all(|(partition, next)| {
-                committed.get(partition).is_some_and(|c| c >= next)
-            });
-            if covered {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() > limit {
-                return Err(Error::Stalled {
-                    stage: "auto-commit",
-                    waited: limit,
-                    detail: format!(
-                        "the group's committed offsets never reached the stored ones \
-                         (committed {committed:?}, stored {:?}); is enable.auto.commit=true?",
-                        self.stored
-                    ),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.group().wait_until_committed(limit)
+    }
+
+    /// The group's offsets, measured against what was stored.
+    fn group(&self) -> GroupOffsets<'a> {
+        GroupOffsets::new(
+            self.consumer,
+            self.stored,
+            "offsets stored after processing",
+        )
     }
 
     /// Lets a whole auto-commit interval pass, and then some, so that the
@@ -226,18 +212,6 @@ impl<'a> StoredOffsets<'a> {
     }
 
     fn committed(&self) -> Result<BTreeMap<(String, i32), i64>> {
-        let list = self
-            .consumer
-            .committed(Duration::from_secs(10))
-            .doing("asking the group coordinator for the committed offsets")?;
-        let committed = list
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
-                _ => None,
-            })
-            .collect();
-        Ok(committed)
+        self.group().committed()
     }
 }
