@@ -269,12 +269,6 @@ pub fn parts() -> Vec<Part> {
             pages: monitoring_pages,
             needs_three: false,
         },
-        Part {
-            name: "timeline",
-            measure: measure_timeline,
-            pages: timeline_pages,
-            needs_three: true,
-        },
     ]
 }
 
@@ -327,18 +321,21 @@ fn first_run_pages() -> Result<Vec<(String, String)>> {
 fn measure_matrix(clusters: &Clusters) -> Result<()> {
     let options = MatrixOptions::book();
     let started = std::time::Instant::now();
-    let cells = matrix::run_matrix(
+    let run = matrix::run_matrix(
         &clusters.single,
         Some(clusters.three()?),
         &options,
         &mut |label| println!("matrix: {label}"),
     );
+    let cells = run.cells;
     println!(
         "matrix: {} cells in {:.0} s",
         cells.len(),
         started.elapsed().as_secs_f64()
     );
-    record("matrix.json", &cells)
+    record("matrix.json", &cells)?;
+    // The timelines are the matrix's first-seed runs, drawn record by record.
+    record("timeline.json", &run.timelines)
 }
 
 fn matrix_pages() -> Result<Vec<(String, String)>> {
@@ -346,13 +343,15 @@ fn matrix_pages() -> Result<Vec<(String, String)>> {
     if cells.iter().any(|c| !c.backend.starts_with("Apache Kafka")) {
         bail!("book/src/generated/matrix.json was not measured on Apache Kafka");
     }
-    Ok(vec![
+    let mut pages = vec![
         ("matrix.md".into(), matrix_markdown(&cells)),
         (
             "matrix.svg".into(),
             lab::charts::matrix_chart(&cells).to_svg_string(),
         ),
-    ])
+    ];
+    pages.extend(timeline_pages()?);
+    Ok(pages)
 }
 
 /// One benchmark the book shows: its JSON file, the cluster, the options.
@@ -570,15 +569,6 @@ fn monitoring_pages() -> Result<Vec<(String, String)>> {
     ])
 }
 
-fn measure_timeline(clusters: &Clusters) -> Result<()> {
-    let runs = lab::experiments::timelines::measure(
-        &clusters.single,
-        clusters.three()?,
-        &mut |line| println!("timeline: {line}"),
-    )?;
-    record("timeline.json", &runs)
-}
-
 fn timeline_pages() -> Result<Vec<(String, String)>> {
     let runs: Vec<TimelineRun> = recorded("timeline.json")?;
     if runs
@@ -599,7 +589,7 @@ fn timeline_pages() -> Result<Vec<(String, String)>> {
         if of.is_empty() {
             bail!(
                 "book/src/generated/timeline.json has no run of {}: measure it with \
-                 `cargo xtask regen --only timeline`",
+                 `cargo xtask regen --only matrix`",
                 scenario.label()
             );
         }

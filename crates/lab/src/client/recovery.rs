@@ -6,7 +6,9 @@
 //! - at-most-once saves its position *before* it hands a record over, and
 //!   continues after the last record it handed over;
 //! - at-least-once saves its position *after* the acknowledgements, behind
-//!   the longest run of acknowledged ids, and replays from there;
+//!   the longest run of acknowledged ids, every [`CHECKPOINT_EVERY`] records
+//!   (its caller waits for every acknowledgement first, see
+//!   [`SourcePosition::checkpoint_due`]), and replays from there;
 //! - exactly-once keeps no file: a new producer with the same
 //!   `transactional.id` fences the dead one, and resumes after the last
 //!   record the log holds as committed.
@@ -22,8 +24,8 @@ use crate::error::{Doing, Result};
 use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 
-/// At-least-once saves its position every this many acknowledged records, as
-/// a source connector saves its offsets on an interval.
+/// At-least-once saves its position every this many records, as a source
+/// connector saves its offsets on an interval.
 pub const CHECKPOINT_EVERY: u64 = 100;
 
 /// A producer's position in its source, kept by its semantic's rule.
@@ -80,6 +82,16 @@ impl SourcePosition {
         }
         // ANCHOR_END: position_first
         Ok(())
+    }
+
+    /// Whether a checkpoint is due once record `id` is handed over: every
+    /// [`CHECKPOINT_EVERY`] records, for at-least-once. The caller then waits
+    /// for every acknowledgement and passes them to [`Self::acknowledged`],
+    /// which saves the position right after `id`. Without that wait the
+    /// checkpoint trails the records in flight, and a crash replays however
+    /// many that was: a number timing decides, not the seed.
+    pub fn checkpoint_due(&self, id: u64) -> bool {
+        self.semantic == Semantic::AtLeastOnce && (id + 1) % CHECKPOINT_EVERY == 0
     }
 
     /// Called with the ids acknowledged since the last call.
@@ -185,6 +197,9 @@ mod tests {
             .acknowledged(&(0..CHECKPOINT_EVERY).collect::<Vec<_>>())
             .unwrap();
         assert_eq!(saved("alo"), CHECKPOINT_EVERY);
+        assert!(at_least.checkpoint_due(CHECKPOINT_EVERY - 1));
+        assert!(!at_least.checkpoint_due(CHECKPOINT_EVERY));
+        assert!(!at_most.checkpoint_due(CHECKPOINT_EVERY - 1));
         at_least.finished(2000).unwrap();
         assert_eq!(saved("alo"), 2000);
 

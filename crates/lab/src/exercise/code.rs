@@ -331,7 +331,7 @@ enum End {
 
 fn start(binary: &Path, spec: &KitSpec, output: &Path) -> Result<End> {
     let log = fs::File::create(output).doing_io(output)?;
-    let mut child = Command::new(binary)
+    let mut child = crate::local::dies_with_parent(&mut Command::new(binary))
         .arg(&spec.exercise)
         .arg(serde_json::to_string(spec).expect("a kit spec serializes"))
         .stdout(log.try_clone().doing_io(output)?)

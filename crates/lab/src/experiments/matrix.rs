@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Counts;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
+use crate::experiments::timelines::{self, TimelineRun};
 pub use crate::faults::Scenario;
 use crate::faults::ScenarioOptions;
 use crate::semantics::Semantic;
@@ -96,6 +97,14 @@ impl MatrixOptions {
     }
 }
 
+/// A matrix run: its cells, and the whole outcome (every record's fate) of
+/// each first-seed run of a scenario with a timeline, so that the chapter's
+/// timelines draw the very runs the matrix counts.
+pub struct MatrixRun {
+    pub cells: Vec<Cell>,
+    pub timelines: Vec<TimelineRun>,
+}
+
 /// Runs every case under every scenario `repetitions` times. `progress` is
 /// called before each cell with its label.
 pub fn run_matrix(
@@ -103,8 +112,9 @@ pub fn run_matrix(
     three: Option<&Cluster>,
     options: &MatrixOptions,
     progress: &mut dyn FnMut(&str),
-) -> Vec<Cell> {
+) -> MatrixRun {
     let mut cells = Vec::new();
+    let mut timelines = Vec::new();
     for scenario in &options.scenarios {
         for case in Case::all() {
             // acks=1 is only a question when a leader can die.
@@ -129,6 +139,14 @@ pub fn run_matrix(
                     Ok(o) => (o.backend_description.clone(), o.fault.clone()),
                     Err(_) => (single.describe(), None),
                 };
+                if repetition == 0 && timelines::scenarios().any(|s| s == *scenario) {
+                    timelines.push(TimelineRun {
+                        scenario: *scenario,
+                        case: case.clone(),
+                        seed,
+                        result: outcome.as_ref().cloned().map_err(|e| e.to_string()),
+                    });
+                }
                 cells.push(Cell {
                     case: case.clone(),
                     scenario: *scenario,
@@ -142,7 +160,7 @@ pub fn run_matrix(
             }
         }
     }
-    cells
+    MatrixRun { cells, timelines }
 }
 
 /// Reads a recorded matrix (the book's is `book/src/generated/matrix.json`,

@@ -179,9 +179,16 @@ impl Scenario {
             Scenario::ProducerCrash => {
                 producer_crash(single, semantic, &CrashOptions::new(records, seed))
             }
-            Scenario::ConsumerCrash => {
-                consumer_crash(single, semantic, &CrashOptions::new(records, seed))
-            }
+            // One partition, so the consumer takes records in id order and the
+            // batch it dies with is one stretch of ids (the timeline shows it).
+            Scenario::ConsumerCrash => consumer_crash(
+                single,
+                semantic,
+                &CrashOptions {
+                    partitions: 1,
+                    ..CrashOptions::new(records, seed)
+                },
+            ),
             Scenario::LeaderFailure => leader_failure(
                 three.unwrap_or(single),
                 semantic,

@@ -87,6 +87,34 @@ impl LocalBroker {
     }
 }
 
+/// Makes the child `command` starts die (SIGKILL) when the thread that
+/// starts it ends, on Linux. A notebook cell interrupted while a worker or an
+/// exercise program runs has its process SIGKILLed by the kernel; without
+/// this, the child would go on writing to Kafka with nobody waiting for it.
+/// The caller must wait for the child on the thread that spawned it (the
+/// signal follows that thread, not the process).
+pub fn dies_with_parent(command: &mut Command) -> &mut Command {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec the closure calls only prctl, getppid
+        // and _exit, which are async-signal-safe, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
 /// Whether process `pid` is running (a zombie is not).
 pub fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -148,5 +176,38 @@ impl LocalCluster {
         Self::recorded()
             .into_iter()
             .find(|c| c.bootstrap.split(',').any(|addr| wanted.contains(&addr)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_child_that_dies_with_its_parent_is_killed_when_the_spawning_thread_ends() {
+        // The thread stands in for a notebook cell's process: it starts a
+        // long child and ends without waiting for it.
+        let child = std::thread::spawn(|| {
+            dies_with_parent(Command::new("sleep").arg("30"))
+                .spawn()
+                .expect("sleep starts")
+        })
+        .join()
+        .unwrap();
+        let mut child = child;
+        let started = std::time::Instant::now();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_child_whose_parent_waits_runs_to_its_end() {
+        let status = dies_with_parent(&mut Command::new("true"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{status:?}");
     }
 }

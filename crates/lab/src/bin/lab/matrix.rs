@@ -65,7 +65,8 @@ impl MatrixArgs {
         let started = Instant::now();
         let cells = run_matrix(&single, three.as_ref(), &options, &mut |label| {
             spinner.set_message(label.to_string())
-        });
+        })
+        .cells;
         spinner.finish_and_clear();
         println!("{}", markdown(&cells));
         println!(

@@ -131,7 +131,7 @@ pub fn worker_binary() -> Result<PathBuf> {
 /// Runs one worker to its end (or its death) and reads its report.
 pub(super) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
     let orders = spec.to_json();
-    let mut child = Command::new(worker_binary()?)
+    let mut child = crate::local::dies_with_parent(&mut Command::new(worker_binary()?))
         .arg("worker")
         .arg(&orders)
         .stdout(Stdio::piped())

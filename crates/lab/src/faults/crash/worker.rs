@@ -120,14 +120,26 @@ fn produce_source(
     }
     for id in start..w.records {
         position.before_send(id)?;
-        produce::send_watched(producer, &w.topic, id, w.payload_bytes, &mut watch)?;
-        report(Event::Handed { id });
         if w.crash_at == Some(id) {
+            // Told before the send, so that nothing stands between the send
+            // and the kill: at-most-once's record must still be in the buffer.
+            report(Event::Handed { id });
+            produce::send_watched(producer, &w.topic, id, w.payload_bytes, &mut watch)?;
             die_after_handing(w.semantic, producer)?;
         }
+        produce::send_watched(producer, &w.topic, id, w.payload_bytes, &mut watch)?;
+        report(Event::Handed { id });
         produce::listen(log, &mut heard, &mut watch)?;
         let (acknowledged, _) = log.take();
         position.acknowledged(&acknowledged)?;
+        if position.checkpoint_due(id) {
+            // Flush, then save: every record handed over is acknowledged, so
+            // the checkpoint lands exactly here and a crash after it replays
+            // less than one interval, whatever the timing.
+            produce::drain_watched(producer, Duration::from_secs(60), &mut watch)?;
+            let (acknowledged, _) = log.take();
+            position.acknowledged(&acknowledged)?;
+        }
         if w.semantic == Semantic::ExactlyOnce && (id + 1) % TRANSACTION_SIZE == 0 {
             produce::commit_watched(producer, &mut watch)?;
             report(Event::Committed { through: id });
