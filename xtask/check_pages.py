@@ -3,7 +3,10 @@ fails on what a reader would trip over:
 
   * an element wider than the content column (`main`), or one whose content
     scrolls sideways inside it;
-  * an image that did not load;
+  * an image that did not load, or one shrunk so far to fit the column that
+    its text is too small to read (more than MAX_SHRINK);
+  * a diagram (a ```mermaid block) that did not render to an SVG, or whose
+    smallest text is shown below MIN_TEXT_PX;
   * a local link to a page or an anchor that does not exist;
   * a console error, an uncaught exception, or a request the server answered 404.
 
@@ -34,12 +37,30 @@ WIDTH = 1280
 HEIGHT = 900
 # Slack for sub-pixel rounding.
 SLACK = 1.0
+# The smallest text a reader is asked to read, in CSS pixels as shown: at 9 px
+# the lowercase letters of a sans-serif face are about 5 px high, the least a
+# screen draws legibly (the book's own text is 16 px, its tables 14.4 px).
+MIN_TEXT_PX = 9.0
+# An image is drawn at its natural width and shown at most as wide as the
+# column: its text shrinks with it. The charts' smallest text is 11.3 px
+# (plotters' 14 px captions and values), so shrinking by more than
+# 11.3 / 9 = 1.25 takes it below MIN_TEXT_PX. The text inside an <img> cannot
+# be measured from the page, so this factor stands for it.
+MAX_SHRINK = 1.25
+# How long mermaid may take to draw a page's diagrams.
+DIAGRAM_SECONDS = 15
 
 # Runs in each page once it has loaded: measures the content column and every
 # element in it, checks images, and lists the links and ids.
 MEASURE = r"""
 (async () => {
   await document.fonts.ready;
+  // mermaid draws after the load event, and marks each block it has done.
+  const blocks = [...document.querySelectorAll('pre.mermaid')];
+  const deadline = Date.now() + %DIAGRAM_SECONDS% * 1000;
+  while (blocks.some((b) => !b.getAttribute('data-processed')) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const main = document.querySelector('main');
   if (!main) return {error: 'no <main> element'};
   const col = main.getBoundingClientRect();
@@ -96,20 +117,49 @@ MEASURE = r"""
     }
   }
   const images = [];
+  const shrunk = [];
   for (const img of document.querySelectorAll('img')) {
     if (!img.complete || img.naturalWidth === 0) {
       images.push(img.getAttribute('src'));
+    } else if (main.contains(img) && img.getBoundingClientRect().width > 0) {
+      // (mdBook 0.5 puts a second copy of each image in the page, hidden
+      // until the reader clicks the first to zoom it: not measured.)
+      const shown = img.getBoundingClientRect().width;
+      shrunk.push({src: img.getAttribute('src'), natural: img.naturalWidth, shown,
+                   factor: img.naturalWidth / Math.max(shown, 1), heading: describe(img).heading});
     }
   }
+  // Each diagram: drawn (an SVG that is not mermaid's error picture), and the
+  // size its smallest text is shown at, the SVG's scaling included.
+  const diagrams = blocks.map((b) => {
+    const svg = b.querySelector('svg');
+    const where = describe(b).heading;
+    if (!svg || svg.getAttribute('aria-roledescription') === 'error') {
+      return {rendered: false, heading: where,
+              text: (b.dataset.source || b.textContent || '').replace(/\s+/g, ' ').trim().slice(0, 80)};
+    }
+    const box = svg.getBoundingClientRect();
+    const vb = svg.viewBox && svg.viewBox.baseVal;
+    const scale = vb && vb.width ? box.width / vb.width : 1;
+    let smallest = Infinity, sample = '';
+    for (const el of svg.querySelectorAll('text, tspan, foreignObject *')) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!own) continue;
+      const px = parseFloat(getComputedStyle(el).fontSize) * scale;
+      if (px < smallest) { smallest = px; sample = el.textContent.trim().slice(0, 40); }
+    }
+    return {rendered: true, heading: where, natural: vb ? vb.width : box.width,
+            shown: box.width, smallest, sample};
+  });
   const links = [];
   for (const a of document.querySelectorAll('a[href]')) {
     links.push(a.href);
   }
   const ids = [...document.querySelectorAll('[id], a[name]')]
     .map((e) => e.id || e.getAttribute('name'));
-  return {column: col.width, widest, wide, images, links, ids};
+  return {column: col.width, widest, wide, images, shrunk, diagrams, links, ids};
 })()
-""".replace("%SLACK%", str(SLACK))
+""".replace("%SLACK%", str(SLACK)).replace("%DIAGRAM_SECONDS%", str(DIAGRAM_SECONDS))
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -301,6 +351,34 @@ def check(root, chromium, report):
                 )
             for src in found["images"]:
                 problems.append(f"{page}: image {src} did not load")
+            for img in found["shrunk"]:
+                line = (f"image {img['src']} is {img['natural']} px wide, shown at "
+                        f"{img['shown']:.0f} px: shrunk {img['factor']:.2f}x")
+                if report:
+                    print(f"{page}: {line}")
+                if img["factor"] > MAX_SHRINK + 0.005:
+                    problems.append(
+                        f"{page}: {line}, more than {MAX_SHRINK}x (its text would be "
+                        f"under {MIN_TEXT_PX:.0f} px): draw it at most "
+                        f"{col * MAX_SHRINK:.0f} px wide (under \"{img['heading']}\")"
+                    )
+            for d in found["diagrams"]:
+                if not d["rendered"]:
+                    problems.append(
+                        f"{page}: a mermaid diagram did not render (under \"{d['heading']}\"): "
+                        f"{d['text']}"
+                    )
+                    continue
+                line = (f"diagram under \"{d['heading']}\" is {d['natural']:.0f} px wide, "
+                        f"shown at {d['shown']:.0f} px; its smallest text {d['smallest']:.1f} px "
+                        f"(\"{d['sample']}\")")
+                if report:
+                    print(f"{page}: {line}")
+                if d["smallest"] < MIN_TEXT_PX:
+                    problems.append(
+                        f"{page}: {line}, under {MIN_TEXT_PX:.0f} px: make it narrower "
+                        f"(shorter labels, fewer participants, or a TB layout)"
+                    )
             for e in errors:
                 problems.append(f"{page}: {e}")
             for path in Quiet.missing:

@@ -136,15 +136,59 @@ fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Where the book's pages find mermaid (book.toml's `additional-js`). Not in
+/// the repository (2.6 MB of minified JavaScript): [`mermaid_js`] writes it.
+const MERMAID_JS: &str = "theme/mermaid.min.js";
+
+/// Puts the mermaid library that the pinned `mdbook-mermaid` carries into
+/// `book/theme/`, where the pages load it from: the diagrams render offline,
+/// and the library changes only with `tools::MDBOOK_MERMAID_VERSION`.
+/// (`mdbook-mermaid install` writes it, and edits a book.toml: it is given a
+/// scratch book, so that the course's own book.toml and init script stay as
+/// they are.)
+pub fn mermaid_js() -> Result<()> {
+    let scratch =
+        std::env::temp_dir().join(format!("xtask-mermaid-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch)?;
+    fs::write(scratch.join("book.toml"), "[book]\n")?;
+    let out = Command::new("mdbook-mermaid")
+        .arg("install")
+        .arg(&scratch)
+        .output()
+        .context("running mdbook-mermaid: install it with `cargo xtask setup`")?;
+    let js = fs::read(scratch.join("mermaid.min.js"));
+    let _ = fs::remove_dir_all(&scratch);
+    let js = match js {
+        Ok(js) if out.status.success() => js,
+        _ => bail!(
+            "mdbook-mermaid install did not write mermaid.min.js ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    };
+    let target = repo_root().join("book").join(MERMAID_JS);
+    if fs::read(&target).ok().as_deref() != Some(js.as_slice()) {
+        fs::write(&target, js)
+            .with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(())
+}
+
 /// `mdbook build`, failing on any error or warning it prints.
 pub fn build() -> Result<()> {
     let n = check_includes(&src_dir())?;
+    mermaid_js()?;
     let out = Command::new("mdbook")
         .arg("build")
         .arg(repo_root().join("book"))
         .output()
         .context("running mdbook: install it with `cargo xtask setup`")?;
     let log = String::from_utf8_lossy(&out.stderr);
+    // mdBook's own warnings read " WARN". mdbook-mermaid also prints
+    // "Warning: ... built against version 0.5.0 of mdbook, but we're being
+    // called from version 0.5.4" on every build: the same preprocessor
+    // interface (mdbook-preprocessor 0.5), so that one is no failure.
     if !out.status.success() || log.contains("ERROR") || log.contains("WARN") {
         bail!("mdbook build failed:\n{log}");
     }

@@ -1,7 +1,9 @@
 //! The book in a real browser: headless Chromium opens every built page at
 //! 1280 px (xtask/check_pages.py) and fails on an element wider than the
-//! content column, an image that did not load, a broken local link or a
-//! console error. `check_catches_broken_page` proves it fails when it should.
+//! content column, an image that did not load or is shrunk past legibility,
+//! a mermaid diagram that did not render or whose text is too small, a broken
+//! local link or a console error. `check_catches_broken_page` proves it fails
+//! when it should.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -102,9 +104,11 @@ pub fn check_book() -> Result<()> {
     Ok(())
 }
 
-/// A copy of the built book with one page broken four ways (a table too wide,
-/// an image that is not there, a link to a missing page and to a missing
-/// anchor, a console error): the check must fail and name each.
+/// A copy of the built book with one page broken in every way the check
+/// knows (a table too wide, an image that is not there, a chart drawn twice
+/// the column's width, a diagram that does not parse, a diagram too wide to
+/// read, a link to a missing page and to a missing anchor, a console error):
+/// the check must fail and name each.
 pub fn check_catches_broken_page() -> Result<()> {
     install_chromium()?;
     let copy = std::env::temp_dir().join(format!("book-broken-{}", std::process::id()));
@@ -124,12 +128,17 @@ pub fn check_catches_broken_page() -> Result<()> {
         bail!("{} has no <main> to break", page.display());
     }
     fs::write(&page, broken)?;
+    fs::write(copy.join("too-wide-chart.svg"), TOO_WIDE_SVG)?;
     let result = run_check(&copy, true);
     let _ = fs::remove_dir_all(&copy);
     let (passed, output) = result?;
     let expected = [
         "guarantees.html: table#too-wide",
         "guarantees.html: image no-such-chart.svg did not load",
+        "guarantees.html: image too-wide-chart.svg is 1500 px wide, shown at 750 px: shrunk 2.00x",
+        "guarantees.html: a mermaid diagram did not render",
+        "under 9 px: make it narrower",
+        "console error: mermaid: a diagram did not render",
         "broken link to no-such-page.html",
         "broken link to introduction.html#no-such-anchor",
         "console error: deliberately broken",
@@ -156,6 +165,30 @@ pub fn check_catches_broken_page() -> Result<()> {
 const BREAKAGE: &str = r#"
 <table id="too-wide"><tr><td>a_cell_with_a_very_long_word_that_cannot_wrap_anywhere_at_all_so_the_table_is_wider_than_the_column_of_the_page</td><td>and more</td></tr></table>
 <p><img src="no-such-chart.svg" alt="missing"></p>
+<p><img src="too-wide-chart.svg" alt="a chart drawn at twice the column's width"></p>
+<pre class="mermaid">flowchart TB
+    a -- "an edge with no end" --></pre>
+<pre class="mermaid">sequenceDiagram
+    participant P1 as participant one
+    participant P2 as participant two
+    participant P3 as participant three
+    participant P4 as participant four
+    participant P5 as participant five
+    participant P6 as participant six
+    participant P7 as participant seven
+    participant P8 as participant eight
+    participant P9 as participant nine
+    participant P10 as participant ten
+    P1->>P10: twelve participants cannot fit 750 px at a legible size
+    P11->>P12: two more
+</pre>
 <p><a href="no-such-page.html">a missing page</a>, <a href="introduction.html#no-such-anchor">a missing anchor</a></p>
 <script>console.error("deliberately broken");</script>
+"#;
+
+/// A chart drawn at 1500 px, twice the column: shown at 750 px, its 14 px
+/// text would be 7 px.
+const TOO_WIDE_SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="1500" height="300" viewBox="0 0 1500 300">
+<rect width="1500" height="300" fill="white"/><text x="20" y="150" font-size="14">a caption at 14 px</text>
+</svg>
 "#;

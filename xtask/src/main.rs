@@ -178,6 +178,7 @@ fn course() -> Result<()> {
     tools::setup(tools::Purpose::Course)?;
     prebuild_programs()?;
     let cluster = kafka::up(Layout::Single)?;
+    book::mermaid_js()?;
     let mut book = Command::new("mdbook")
         .args(["serve", "--port", "3000"])
         .arg(repo_root().join("book"))

@@ -1,5 +1,5 @@
 //! Installs what the course needs beyond Rust, each pinned and cached:
-//! mdBook and the evcxr Jupyter kernel with cargo, Jupyter in a Python venv,
+//! mdBook, its mermaid preprocessor and the evcxr Jupyter kernel with cargo, Jupyter in a Python venv,
 //! and for the tests Debian's `chromium` (the book's browser check).
 
 use std::fs;
@@ -12,6 +12,10 @@ use lab::local::cache_dir;
 use crate::{kernels, repo_root, run_loud};
 
 pub const MDBOOK_VERSION: &str = "0.5.4";
+/// The book's diagrams: 0.17 is the first release built for mdBook 0.5 (on
+/// `mdbook-preprocessor` 0.5); 0.17.1 carries mermaid 11.6.0, which
+/// `book::mermaid_js` copies into the book's theme.
+pub const MDBOOK_MERMAID_VERSION: &str = "0.17.1";
 pub const EVCXR_VERSION: &str = "0.22.0";
 
 /// What to install: the test runner needs less than a learner's JupyterLab.
@@ -23,6 +27,7 @@ pub enum Purpose {
 
 pub fn setup(purpose: Purpose) -> Result<()> {
     cargo_install("mdbook", MDBOOK_VERSION)?;
+    cargo_install("mdbook-mermaid", MDBOOK_MERMAID_VERSION)?;
     cargo_install("evcxr_jupyter", EVCXR_VERSION)?;
     python_venv("requirements-test.txt")?;
     if purpose == Purpose::Course {

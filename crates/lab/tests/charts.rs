@@ -132,6 +132,12 @@ fn check(chart: &Chart, name: &str, expected: &[&str]) {
     assert_svg(&svg);
     assert_eq!(svg, chart.to_svg_string(), "the same drawing every time");
     let (width, height) = chart.size();
+    // Wider, and the book's column would shrink it and its text with it.
+    assert!(
+        width <= charts::BOOK_WIDTH,
+        "{name} is {width} px wide, the book's column {}",
+        charts::BOOK_WIDTH
+    );
     assert!(svg.contains(&format!("width=\"{width}\"")), "SVG width");
     assert!(svg.contains(&format!("height=\"{height}\"")), "SVG height");
     for text in expected.iter().chain([&chart.title()]) {
@@ -278,16 +284,31 @@ fn bench_charts_from_the_recorded_benchmark() {
     }
     let chart = |name: &str| &charts.iter().find(|(n, _)| *n == name).unwrap().1;
 
-    // Throughput: every case (long labels wrap: each word is there), both clients.
+    // Throughput: every case (long labels wrap: each word is there), both
+    // clients; the transactional cases in a panel of their own, by interval.
     let mut expected = vec![
         "lab (librdkafka)",
         "ProducerPerformance (Java client)",
         "records per second",
+        "Without transactions",
+        "Transactional, by commit interval",
         report.librdkafka_version.as_str(),
     ];
+    let mut intervals = Vec::new();
     for f in &report.figures {
-        expected.extend(f.label.split_whitespace());
+        match f.case {
+            Case::Transactional { commit_interval_ms } => {
+                intervals.push(commit_interval_ms.to_string())
+            }
+            _ => expected.extend(f.label.split_whitespace()),
+        }
     }
+    assert!(
+        !intervals.is_empty(),
+        "the recorded benchmark has transactional cases"
+    );
+    expected.extend(intervals.iter().map(String::as_str));
+    expected.push("every");
     check(chart("bench-throughput"), "bench-throughput", &expected);
 
     // Latency: a curve per guarantee's typical setting, in both panels.

@@ -55,7 +55,14 @@ pub(super) fn draw_panel<DB: DrawingBackend>(
 
     let top =
         draw_heading(area, panel.heading.as_deref(), y_area + left)?.unwrap_or(10);
-    let y_top = y_top(panel);
+    // Value labels wider than their bar stand upright, and the axis grows to
+    // leave them room above the highest bar.
+    let bar_px = group_px as f64 * bar_width(panel) * 0.88;
+    let label_px = widest_value_label(area, panel)?;
+    let upright = label_px as f64 > bar_px - 2.0;
+    let plot_px = area.dim_in_pixel().1 as i32 - top - x_area;
+    let room = if upright { label_px + 14 } else { 0 };
+    let y_top = y_top(panel, room, plot_px);
     let frame = Frame {
         top,
         left,
@@ -79,13 +86,51 @@ pub(super) fn draw_panel<DB: DrawingBackend>(
         .light_line_style(TRANSPARENT)
         .axis_style(MUTED)
         .draw()?;
-    draw_bars(&mut chart, area, panel, series, y_top)?;
+    draw_bars(&mut chart, area, panel, series, y_top, upright)?;
     draw_group_names(&chart, area, &labels, x_desc)
 }
 
+/// The width of a bar, in groups (a group is 1 wide).
+fn bar_width(panel: &Panel) -> f64 {
+    let widest = panel
+        .bars
+        .iter()
+        .map(|g| g.iter().flatten().count())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    0.8 / widest as f64
+}
+
+/// The widest value label of the panel, in pixels.
+fn widest_value_label<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+) -> DrawResult<DB, i32> {
+    let mut widest = 0;
+    for bar in panel.bars.iter().flatten().flatten() {
+        if let Bar::Runs(runs) = bar {
+            let text = format_value(bar_value(panel, runs), panel.unit, false);
+            let (w, _) = area.estimate_text_size(&text, &font(VALUE_SIZE))?;
+            widest = widest.max(w as i32);
+        }
+    }
+    Ok(widest)
+}
+
+/// A bar's height: the mean of its runs, or their median for a benchmark.
+fn bar_value(panel: &Panel, runs: &[f64]) -> f64 {
+    if panel.median {
+        median(runs)
+    } else {
+        runs.iter().sum::<f64>() / runs.len().max(1) as f64
+    }
+}
+
 /// The top of the value axis: the highest value, with headroom for the value
-/// labels above the highest bar.
-fn y_top(panel: &Panel) -> f64 {
+/// labels above the highest bar (`room` pixels of the plot's `plot_px`, for
+/// upright labels).
+fn y_top(panel: &Panel, room: i32, plot_px: i32) -> f64 {
     let values = || panel.bars.iter().flatten().flatten();
     let max = values()
         .filter_map(|b| match b {
@@ -94,7 +139,8 @@ fn y_top(panel: &Panel) -> f64 {
         })
         .fold(0.0, f64::max);
     if max > 0.0 {
-        max * 1.15
+        let upright = room as f64 / plot_px.max(room + 40) as f64;
+        max * 1.15_f64.max(1.0 / (1.0 - upright))
     } else {
         1.0
     }
@@ -107,16 +153,10 @@ fn draw_bars<DB: DrawingBackend>(
     panel: &Panel,
     series: &[Series],
     y_top: f64,
+    upright: bool,
 ) -> DrawResult<DB> {
     // Every group gets the same bar width, sized for the fullest group.
-    let widest = panel
-        .bars
-        .iter()
-        .map(|g| g.iter().flatten().count())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let bar_w = 0.8 / widest as f64;
+    let bar_w = bar_width(panel);
     for (g, group) in panel.bars.iter().enumerate() {
         let present: Vec<(usize, &Bar)> = group
             .iter()
@@ -130,7 +170,7 @@ fn draw_bars<DB: DrawingBackend>(
             let color = series.get(s).map(|s| s.color).unwrap_or(MUTED);
             match bar {
                 Bar::Runs(runs) => {
-                    draw_runs(chart, area, panel, runs, (x0, x1), color)?
+                    draw_runs(chart, area, panel, runs, (x0, x1), color, upright)?
                 }
                 Bar::Refused => draw_refused(chart, area, (x0, x1), y_top)?,
             }
@@ -140,7 +180,8 @@ fn draw_bars<DB: DrawingBackend>(
 }
 
 /// A bar from `x0` to `x1`: the mean (or median) of its runs, a dot per run
-/// when there are several, and its value above it.
+/// when there are several, and its value above it (`upright`: turned to read
+/// upwards, when values are wider than bars).
 fn draw_runs<DB: DrawingBackend>(
     chart: &mut Plot<'_, DB>,
     area: &DrawingArea<DB, Shift>,
@@ -148,12 +189,9 @@ fn draw_runs<DB: DrawingBackend>(
     runs: &[f64],
     (x0, x1): (f64, f64),
     color: RGBColor,
+    upright: bool,
 ) -> DrawResult<DB> {
-    let mean = if panel.median {
-        median(runs)
-    } else {
-        runs.iter().sum::<f64>() / runs.len().max(1) as f64
-    };
+    let mean = bar_value(panel, runs);
     chart.draw_series(std::iter::once(Rectangle::new(
         [(x0, 0.0), (x1, mean)],
         color.filled(),
@@ -178,9 +216,16 @@ fn draw_runs<DB: DrawingBackend>(
     let highest = runs.iter().cloned().fold(mean, f64::max);
     let (px, py) = at(chart, area, ((x0 + x1) / 2.0, highest));
     let clearance = if runs.len() > 1 { 10 } else { 6 };
+    let style = if upright {
+        font(VALUE_SIZE)
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Left, VPos::Center))
+    } else {
+        font(VALUE_SIZE).pos(Pos::new(HPos::Center, VPos::Bottom))
+    };
     area.draw_text(
         &format_value(mean, panel.unit, false),
-        &font(VALUE_SIZE).pos(Pos::new(HPos::Center, VPos::Bottom)),
+        &style,
         (px, py.min(py0 - 4) - clearance),
     )
 }

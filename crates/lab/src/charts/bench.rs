@@ -43,28 +43,41 @@ fn workload(report: &BenchReport) -> String {
 
 /// Records per second per case: the lab (librdkafka; bar: the median run,
 /// dots: every run) beside ProducerPerformance (Java client) on the same case.
+/// Two panels, so that the column's width holds every group's name: the cases
+/// without transactions, and the transactional ones by commit interval.
 pub fn bench_throughput_chart(report: &BenchReport) -> Chart {
-    let groups = report.figures.iter().map(|f| f.label.clone()).collect();
-    let bars = report
+    let panel =
+        |heading: &str, figures: Vec<&Figure>, label: fn(&Figure) -> String| Panel {
+            heading: Some(heading.into()),
+            median: true,
+            ..Panel::new(
+                "records per second",
+                Unit::Rate,
+                figures.iter().map(|f| label(f)).collect(),
+                figures.iter().map(|f| throughput_bars(f)).collect(),
+            )
+        };
+    let (transactional, plain): (Vec<&Figure>, Vec<&Figure>) = report
         .figures
         .iter()
-        .map(|f| {
-            vec![
-                Some(Bar::Runs(if f.throughput_runs.is_empty() {
-                    vec![f.throughput.records_per_sec]
-                } else {
-                    f.throughput_runs.clone()
-                })),
-                f.producer_performance.as_ref().map(|p| {
-                    Bar::Runs(if p.records_per_sec_runs.is_empty() {
-                        vec![p.result.records_per_sec]
-                    } else {
-                        p.records_per_sec_runs.clone()
-                    })
-                }),
-            ]
-        })
-        .collect();
+        .partition(|f| matches!(f.case, Case::Transactional { .. }));
+    let mut panels = Vec::new();
+    if !plain.is_empty() {
+        panels.push(panel("Without transactions", plain, |f| f.label.clone()));
+    }
+    if !transactional.is_empty() {
+        panels.push(panel(
+            "Transactional, by commit interval",
+            transactional,
+            |f| match f.case {
+                Case::Transactional { commit_interval_ms } => {
+                    format!("every {commit_interval_ms} ms")
+                }
+                _ => f.label.clone(),
+            },
+        ));
+    }
+    let height = 240 + 330 * panels.len() as u32;
     Chart::bars(
         "Throughput per delivery guarantee",
         "producer configuration",
@@ -72,17 +85,32 @@ pub fn bench_throughput_chart(report: &BenchReport) -> Chart {
             ("lab (librdkafka)", BLUE),
             ("ProducerPerformance (Java client)", ORANGE),
         ]),
-        vec![Panel {
-            median: true,
-            ..Panel::new("records per second", Unit::Rate, groups, bars)
-        }],
+        panels,
         caption(report),
     )
     .with_subtitle(format!(
         "{}; bar: the median run, dot: one run",
         workload(report)
     ))
-    .with_size(1200, 640)
+    .with_size(super::style::BOOK_WIDTH, height)
+}
+
+/// One case's bars: the lab's runs, and ProducerPerformance's if it ran.
+fn throughput_bars(f: &Figure) -> Vec<Option<Bar>> {
+    vec![
+        Some(Bar::Runs(if f.throughput_runs.is_empty() {
+            vec![f.throughput.records_per_sec]
+        } else {
+            f.throughput_runs.clone()
+        })),
+        f.producer_performance.as_ref().map(|p| {
+            Bar::Runs(if p.records_per_sec_runs.is_empty() {
+                vec![p.result.records_per_sec]
+            } else {
+                p.records_per_sec_runs.clone()
+            })
+        }),
+    ]
 }
 
 /// The latency curve of one summary: (percentile, milliseconds).

@@ -57,7 +57,7 @@ pub fn matrix_chart(cells: &[Cell]) -> Chart {
         caption(cells),
     )
     .with_subtitle(subtitle(cells))
-    .with_size(1100, 860);
+    .with_size(super::style::BOOK_WIDTH, 860);
     chart.notes = refusals(cells);
     chart
 }

@@ -56,6 +56,6 @@ pub use monitor::{monitoring_chart, open_transaction_chart};
 pub use outcomes::outcomes_chart;
 pub use output::{save_all, write_charts};
 pub use plain::{latency_chart, throughput_chart};
-pub use style::{BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
+pub use style::{BLUE, BOOK_WIDTH, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 pub use timeline::{outcome_timeline, timeline_chart, TimelineRun};
 pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};

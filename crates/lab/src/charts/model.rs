@@ -117,7 +117,7 @@ pub struct Chart {
 }
 
 impl Chart {
-    /// A chart of bar panels, 1000 x 600 pixels, without a subtitle or notes:
+    /// A chart of bar panels, [`BOOK_WIDTH`](super::style::BOOK_WIDTH) x 600 pixels, without a subtitle or notes:
     /// the `with_` methods change what a chart needs otherwise.
     pub(super) fn bars(
         title: &str,
@@ -134,7 +134,7 @@ impl Chart {
             body: Body::Bars(panels),
             caption,
             notes: Vec::new(),
-            size: (1000, 600),
+            size: (super::style::BOOK_WIDTH, 600),
         }
     }
 

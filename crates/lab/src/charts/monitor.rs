@@ -83,7 +83,7 @@ pub fn monitoring_chart(record: &MonitoringRecord) -> Chart {
         distinct(runs.iter().map(|r| r.records.to_string())).join(", "),
         distinct(runs.iter().map(|r| r.recording.interval_ms.to_string())).join(", ")
     ))
-    .with_size(1500, 900)
+    .with_size(super::style::BOOK_WIDTH, 900)
 }
 
 fn group_label(run: &MonitoredRun) -> String {

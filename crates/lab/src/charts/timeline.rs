@@ -72,7 +72,7 @@ pub fn timeline_chart(runs: &[TimelineRun]) -> Chart {
         }
     }
     let panels = outcomes.len().max(1) as u32;
-    chart.with_size(1000, (180 + 300 * panels).min(1400))
+    chart.with_size(super::style::BOOK_WIDTH, (180 + 300 * panels).min(1400))
 }
 
 /// Where the numbers come from: backend(s), Kafka and librdkafka versions.

@@ -162,7 +162,7 @@ pub fn xy_chart(
         body: Body::Xy(panels),
         caption,
         notes: Vec::new(),
-        size: (1000, height.min(1400)),
+        size: (super::style::BOOK_WIDTH, height.min(1400)),
     }
 }
 
