@@ -2,12 +2,14 @@
 //! `KafkaError::Transaction(e)`. A retriable commit is called again (the
 //! commit went on in the background); an abortable one is aborted and its
 //! batch sent again, an oversized payload emptied; a fatal one (fenced)
-//! ends the program at once with `EXIT_FENCED`.
+//! ends the program at once with `EXIT_FENCED`. A send that fails because
+//! the transaction already failed stops the batch, and the commit says how.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use lab::exercise::kit::{Kit, Outcome, EXIT_FENCED};
-use lab::rdkafka::error::{KafkaError, KafkaResult};
+use lab::rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use lab::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const BATCH: u64 = 50;
@@ -27,15 +29,14 @@ pub fn run(kit: &mut Kit) -> Outcome {
         let mut redo = false;
         loop {
             producer.begin_transaction()?;
-            for id in batch.clone() {
-                let (key, mut payload) = (lab::record::key(id), kit.payload(id));
-                if redo && payload.len() > kit.output_limit() {
-                    payload.clear();
-                }
-                kit.send(
-                    &producer,
-                    BaseRecord::to(&output).key(&key).payload(&payload),
-                )?;
+            match send_batch(kit, &producer, &output, batch.clone(), redo) {
+                Ok(()) => {}
+                // The transaction has already failed (State), or this producer
+                // was fenced (Fatal): the commit returns that error, with its kind.
+                Err(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::State | RDKafkaErrorCode::Fatal,
+                )) => println!("a send failed: the transaction is failing"),
+                Err(e) => return Err(e.into()),
             }
             match commit(kit, &producer) {
                 Ok(()) => break,
@@ -52,6 +53,24 @@ pub fn run(kit: &mut Kit) -> Outcome {
             }
         }
         next = batch.end;
+    }
+    Ok(())
+}
+
+/// Sends the ids of `batch`; on a redo, an oversized payload goes out empty.
+fn send_batch(
+    kit: &mut Kit,
+    producer: &BaseProducer,
+    output: &str,
+    batch: Range<u64>,
+    redo: bool,
+) -> KafkaResult<()> {
+    for id in batch {
+        let (key, mut payload) = (lab::record::key(id), kit.payload(id));
+        if redo && payload.len() > kit.output_limit() {
+            payload.clear();
+        }
+        kit.send(producer, BaseRecord::to(output).key(&key).payload(&payload))?;
     }
     Ok(())
 }

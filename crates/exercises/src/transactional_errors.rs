@@ -25,6 +25,12 @@
 //! - `e.is_fatal()`: stop at once, sending and committing nothing more:
 //!   `std::process::exit(EXIT_FENCED)`.
 //!
+//! Once a transaction has failed, `kit.send` fails too, with
+//! `KafkaError::MessageProduction(RDKafkaErrorCode::State)` (or `Fatal`
+//! once fenced): the error reaches your sends before your commit if it
+//! comes while you are still sending. Stop sending then, and call
+//! `commit_transaction`: it returns the transaction's error, with its kind.
+//!
 //! The committed output must then hold every id before the fenced
 //! transaction exactly once. Commit and abort through the kit
 //! (`kit.commit_transaction`, `kit.abort_transaction`, `kit.send`): the

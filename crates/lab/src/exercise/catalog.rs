@@ -213,7 +213,9 @@ pub const EXERCISES: &[CodeExercise] = &[
                background); e.txn_requires_abort(): kit.abort_transaction, then send the \
                whole batch again in a new transaction, records larger than \
                kit.output_limit() with an empty payload; e.is_fatal(): send and commit \
-               nothing more, std::process::exit(EXIT_FENCED).",
+               nothing more, std::process::exit(EXIT_FENCED). A send that fails with State \
+               or Fatal means the transaction already failed: stop sending, and \
+               commit_transaction returns the error with its kind.",
     },
 ];
 

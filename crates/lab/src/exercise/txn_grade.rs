@@ -380,6 +380,17 @@ fn how_it_ended(
         ));
         return problems;
     }
+    if let Some(Entry::SendFailed { id, error }) = journal.last() {
+        if story.mistakes.is_empty() {
+            problems.push(format!(
+                "Your program stopped when kit.send of id {id} failed ({error}). A send \
+                 fails like this once the transaction has failed (State) or the producer \
+                 was fenced (Fatal): stop sending, and call commit_transaction, which \
+                 returns the transaction's error with its kind."
+            ));
+            return problems;
+        }
+    }
     if story.fenced_open.is_none() && story.mistakes.is_empty() {
         problems.push(format!(
             "Your program ended (exit code {}) before the grader could fence it (at the \
@@ -496,6 +507,22 @@ mod tests {
         assert!(run.passed(), "{:?}", run.problems);
         let met = run.errors.unwrap();
         assert_eq!((met.retriable, met.abortable, met.fatal), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_program_that_stops_on_a_refused_send_is_told_to_commit() {
+        let mut journal = sent(0..2);
+        journal.push(error("commit_transaction", false, true, false));
+        journal.push(Entry::TransactionAborted);
+        journal.extend(sent(0..1));
+        journal.push(Entry::SendFailed {
+            id: 1,
+            error: "Message production error: State".into(),
+        });
+        let run = audit(&journal, &[], PLAN, Some(1));
+        let text = run.problems.join("\n");
+        assert!(text.contains("kit.send of id 1 failed"), "{text}");
+        assert!(!run.passed());
     }
 
     #[test]
