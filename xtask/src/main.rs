@@ -262,7 +262,14 @@ fn exercise(name: Option<&str>, solution: bool) -> Result<()> {
     } else {
         code::Program::Learner
     };
-    println!("grading {name} on {} (a minute or so: each run starts, kills and replaces your program)", cluster.bootstrap());
+    let how = match exercise.shape {
+        catalog::Shape::Transactional => "each run injects a retriable, an abortable and a fatal error into your program",
+        _ => "each run starts, kills and replaces your program",
+    };
+    println!(
+        "grading {name} on {} (a minute or so: {how})",
+        cluster.bootstrap()
+    );
     let grade = code::grade_program(&cluster, exercise, program)?;
     print!("{grade}");
     if !grade.passed() {

@@ -6,6 +6,7 @@ mod at_least_once_producer;
 mod at_most_once_consumer;
 mod dedup_consumer;
 mod exactly_once_processor;
+mod transactional_errors;
 
 fn main() {
     lab::exercise::kit::main(&[
@@ -14,5 +15,6 @@ fn main() {
         ("at-least-once-producer", at_least_once_producer::run),
         ("dedup-consumer", dedup_consumer::run),
         ("exactly-once-processor", exactly_once_processor::run),
+        ("transactional-errors", transactional_errors::run),
     ])
 }

@@ -6,16 +6,19 @@
 
 mod common;
 
-use lab::exercise::catalog::{self, EXERCISES};
-use lab::exercise::code::{grade_program, Program};
+use lab::exercise::catalog::{self, Shape, EXERCISES};
+use lab::exercise::code::{grade_program, ErrorsRun, Program};
 use lab::exercise::configure::{self, try_settings};
+use lab::exercise::kit::EXIT_FENCED;
 
 fn both_sides(name: &str) {
     let cluster = common::kafka();
     let exercise = catalog::find(name).unwrap();
+    let transactional = exercise.shape == Shape::Transactional;
 
     let starter = grade_program(&cluster, exercise, Program::Learner).unwrap();
     let text = starter.to_string();
+    println!("the starter:\n{text}");
     assert!(
         !starter.passed(),
         "the starter crates/exercises/src/{}.rs passed; it must fail (if you solved \
@@ -23,25 +26,48 @@ fn both_sides(name: &str) {
         name.replace('-', "_")
     );
     let failed = starter.runs.last().unwrap();
-    assert!(
-        failed.crashed,
-        "the starter's failure came from its crash:\n{text}"
-    );
     assert!(text.contains("ids ") && text.contains("Hint: "), "{text}");
-    assert!(
-        text.contains(&failed.crash.to_string()),
-        "the crash point is named:\n{text}"
-    );
+    if transactional {
+        assert!(failed.errors.is_some(), "{text}");
+    } else {
+        assert!(
+            failed.crashed,
+            "the starter's failure came from its crash:\n{text}"
+        );
+        let crash = failed.crash.unwrap().to_string();
+        assert!(text.contains(&crash), "the crash point is named:\n{text}");
+    }
 
     let solution = grade_program(&cluster, exercise, Program::Solution).unwrap();
     let text = solution.to_string();
+    println!("the solution:\n{text}");
     assert!(solution.passed(), "the solution failed:\n{text}");
-    assert_eq!(solution.runs.len(), exercise.crashes.len(), "{text}");
-    assert!(
-        solution.runs.iter().all(|r| r.crashed),
-        "every crash fell:\n{text}"
-    );
+    assert_eq!(solution.runs.len(), exercise.seeds(), "{text}");
+    for run in &solution.runs {
+        match &run.errors {
+            Some(met) => check_each_kind_met(met, &text),
+            None => assert!(run.crashed, "every crash fell:\n{text}"),
+        }
+    }
     assert!(text.starts_with('✔'), "{text}");
+}
+
+/// The transactional exercise's triggers produce the kinds they claim, as
+/// librdkafka classifies them: a lost commit answer a retriable timeout, the
+/// oversized record an abortable error, the successor a fatal fencing.
+fn check_each_kind_met(met: &ErrorsRun, text: &str) {
+    assert_eq!(met.exit_code, Some(EXIT_FENCED), "{text}");
+    assert_eq!(met.retriable, 1, "one lost answer:\n{text}");
+    assert!(met.abortable >= 1, "{text}");
+    assert_eq!(met.fatal, 1, "{text}");
+    let seen = met.seen.join("; ");
+    for expected in [
+        "commit_transaction: OperationTimedOut (retriable)",
+        "commit_transaction: MessageSizeTooLarge (abortable)",
+        "commit_transaction: Fenced (fatal)",
+    ] {
+        assert!(seen.contains(expected), "{expected} in {seen}");
+    }
 }
 
 #[test]
@@ -81,6 +107,12 @@ fn dedup_consumer() {
 #[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
 fn exactly_once_processor() {
     both_sides("exactly-once-processor");
+}
+
+#[test]
+#[ignore = "needs Apache Kafka at KAFKA_BOOTSTRAP_SERVERS"]
+fn transactional_errors() {
+    both_sides("transactional-errors");
 }
 
 /// A configure exercise: the starter's settings fail with an explanation

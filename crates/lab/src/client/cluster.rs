@@ -246,7 +246,26 @@ impl Cluster {
     /// Creates `topic` with `partitions` partitions, replicated on up to three
     /// brokers, and waits until every partition has a leader.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        self.create_topic_with(topic, partitions, &[])
+    }
+
+    /// [`Cluster::create_topic`] with topic configs, e.g.
+    /// `("max.message.bytes", "100000")`. The mock cluster takes none.
+    pub fn create_topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<()> {
         if let Some(mock) = &self._mock {
+            if !configs.is_empty() {
+                return Err(Error::Unsupported {
+                    what: format!("topic configs {configs:?}"),
+                    backend: "librdkafka's mock cluster".into(),
+                    why: "librdkafka's mock cluster creates topics without configs"
+                        .into(),
+                });
+            }
             // The mock cluster does not answer CreateTopics; it has its own call.
             return mock
                 .create_topic(topic, partitions, 1)
@@ -255,14 +274,21 @@ impl Cluster {
         let admin = self.admin()?;
         let replication = self.broker_count.clamp(1, 3) as i32;
         let name = topic.to_string();
+        let configs: Vec<(String, String)> = configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let results = self
             .watch(format!("creating topic {topic}"))
             .wait_on_thread(move || {
-                let new_topic = NewTopic::new(
+                let mut new_topic = NewTopic::new(
                     &name,
                     partitions,
                     TopicReplication::Fixed(replication),
                 );
+                for (key, value) in &configs {
+                    new_topic = new_topic.set(key, value);
+                }
                 futures_executor::block_on(
                     admin.create_topics([&new_topic], &admin_options()),
                 )

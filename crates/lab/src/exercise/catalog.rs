@@ -23,6 +23,37 @@ pub enum Shape {
     /// Produces the source (ids `0..RECORDS`) to the output topic,
     /// resuming from a position it saves; the audit reads the output.
     Produce,
+    /// Produces the source to the output topic in transactions while the
+    /// grader injects one error of each kind ([`ErrorPlan`]); one process,
+    /// no crash. The audit reads the output with `read_committed`.
+    Transactional,
+}
+
+/// The three transactional errors of one seeded run, each named by the id
+/// whose transaction meets it. The grader's [`Kit`](super::kit::Kit) makes
+/// them happen for real, inside the learner's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorPlan {
+    /// Retriable: the answer to the first commit after this id was sent is
+    /// lost by the chaos proxy, and that `commit_transaction` call times out.
+    pub lost_answer: u64,
+    /// Abortable: this id's payload is larger than the output topic's
+    /// `max.message.bytes`, so the broker refuses it.
+    pub poison: u64,
+    /// Fatal: before the first commit after this id was sent, a successor
+    /// with the same `transactional.id` calls `init_transactions`.
+    pub fence: u64,
+}
+
+impl std::fmt::Display for ErrorPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the answer to the commit after id {} lost, id {} too large for the output, \
+             fenced before the commit after id {}",
+            self.lost_answer, self.poison, self.fence
+        )
+    }
 }
 
 /// What must hold for every seeded run.
@@ -59,6 +90,9 @@ pub struct CodeExercise {
     pub duplicated_input: Option<(u64, u64)>,
     /// One crash per seeded run, in order.
     pub crashes: &'static [CrashPoint],
+    /// [`Shape::Transactional`]: the injected errors of each seeded run,
+    /// in order (no crash then).
+    pub errors: &'static [ErrorPlan],
     pub rule: Rule,
     /// The book page it belongs to, under `book/src/`.
     pub page: &'static str,
@@ -72,6 +106,14 @@ pub const RECORDS: u64 = 300;
 /// Partitions of the input (and output) topic.
 pub const PARTITIONS: i32 = 2;
 
+/// [`Shape::Transactional`]: the output topic's `max.message.bytes`.
+pub const OUTPUT_LIMIT: usize = 100_000;
+
+/// [`Shape::Transactional`]: the payload of the poison record, more than the
+/// output topic takes (and less than the client's own 1 MB limit, so the
+/// broker is the one to refuse it).
+pub const POISON_BYTES: usize = 200_000;
+
 const fn crash(step: Step, nth: u64) -> CrashPoint {
     CrashPoint { step, nth }
 }
@@ -83,6 +125,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         title: "An at-most-once consumer: never process a record twice",
         shape: Shape::Consume,
         duplicated_input: None,
+        errors: &[],
         crashes: &[crash(Step::Process, 120), crash(Step::Process, 201)],
         rule: Rule::NoDuplicates,
         page: "at-most-once.md",
@@ -96,6 +139,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         title: "An at-least-once consumer: survive SIGKILL without losing a record",
         shape: Shape::Consume,
         duplicated_input: None,
+        errors: &[],
         crashes: &[crash(Step::Commit, 2), crash(Step::Process, 130)],
         rule: Rule::NoLoss,
         page: "at-least-once.md",
@@ -108,6 +152,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         title: "An at-least-once producer that resumes after SIGKILL without losing a record",
         shape: Shape::Produce,
         duplicated_input: None,
+        errors: &[],
         crashes: &[crash(Step::Send, 150), crash(Step::Send, 260)],
         rule: Rule::NoLoss,
         page: "at-least-once.md",
@@ -121,6 +166,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         title: "De-duplication that survives a restart",
         shape: Shape::Consume,
         duplicated_input: Some((100, 150)),
+        errors: &[],
         crashes: &[crash(Step::Process, 130), crash(Step::Commit, 3)],
         rule: Rule::Exact,
         page: "exactly-once/side-effects.md",
@@ -133,6 +179,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         title: "The exactly-once read-process-write loop",
         shape: Shape::ReadProcessWrite,
         duplicated_input: None,
+        errors: &[],
         crashes: &[crash(Step::CommitTransaction, 2), crash(Step::Send, 130)],
         rule: Rule::Exact,
         page: "exactly-once/read-process-write.md",
@@ -140,6 +187,35 @@ pub const EXERCISES: &[CodeExercise] = &[
                records: producer.send_offsets_to_transaction(&consumer.position()?, \
                &consumer.group_metadata().unwrap(), timeout) before kit.commit_transaction, \
                and no consumer commit of its own.",
+    },
+    CodeExercise {
+        name: "transactional-errors",
+        title: "Retriable, abortable, fatal: a transactional producer's three kinds of error",
+        shape: Shape::Transactional,
+        duplicated_input: None,
+        crashes: &[],
+        errors: &[
+            ErrorPlan {
+                lost_answer: 99,
+                poison: 149,
+                fence: 249,
+            },
+            ErrorPlan {
+                lost_answer: 199,
+                poison: 49,
+                fence: 299,
+            },
+        ],
+        rule: Rule::Exact,
+        page: "exactly-once/transactions.md",
+        hint: "Tell the kinds apart on KafkaError::Transaction(e), in this order: \
+               e.is_retriable(): call the same function again (the commit goes on in the \
+               background); e.txn_requires_abort(): kit.abort_transaction, then send the \
+               whole batch again in a new transaction, records larger than \
+               kit.output_limit() with an empty payload; e.is_fatal(): send and commit \
+               nothing more, std::process::exit(EXIT_FENCED). A send that fails with State \
+               or Fatal means the transaction already failed: stop sending, and \
+               commit_transaction returns the error with its kind.",
     },
 ];
 
@@ -163,6 +239,12 @@ impl CodeExercise {
     pub fn ids(&self) -> Range<u64> {
         0..RECORDS
     }
+
+    /// How many seeded runs the grader makes: one per crash, or one per
+    /// error plan.
+    pub fn seeds(&self) -> usize {
+        self.crashes.len().max(self.errors.len())
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +264,18 @@ mod tests {
     #[test]
     fn every_exercise_crashes_inside_its_input() {
         for e in EXERCISES {
-            assert!(e.crashes.len() >= 2, "{}: several seeded crashes", e.name);
+            assert!(e.seeds() >= 2, "{}: several seeded runs", e.name);
+            assert_eq!(
+                e.errors.is_empty(),
+                e.shape != Shape::Transactional,
+                "{}: error plans are for the transactional shape only",
+                e.name
+            );
+            for plan in e.errors {
+                let ids = [plan.lost_answer, plan.poison, plan.fence];
+                assert!(ids.iter().all(|id| *id < RECORDS), "{}: {plan}", e.name);
+                assert!(plan.lost_answer.max(plan.poison) < plan.fence, "{plan}");
+            }
             for c in e.crashes {
                 assert!(c.nth >= 1 && c.nth < RECORDS, "{}: {c}", e.name);
             }

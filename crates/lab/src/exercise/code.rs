@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::catalog::{self, CodeExercise, Rule, Shape, PARTITIONS};
+use super::catalog::{self, CodeExercise, ErrorPlan, Rule, Shape, PARTITIONS};
 use super::kit::{CrashPoint, Entry, KitSpec};
+use super::txn_grade;
 use crate::audit::IdRanges;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
@@ -25,12 +26,12 @@ use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 
 /// How long one run of a learner's program may take.
-const CHILD_LIMIT: Duration = Duration::from_secs(90);
+pub(super) const CHILD_LIMIT: Duration = Duration::from_secs(90);
 
 /// [`Kit::finished`](super::kit::Kit::finished) gives up after this long
 /// without a step: longer than a replacement waits for a dead member's
 /// session (6 s) and a rebalance.
-const IDLE_LIMIT_MS: u64 = 20_000;
+pub(super) const IDLE_LIMIT_MS: u64 = 20_000;
 
 /// Which program the grader runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +63,13 @@ impl Program {
 /// What one seeded run found.
 #[derive(Clone, Debug)]
 pub struct SeedRun {
-    pub crash: CrashPoint,
+    /// Where the grader killed the first process (None: the transactional
+    /// exercise, which injects errors instead).
+    pub crash: Option<CrashPoint>,
     /// Whether the first process reached its crash point.
     pub crashed: bool,
+    /// The transactional exercise: the errors injected, and met.
+    pub errors: Option<ErrorsRun>,
     pub lost: IdRanges,
     /// Ids found more than once.
     pub duplicated: IdRanges,
@@ -78,6 +83,20 @@ impl SeedRun {
     }
 }
 
+/// The transactional exercise's run: what was injected, and what the
+/// program's calls got, by librdkafka's classification.
+#[derive(Clone, Debug)]
+pub struct ErrorsRun {
+    pub plan: ErrorPlan,
+    pub retriable: u64,
+    pub abortable: u64,
+    pub fatal: u64,
+    /// Each error the program's calls got, in order: "call: Code (kind)".
+    pub seen: Vec<String>,
+    /// The program's exit code (None: killed by a signal).
+    pub exit_code: Option<i32>,
+}
+
 /// The verdict on one exercise: every seeded run, stopping at the first
 /// that breaks the rule.
 #[derive(Clone, Debug)]
@@ -89,7 +108,7 @@ pub struct CodeGrade {
 
 impl CodeGrade {
     pub fn passed(&self) -> bool {
-        self.runs.len() == self.exercise.crashes.len()
+        self.runs.len() == self.exercise.seeds()
             && self.runs.iter().all(SeedRun::passed)
     }
 }
@@ -100,20 +119,38 @@ impl fmt::Display for CodeGrade {
         let mark = if self.passed() { "✔" } else { "✘" };
         writeln!(f, "{mark} {}: {} ({})", e.name, e.title, e.rule.phrase())?;
         for (i, run) in self.runs.iter().enumerate() {
-            let died = if run.crashed {
-                "killed"
-            } else {
-                "never reached its crash point"
-            };
-            writeln!(
-                f,
-                "  run {} of {}, SIGKILL {} ({died}): {} lost, {} duplicated",
-                i + 1,
-                e.crashes.len(),
-                run.crash,
-                run.lost.len(),
-                run.duplicated.len()
-            )?;
+            write!(f, "  run {} of {}, ", i + 1, e.seeds())?;
+            match (&run.crash, &run.errors) {
+                (_, Some(errors)) => writeln!(
+                    f,
+                    "{}: {} lost, {} duplicated; your calls met {} retriable, {} \
+                     abortable, {} fatal error(s); exit code {}",
+                    errors.plan,
+                    run.lost.len(),
+                    run.duplicated.len(),
+                    errors.retriable,
+                    errors.abortable,
+                    errors.fatal,
+                    errors
+                        .exit_code
+                        .map_or("none (killed)".into(), |c| c.to_string())
+                )?,
+                (Some(crash), None) => writeln!(
+                    f,
+                    "SIGKILL {crash} ({}): {} lost, {} duplicated",
+                    if run.crashed {
+                        "killed"
+                    } else {
+                        "never reached its crash point"
+                    },
+                    run.lost.len(),
+                    run.duplicated.len()
+                )?,
+                (None, None) => writeln!(f, "nothing injected")?,
+            }
+            if let Some(errors) = run.errors.as_ref().filter(|e| !e.seen.is_empty()) {
+                writeln!(f, "    errors met, in order: {}", errors.seen.join("; "))?;
+            }
             for p in &run.problems {
                 writeln!(f, "    {p}")?;
             }
@@ -140,8 +177,12 @@ pub fn grade_program(
     cluster.require_faithful(Semantic::ExactlyOnce)?;
     let binary = build(program)?;
     let mut runs = Vec::new();
-    for crash in exercise.crashes {
-        let run = run_once(cluster, exercise, &binary, *crash)?;
+    let seeded = (0..exercise.seeds()).map(|i| match exercise.errors.get(i) {
+        Some(plan) => txn_grade::run_once(cluster, &binary, *plan),
+        None => run_once(cluster, exercise, &binary, exercise.crashes[i]),
+    });
+    for run in seeded {
+        let run = run?;
         let passed = run.passed();
         runs.push(run);
         if !passed {
@@ -208,7 +249,7 @@ fn stage(
     crash: CrashPoint,
 ) -> Result<Stage> {
     let input = match exercise.shape {
-        Shape::Produce => String::new(),
+        Shape::Produce | Shape::Transactional => String::new(),
         _ => cluster.fresh_name(&format!("exercise-{}", exercise.name)),
     };
     if !input.is_empty() {
@@ -237,7 +278,7 @@ fn stage(
     }
     let output = match exercise.shape {
         Shape::Consume => None,
-        Shape::ReadProcessWrite | Shape::Produce => {
+        Shape::ReadProcessWrite | Shape::Produce | Shape::Transactional => {
             let output = cluster.fresh_name(&format!("exercise-{}-out", exercise.name));
             cluster.create_topic(&output, PARTITIONS)?;
             Some(output)
@@ -270,6 +311,7 @@ fn stage(
         journal: dir.join("journal-1"),
         crash: Some(crash),
         idle_limit_ms: IDLE_LIMIT_MS,
+        errors: None,
     };
     fs::write(&spec.results, "").doing_io(&spec.results)?;
     Ok(Stage { spec, dir })
@@ -285,8 +327,9 @@ fn run_once(
 ) -> Result<SeedRun> {
     let Stage { spec, dir } = stage(cluster, exercise, crash)?;
     let mut run = SeedRun {
-        crash,
+        crash: Some(crash),
         crashed: false,
+        errors: None,
         lost: IdRanges::default(),
         duplicated: IdRanges::default(),
         problems: Vec::new(),
@@ -303,7 +346,7 @@ fn run_once(
             ));
             return Ok(run);
         }
-        End::Failed(why) => {
+        End::Failed { why, .. } => {
             run.problems.push(why);
             return Ok(run);
         }
@@ -313,7 +356,7 @@ fn run_once(
         journal: dir.join("journal-2"),
         ..spec.clone()
     };
-    if let End::Failed(why) = start(binary, &second, &dir.join("output-2"))? {
+    if let End::Failed { why, .. } = start(binary, &second, &dir.join("output-2"))? {
         run.problems.push(format!("The replacement: {why}"));
         return Ok(run);
     }
@@ -322,14 +365,18 @@ fn run_once(
 }
 
 /// How a run of the learner's program ended.
-enum End {
+pub(super) enum End {
     Killed,
     Finished,
-    /// It failed in a way that is not the grader's crash, in a sentence.
-    Failed(String),
+    /// It failed in a way that is not the grader's crash, in a sentence,
+    /// with its exit code if it exited.
+    Failed {
+        why: String,
+        code: Option<i32>,
+    },
 }
 
-fn start(binary: &Path, spec: &KitSpec, output: &Path) -> Result<End> {
+pub(super) fn start(binary: &Path, spec: &KitSpec, output: &Path) -> Result<End> {
     let log = fs::File::create(output).doing_io(output)?;
     let mut child = crate::local::dies_with_parent(&mut Command::new(binary))
         .arg(&spec.exercise)
@@ -349,11 +396,14 @@ fn start(binary: &Path, spec: &KitSpec, output: &Path) -> Result<End> {
         if started.elapsed() > CHILD_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(End::Failed(format!(
-                "your program was still running after {CHILD_LIMIT:?} and was stopped: does \
-                 its loop end when kit.finished() says so? Its output: {}",
-                tail(output)
-            )));
+            return Ok(End::Failed {
+                why: format!(
+                    "your program was still running after {CHILD_LIMIT:?} and was stopped: \
+                     does its loop end when kit.finished() says so? Its output: {}",
+                    tail(output, 15)
+                ),
+                code: None,
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -362,18 +412,21 @@ fn start(binary: &Path, spec: &KitSpec, output: &Path) -> Result<End> {
     } else if status.success() {
         End::Finished
     } else {
-        End::Failed(format!(
-            "your program ended with {status}. Its output: {}",
-            tail(output)
-        ))
+        End::Failed {
+            why: format!(
+                "your program ended with {status}. Its output: {}",
+                tail(output, 15)
+            ),
+            code: status.code(),
+        }
     })
 }
 
-/// The last lines a program wrote, for a message.
-fn tail(path: &Path) -> String {
+/// The last `n` lines a program wrote, for a message.
+pub(super) fn tail(path: &Path, n: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let last = &lines[lines.len().saturating_sub(15)..];
+    let last = &lines[lines.len().saturating_sub(n)..];
     if last.is_empty() {
         "(nothing)".into()
     } else {
@@ -464,6 +517,7 @@ fn explain_lost(
     two: &Journal,
 ) -> String {
     let mut text = format!("{} records lost: ids {}.", run.lost.len(), show(&run.lost));
+    let crash = crash_text(run);
     let by_nobody = run
         .lost
         .iter()
@@ -473,7 +527,7 @@ fn explain_lost(
             " Neither process {} them: the first one was killed {}, after its offsets \
              had moved past them, so its replacement in the group started after them.",
             active_verb(exercise),
-            run.crash
+            crash
         );
     } else if by_nobody {
         text += &format!(" No process {} them.", active_verb(exercise));
@@ -482,7 +536,7 @@ fn explain_lost(
             " The first process handed them to its client (kit.send) and was killed {} \
              while they still waited in the client's queue, unwritten; its replacement \
              resumed from the saved position, after them.",
-            run.crash
+            crash
         );
     } else {
         text += " They were handled in a transaction that never committed, while the \
@@ -507,6 +561,7 @@ fn explain_duplicated(
         .iter()
         .filter(|id| one.handled.contains(id) && two.handled.contains(id))
         .collect();
+    let crash = crash_text(run);
     let mut text = format!(
         "{} records {} twice: ids {}.",
         run.duplicated.len(),
@@ -526,7 +581,7 @@ fn explain_duplicated(
              committed offset.",
             replayed.len(),
             show(&replayed),
-            run.crash
+            crash
         );
     }
     if replayed.len() < run.duplicated.len() {
@@ -536,17 +591,24 @@ fn explain_duplicated(
     text
 }
 
+/// Where the run's crash fell, for a sentence.
+fn crash_text(run: &SeedRun) -> String {
+    run.crash.map(|c| c.to_string()).unwrap_or_default()
+}
+
 fn active_verb(exercise: &CodeExercise) -> &'static str {
     match exercise.shape {
         Shape::Consume => "processed",
-        Shape::ReadProcessWrite | Shape::Produce => "wrote",
+        Shape::ReadProcessWrite | Shape::Produce | Shape::Transactional => "wrote",
     }
 }
 
 fn verb(exercise: &CodeExercise) -> &'static str {
     match exercise.shape {
         Shape::Consume => "processed",
-        Shape::ReadProcessWrite | Shape::Produce => "written to the output",
+        Shape::ReadProcessWrite | Shape::Produce | Shape::Transactional => {
+            "written to the output"
+        }
     }
 }
 
@@ -570,7 +632,7 @@ pub(super) fn show(ids: &IdRanges) -> String {
     parts.join(", ")
 }
 
-trait DoingIo<T> {
+pub(super) trait DoingIo<T> {
     fn doing_io(self, path: &Path) -> Result<T>;
 }
 

@@ -27,8 +27,13 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use super::catalog::{ErrorPlan, OUTPUT_LIMIT, POISON_BYTES};
 use crate::error::{Error, Result};
 use crate::record;
+
+mod txn;
+use txn::Faults;
+pub use txn::{EXIT_FENCED, EXIT_GAVE_UP};
 
 /// What a learner's exercise function returns: any error, with `?`.
 pub type Outcome = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -100,6 +105,9 @@ pub struct KitSpec {
     pub crash: Option<CrashPoint>,
     /// [`Kit::finished`] says yes after this long without a step.
     pub idle_limit_ms: u64,
+    /// Transactional exercises: the errors the kit injects.
+    #[serde(default)]
+    pub errors: Option<ErrorPlan>,
 }
 
 /// One line of the journal.
@@ -134,6 +142,30 @@ pub enum Entry {
     Finished {
         how: String,
     },
+    /// [`Kit::send`] failed.
+    SendFailed {
+        id: u64,
+        error: String,
+    },
+    /// A transactional call of the kit failed; `call` names it.
+    TxnError {
+        call: String,
+        code: String,
+        retriable: bool,
+        abortable: bool,
+        fatal: bool,
+        message: String,
+    },
+    /// [`Kit::abort_transaction`] succeeded.
+    TransactionAborted,
+    /// The grader's fault: the answer to this commit will be lost.
+    AnswerDropped,
+    /// The grader's fault: a successor fenced this producer.
+    Fenced,
+    /// The kit stopped a program stuck in abortable errors.
+    GaveUp {
+        abortable: u64,
+    },
 }
 
 /// What a learner's program gets: names, settings to start from, and the
@@ -146,6 +178,9 @@ pub struct Kit {
     last_step: Instant,
     last_check: Option<Instant>,
     offsets_reader: Option<BaseConsumer>,
+    /// Transactional exercises: the chaos proxy the producer talks through,
+    /// and what was injected so far.
+    faults: Option<Faults>,
 }
 
 impl Kit {
@@ -169,7 +204,11 @@ impl Kit {
             last_step: Instant::now(),
             last_check: None,
             offsets_reader: None,
+            faults: None,
         };
+        if let Some(plan) = kit.spec.errors {
+            kit.faults = Some(Faults::start(&kit.spec.bootstrap, plan)?);
+        }
         kit.write(&Entry::Started {
             pid: std::process::id(),
         })?;
@@ -213,10 +252,18 @@ impl Kit {
         config
     }
 
-    /// A producer configuration to start from: where the broker is.
+    /// A producer configuration to start from: where the broker is. In a
+    /// transactional exercise that is the grader's chaos proxy, and a lost
+    /// answer is given up on (and the request sent again) after 2 s
+    /// (`socket.timeout.ms`).
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.spec.bootstrap);
+        match &self.faults {
+            Some(faults) => config
+                .set("bootstrap.servers", faults.proxy.bootstrap())
+                .set("socket.timeout.ms", "2000"),
+            None => config.set("bootstrap.servers", &self.spec.bootstrap),
+        };
         config
     }
 
@@ -263,6 +310,22 @@ impl Kit {
     /// `0..source_len()`).
     pub fn source_len(&self) -> u64 {
         self.spec.records
+    }
+
+    /// Producer exercises: the payload of source record `id`. In a
+    /// transactional exercise one of them is larger than
+    /// [`Kit::output_limit`].
+    pub fn payload(&self, id: u64) -> Vec<u8> {
+        match self.spec.errors {
+            Some(plan) if plan.poison == id => record::value(id, POISON_BYTES),
+            _ => record::value(id, 100),
+        }
+    }
+
+    /// Transactional exercises: the largest record the output topic takes
+    /// (its `max.message.bytes`); the broker refuses a larger one.
+    pub fn output_limit(&self) -> usize {
+        OUTPUT_LIMIT
     }
 
     /// Producer exercises: the position this program saved last (0 on the
@@ -328,23 +391,38 @@ impl Kit {
         C: ProducerContext,
     {
         let id = record::parse_key(record.key.map(|k| k.to_bytes()));
-        producer.send(record).map_err(|(e, _)| e)?;
+        if let Err((e, _)) = producer.send(record) {
+            if let Some(id) = id {
+                let error = e.to_string();
+                let _ = self.write(&Entry::SendFailed { id, error });
+            }
+            return Err(e);
+        }
         if let Some(id) = id {
             let _ = self.write(&Entry::Sent { id });
+            self.note_sent(id);
         }
         self.after(Step::Send);
         Ok(())
     }
 
     /// `producer.commit_transaction(timeout)`. The grader's crash may fall
-    /// right after.
+    /// right after. In a transactional exercise the grader's errors fall
+    /// here: on the commit it picked, a successor fences this producer
+    /// first, or the commit's answer is lost and this call is given at most
+    /// 1 s (so it comes back with a retriable timeout, whatever `timeout`).
     pub fn commit_transaction<C: ProducerContext>(
         &mut self,
         producer: &BaseProducer<C>,
         timeout: Duration,
     ) -> KafkaResult<()> {
-        producer.commit_transaction(timeout)?;
+        let timeout = self.before_commit(timeout)?;
+        if let Err(e) = producer.commit_transaction(timeout) {
+            self.note_txn_error("commit_transaction", &e);
+            return Err(e);
+        }
         let _ = self.write(&Entry::TransactionCommitted);
+        self.note_committed();
         self.after(Step::CommitTransaction);
         Ok(())
     }

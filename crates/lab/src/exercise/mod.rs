@@ -14,6 +14,7 @@ pub mod code;
 pub mod configure;
 pub mod kit;
 pub mod predict;
+mod txn_grade;
 
 pub use code::{grade, CodeGrade, Program};
 pub use configure::{try_settings, ConfigureVerdict};
