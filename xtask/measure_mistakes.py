@@ -70,7 +70,9 @@ class Kernel:
             if kind == "stream":
                 out.append(content["text"])
             elif kind in ("execute_result", "display_data"):
-                out.append(content["data"].get("text/plain", "[" + ", ".join(content["data"]) + "]") + "\n")
+                data = content["data"]
+                text = data.get("text/plain") or re.sub(r"<[^>]+>", " ", data.get("text/html", ""))
+                out.append(re.sub(r"[ \t]+", " ", text) + "\n")
             elif kind == "error":
                 out.append("\n".join(content.get("traceback") or [content.get("evalue", "")]) + "\n")
             elif kind == "status" and content["execution_state"] == "idle":
@@ -82,6 +84,11 @@ class Kernel:
     def stop(self) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
+
+
+def set_bootstrap(address: str) -> str:
+    # What a learner would do in a cell (set_var is unsafe from Rust 2024 on).
+    return f'unsafe {{ std::env::set_var("KAFKA_BOOTSTRAP_SERVERS", "{address}") }}'
 
 
 def lab_children() -> list[str]:
@@ -112,18 +119,33 @@ def main() -> int:
         show("the setup cell", *k.run(setup))
         t, text = k.run(alo_cell)
         show("'C: at-least-once' cell", t, text)
-        t, again = k.run(alo_cell + "\nprintln!(\"input topic: {}\", alo.input_topic);")
+        first_topic = k.run("alo.input_topic.clone()")[1]
+        t, again = k.run(alo_cell)
         show("the same cell again", t, again)
+        print(f"input topics of the two runs: {first_topic} then {k.run('alo.input_topic.clone()')[1]}\n")
         show("a learner's variable", *k.run("let mine = 42;\nmine"))
 
-        k.run("std::env::set_var(\"KAFKA_BOOTSTRAP_SERVERS\", \"127.0.0.1:9999\");")
+        show("a cell points the lab at a wrong address", *k.run(set_bootstrap("127.0.0.1:9999")))
         show("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9999, then the setup cell", *k.run(setup))
         show("... and the 'C: at-least-once' cell", *k.run(alo_cell))
         show("the learner's variable after those errors", *k.run("mine"))
-        k.run("std::env::set_var(\"KAFKA_BOOTSTRAP_SERVERS\", \"127.0.0.1:9092\");")
+        k.run(set_bootstrap("127.0.0.1:9092"))
 
-        t, text = k.run(eos_cell, interrupt_after=4.0)
-        show("'B: exactly-once' cell, interrupted after 4 s", t, text)
+        before: list[list[str]] = []
+
+        def interrupt_once_a_worker_runs() -> None:
+            # Interrupts as soon as the cell has a worker process, so that the
+            # interrupt lands while a child is writing to Kafka.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not before:
+                if children := lab_children():
+                    before.append(children)
+                    k.km.interrupt_kernel()
+                time.sleep(0.2)
+
+        t, text = k.run(eos_cell, then=interrupt_once_a_worker_runs, after=0.5)
+        show("'B: exactly-once' cell, interrupted once its worker runs", t, text)
+        print(f"lab child processes when the interrupt was sent: {before[0] if before else 'none seen in 60 s'}\n", flush=True)
         time.sleep(2)
         left = lab_children()
         print(f"lab child processes 2 s after the interrupt: {left or 'none'}\n", flush=True)
@@ -131,7 +153,8 @@ def main() -> int:
         show("the setup cell after the interrupt", *k.run(setup))
 
         three = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
-        k.run(f"std::env::set_var(\"KAFKA_BOOTSTRAP_SERVERS\", \"{three}\");")
+        k.run(set_bootstrap(three))
+        k.run("let mine = 42;")
         show("pointed at the three-broker cluster: the setup cell", *k.run(setup))
         stopped: list[float] = []
 
