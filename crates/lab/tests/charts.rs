@@ -605,3 +605,34 @@ fn a_notebook_gets_a_png_beside_the_svg() {
     assert_eq!(png_size(&chart.to_png_bytes()), chart.size());
     assert!(png.trim_end().len() > 1000);
 }
+
+#[test]
+fn a_graded_exercise_draws_its_runs_lost_and_duplicated_ids_where_they_fell() {
+    use lab::audit::IdRanges;
+    use lab::exercise::code::SeedRun;
+    use lab::exercise::{catalog, CodeGrade, Program};
+    let run = |lost: std::ops::Range<u64>, duplicated: std::ops::Range<u64>| SeedRun {
+        crash: None,
+        crashed: true,
+        errors: None,
+        lost: IdRanges::from_ids(lost),
+        duplicated: IdRanges::from_ids(duplicated),
+        problems: Vec::new(),
+    };
+    let grade = CodeGrade {
+        exercise: catalog::find("at-least-once-consumer").unwrap(),
+        program: Program::Learner,
+        runs: vec![run(10..17, 0..0), run(0..0, 100..105)],
+    };
+    let svg = grade.timeline().to_svg_string();
+    // One point per id (7 lost in the first run, 5 repeated in the second),
+    // plus each series' legend marker.
+    assert_eq!(circles(&svg, "#D55E00"), 7 + 1);
+    assert_eq!(circles(&svg, "#0072B2"), 5 + 1);
+    for heading in [
+        "run 1: nothing injected: 7 lost",
+        "run 2: nothing injected: 0 lost, 5 duplicated",
+    ] {
+        assert!(svg.contains(heading), "{heading:?} in the chart");
+    }
+}

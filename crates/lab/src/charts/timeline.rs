@@ -16,6 +16,7 @@ use plotters::style::RGBColor;
 use super::model::Chart;
 use super::style::{BLUE, VERMILLION};
 use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
+use crate::audit::IdRanges;
 pub use crate::experiments::timelines::TimelineRun;
 use crate::outcome::Outcome;
 use crate::support::distinct;
@@ -104,25 +105,48 @@ fn panel(name: String, outcome: &Outcome) -> XyPanel {
     if c.aborted_in_log > 0 {
         heading += &format!(", {} aborted in the log", c.aborted_in_log);
     }
+    let f = &outcome.fates;
+    let mut p = fate_panel(heading, outcome.records, &|id| f.times_delivered(id));
+    if let Some(w) = &outcome.window {
+        // A window that reached no record is drawn as a sliver at its place,
+        // so its label still shows where the fault was.
+        let sliver = (outcome.records as f64 * 0.004).max(0.5);
+        let (from, to) = (w.from as f64, w.to as f64);
+        let (from, to) = if to - from < sliver {
+            (from - sliver / 2.0, from + sliver / 2.0)
+        } else {
+            (from, to)
+        };
+        let label = if w.ids.len() < w.to - w.from {
+            format!("{} ({} of the ids in this range)", w.label, w.ids.len())
+        } else {
+            w.label.clone()
+        };
+        p.bands.push(Band { from, to, label });
+    }
+    p
+}
+
+/// A panel of the fates of ids `0..records`, given how many times each was
+/// delivered: lost and duplicated ids as points, the ids delivered once as a
+/// line at 1 (one segment per unbroken stretch).
+fn fate_panel(heading: String, records: u64, times: &dyn Fn(u64) -> u64) -> XyPanel {
     let mut p = XyPanel::new("record id (in send order)", "times delivered");
     p.heading = Some(heading);
-
-    let f = &outcome.fates;
-    let lost: Vec<(f64, f64)> = f.lost.iter().map(|id| (id as f64, 0.0)).collect();
-    let duplicated: Vec<(f64, f64)> = f
-        .duplicated
-        .iter()
-        .flat_map(|r| r.ids.iter().map(move |id| (id as f64, r.times as f64)))
-        .collect();
+    let (mut lost, mut duplicated) = (Vec::new(), Vec::new());
     // Stretches of ids delivered exactly once, as horizontal segments.
     let mut stretch: Option<(u64, u64)> = None;
     let mut once = Vec::new();
-    for id in 0..outcome.records {
-        if f.times_delivered(id) == 1 {
-            stretch = Some(stretch.map_or((id, id), |(a, _)| (a, id)));
-        } else if let Some(s) = stretch.take() {
-            once.push(s);
+    for id in 0..records {
+        match times(id) {
+            1 => {
+                stretch = Some(stretch.map_or((id, id), |(a, _)| (a, id)));
+                continue;
+            }
+            0 => lost.push((id as f64, 0.0)),
+            n => duplicated.push((id as f64, n as f64)),
         }
+        once.extend(stretch.take());
     }
     once.extend(stretch);
     for (a, b) in once {
@@ -146,22 +170,44 @@ fn panel(name: String, outcome: &Outcome) -> XyPanel {
             XySeries::new(DUPLICATED, XyStyle::Points, duplicated).with_color(BLUE),
         );
     }
-    if let Some(w) = &outcome.window {
-        // A window that reached no record is drawn as a sliver at its place,
-        // so its label still shows where the fault was.
-        let sliver = (outcome.records as f64 * 0.004).max(0.5);
-        let (from, to) = (w.from as f64, w.to as f64);
-        let (from, to) = if to - from < sliver {
-            (from - sliver / 2.0, from + sliver / 2.0)
-        } else {
-            (from, to)
-        };
-        let label = if w.ids.len() < w.to - w.from {
-            format!("{} ({} of the ids in this range)", w.label, w.ids.len())
-        } else {
-            w.label.clone()
-        };
-        p.bands.push(Band { from, to, label });
-    }
     p
+}
+
+/// One run of [`ids_timeline`], known only by its lost and duplicated ids.
+pub struct IdsRun<'a> {
+    pub heading: String,
+    /// The run's ids are `0..records`.
+    pub records: u64,
+    pub lost: &'a IdRanges,
+    /// Drawn at 2: the run does not say how many times.
+    pub duplicated: &'a IdRanges,
+}
+
+/// The timeline of runs known by their lost and duplicated ids, such as a
+/// graded exercise's seeded runs: a panel each, so a learner sees where their
+/// own program lost or repeated records.
+pub fn ids_timeline(title: String, subtitle: String, runs: &[IdsRun]) -> Chart {
+    let panels = runs
+        .iter()
+        .map(|r| {
+            fate_panel(r.heading.clone(), r.records, &|id| {
+                if r.lost.contains(id) {
+                    0
+                } else if r.duplicated.contains(id) {
+                    2
+                } else {
+                    1
+                }
+            })
+        })
+        .collect();
+    let chart = xy_chart(
+        title,
+        Some(subtitle),
+        "x: record id; y: times your program's output holds it (2 for any repeat)."
+            .into(),
+        panels,
+    );
+    let panels = runs.len().max(1) as u32;
+    chart.with_size(super::style::BOOK_WIDTH, (180 + 260 * panels).min(1400))
 }

@@ -30,6 +30,47 @@ impl CodeGrade {
     pub fn evcxr_display(&self) {
         show_in_notebook(self);
     }
+
+    /// The timeline of the learner's own runs: a panel per seeded run, each
+    /// record id at the number of times the program's output holds it, so
+    /// the ids the verdict names can be seen where they fell.
+    pub fn timeline(&self) -> crate::charts::Chart {
+        let headings: Vec<String> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                let fault = match (&run.crash, &run.errors) {
+                    (_, Some(errors)) => errors.plan.to_string(),
+                    (Some(crash), None) => format!("SIGKILL {crash}"),
+                    (None, None) => "nothing injected".into(),
+                };
+                format!(
+                    "run {}: {fault}: {} lost, {} duplicated",
+                    i + 1,
+                    run.lost.len(),
+                    run.duplicated.len()
+                )
+            })
+            .collect();
+        let runs: Vec<crate::charts::IdsRun> = self
+            .runs
+            .iter()
+            .zip(headings)
+            .map(|(run, heading)| crate::charts::IdsRun {
+                heading,
+                records: catalog::RECORDS,
+                lost: &run.lost,
+                duplicated: &run.duplicated,
+            })
+            .collect();
+        let mark = if self.passed() { "passed" } else { "not yet" };
+        crate::charts::ids_timeline(
+            format!("{}: your program's runs ({mark})", self.exercise.name),
+            format!("{} ({})", self.exercise.title, self.exercise.rule.phrase()),
+            &runs,
+        )
+    }
 }
 
 impl ConfigureVerdict {
