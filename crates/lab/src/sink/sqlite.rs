@@ -39,7 +39,7 @@ fn database_error(file: &Path, doing: &str, error: rusqlite::Error) -> Error {
             "The file or its folder is read-only: make both writable, or choose another file."
         }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            "Another process has held the database locked for over 10 s: stop it, or choose another file."
+            "Another process holds the database locked: stop it, or choose another file."
         }
         Some(ErrorCode::CannotOpen) => {
             "SQLite cannot open the file: check that its folder exists and that you may write there."
@@ -63,6 +63,16 @@ impl SqliteStore {
     /// or a file created for the other kind of table is an error naming the
     /// file; nothing is written then.
     pub fn open(file: &Path, table: Table) -> Result<SqliteStore> {
+        SqliteStore::open_waiting(file, table, BUSY_TIMEOUT)
+    }
+
+    /// [`open`](Self::open), waiting at most `busy` for another process's
+    /// lock on the file (in every later transaction too).
+    pub fn open_waiting(
+        file: &Path,
+        table: Table,
+        busy: Duration,
+    ) -> Result<SqliteStore> {
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
                 return Err(Error::Database {
@@ -80,7 +90,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )
         .map_err(fail("opening"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
+        conn.busy_timeout(busy)
             .map_err(fail("setting the busy timeout"))?;
         let mut store = SqliteStore {
             file: file.to_path_buf(),
@@ -153,6 +163,7 @@ impl SqliteStore {
 }
 
 impl ResultStore for SqliteStore {
+    // ANCHOR: apply
     fn apply(
         &mut self,
         rows: &[Row],
@@ -209,6 +220,7 @@ impl ResultStore for SqliteStore {
         tx.commit().map_err(fail("committing a batch"))?;
         Ok(applied)
     }
+    // ANCHOR_END: apply
 
     fn stored_offsets(&mut self, topic: &str) -> Result<BTreeMap<i32, i64>> {
         let mut query = self
@@ -336,6 +348,30 @@ mod tests {
             err.contains("nowhere/x.db") && err.contains("Create the folder"),
             "{err}"
         );
+
+        // Locked by another connection: both opening and writing say so, and
+        // the failed batch leaves nothing behind.
+        let file = dir.join("locked.db");
+        let wait = Duration::from_millis(200);
+        let mut store = SqliteStore::open_waiting(&file, Table::Plain, wait).unwrap();
+        let other = Connection::open(&file).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = SqliteStore::open_waiting(&file, Table::Plain, wait)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("locked.db") && err.contains("locked"), "{err}");
+        let err = store
+            .apply(&[row(1, 0, 0)], true, &mut || {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("locked.db") && err.contains("stop it"),
+            "{err}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        assert!(store.ids().unwrap().is_empty());
+        assert!(store.stored_offsets("t").unwrap().is_empty());
 
         let not_db = dir.join("notes.txt");
         std::fs::write(&not_db, "not a database, just text that is long enough")

@@ -114,28 +114,7 @@ pub fn db_sink_scenario(
     variant: DbVariant,
     options: &DbOptions,
 ) -> Result<DbOutcome> {
-    if variant == DbVariant::KafkaTransaction {
-        cluster.require_faithful(Semantic::ExactlyOnce)?;
-    }
-    if options.rebalance && variant != DbVariant::OffsetsInDb {
-        return Err(Error::BadConfig(format!(
-            "the rebalance run is for the offsets-in-db variant (its instances stop when the \
-             database's offsets reach the end); run {variant} with crashes instead"
-        )));
-    }
-    if options.records < 8 * DB_BATCH as u64 {
-        return Err(Error::BadConfig(format!(
-            "the side-effects scenario needs at least {} records, so that both crashes \
-             fall inside the stream; e.g. -n 2000",
-            8 * DB_BATCH
-        )));
-    }
-    cluster.check_fits(
-        "the side-effects scenario",
-        options.records,
-        options.partitions,
-        200,
-    )?;
+    refuse(cluster, variant, options)?;
     let started = Instant::now();
     let input = cluster.fresh_name(&format!("db-{variant}-in"));
     cluster.create_topic(&input, options.partitions)?;
@@ -196,6 +175,33 @@ pub fn db_sink_scenario(
         topics: [Some(input), output].into_iter().flatten().collect(),
         group,
     })
+}
+
+/// What the scenario refuses before it creates anything.
+fn refuse(cluster: &Cluster, variant: DbVariant, options: &DbOptions) -> Result<()> {
+    if variant == DbVariant::KafkaTransaction {
+        cluster.require_faithful(Semantic::ExactlyOnce)?;
+    }
+    if options.rebalance && variant != DbVariant::OffsetsInDb {
+        return Err(Error::BadConfig(format!(
+            "the rebalance run is for the offsets-in-db variant (its instances stop when the \
+             database's offsets reach the end); run {variant} with crashes instead"
+        )));
+    }
+    if options.records < 8 * DB_BATCH as u64 {
+        return Err(Error::BadConfig(format!(
+            "the side-effects scenario needs at least {} records, so that both crashes \
+             fall inside the stream; e.g. -n 2000",
+            8 * DB_BATCH
+        )));
+    }
+    cluster.check_fits(
+        "the side-effects scenario",
+        options.records,
+        options.partitions,
+        200,
+    )?;
+    Ok(())
 }
 
 /// Two workers killed at the variant's two crash steps, at seeded records,
@@ -309,5 +315,98 @@ impl std::fmt::Display for DbOutcome {
             writeln!(f, "{}", line("output topic:", output))?;
         }
         write!(f, "  {} crashes, {:.1} s", self.crashes, self.seconds)
+    }
+}
+
+/// One count per run as a table cell: one figure if every run agrees,
+/// else each run's, in seed order; any figure but 0 in bold.
+fn cell(runs: &[&DbOutcome], count: impl Fn(&DbOutcome) -> Option<u64>) -> String {
+    let figures: Vec<String> = runs
+        .iter()
+        .map(|r| match count(r) {
+            None => "-".to_string(),
+            Some(0) => "0".to_string(),
+            Some(n) => format!("**{n}**"),
+        })
+        .collect();
+    if figures.windows(2).all(|w| w[0] == w[1]) {
+        return figures.first().cloned().unwrap_or_default();
+    }
+    figures.join(", ")
+}
+
+impl DbOutcome {
+    /// The runs as a Markdown table: a line per variant (and one for the
+    /// rebalance runs), each count once if every seed agrees, else every
+    /// seed's; then the line naming the workload and where it was measured.
+    pub fn markdown_table(runs: &[DbOutcome]) -> String {
+        let mut out = String::from(
+            "| consumer | rows duplicated | rows missing | notifications duplicated | \
+             notifications missing | output topic duplicated, missing | seconds |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for rebalance in [false, true] {
+            for variant in DbVariant::ALL {
+                let mine: Vec<&DbOutcome> = runs
+                    .iter()
+                    .filter(|r| r.variant == variant && r.rebalance == rebalance)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let seconds = mine
+                    .iter()
+                    .map(|r| format!("{:.0}", r.seconds))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let output = match mine[0].output {
+                    Some(_) => format!(
+                        "{}; {}",
+                        cell(&mine, |r| r.output.as_ref().map(|t| t.duplicated)),
+                        cell(&mine, |r| r.output.as_ref().map(|t| t.missing))
+                    ),
+                    None => "-".into(),
+                };
+                out += &format!(
+                    "| {}{} | {} | {} | {} | {} | {output} | {seconds} |\n",
+                    variant.label(),
+                    if rebalance {
+                        ", two instances and a rebalance"
+                    } else {
+                        ""
+                    },
+                    cell(&mine, |r| Some(r.rows.duplicated)),
+                    cell(&mine, |r| Some(r.rows.missing)),
+                    cell(&mine, |r| Some(r.notifications.duplicated)),
+                    cell(&mine, |r| Some(r.notifications.missing)),
+                );
+            }
+        }
+        let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let mut sources: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}, librdkafka {}",
+                    r.backend_description, r.librdkafka_version
+                )
+            })
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let mut records: Vec<String> =
+            runs.iter().map(|r| r.records.to_string()).collect();
+        records.dedup();
+        out += &format!(
+            "\n{} records per run in batches of {DB_BATCH}; seeds {}: one figure where every \
+             seed gave the same, else one per seed. Every run but the rebalance ones killed its \
+             consumer twice. Measured on {}.\n",
+            records.join(", "),
+            seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+            sources.join("; ")
+        );
+        out
     }
 }
