@@ -84,6 +84,10 @@ pub mod exercise;
 // the very build the lab uses, with no second `:dep` to keep in step.
 pub use rdkafka;
 
+// The SQLite binding of the lab's database sink, for notebooks that read a
+// scenario's database with SQL of their own.
+pub use rusqlite;
+
 pub use cluster::{Backend, Cluster};
 pub use error::{Error, Result};
 pub use outcome::Outcome;
