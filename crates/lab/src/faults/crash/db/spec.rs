@@ -160,8 +160,9 @@ pub struct DbSinkSpec {
     pub end_offsets: Vec<i64>,
     /// Records per batch.
     pub batch: usize,
-    /// A pause after each batch, in milliseconds (so that a second instance
-    /// joins while the first is still at work).
+    /// A pause between taking each batch and writing it, in milliseconds
+    /// (processing time: a second instance joins while the first is at
+    /// work, and partitions move while batches are held).
     pub pace_ms: u64,
     /// Die at this step of the batch that holds the worker's Nth record.
     pub crash: Option<(u64, DbStep)>,

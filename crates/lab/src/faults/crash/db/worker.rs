@@ -150,6 +150,9 @@ pub fn run(w: &DbSinkSpec) -> Result<()> {
             continue;
         }
         worker.consumed += rows.len() as u64;
+        // Processing takes time: a rebalance can move a partition while its
+        // batch is held here, before it is written.
+        std::thread::sleep(Duration::from_millis(w.pace_ms));
         match w.variant {
             DbVariant::RowThenCommit | DbVariant::UpsertThenCommit => {
                 worker.row_then_commit(&rows)?
@@ -158,7 +161,6 @@ pub fn run(w: &DbSinkSpec) -> Result<()> {
             DbVariant::OffsetsInDb => worker.offsets_in_db(&rows)?,
             DbVariant::KafkaTransaction => worker.kafka_transaction(&rows)?,
         }
-        std::thread::sleep(Duration::from_millis(w.pace_ms));
     }
     report(Event::Done);
     Ok(())
