@@ -18,7 +18,9 @@
 //!    semantic), [`offset_store`] (librdkafka's at-least-once pattern with
 //!    auto-commit on), [`effective`] (the settings librdkafka really runs
 //!    with), [`read`] (a topic read back to its end), [`recovery`] (where
-//!    a producer starts again after a crash).
+//!    a producer starts again after a crash), [`sink`] (stores outside Kafka:
+//!    a database behind a small trait, SQLite built in, and an append-only
+//!    log of notifications sent).
 //! 3. What happened: [`audit`] (counts by id: lost, duplicated, aborted) and
 //!    [`outcome`] (one run's result).
 //! 4. One run: [`run`](mod@run) (the happy path end to end) and [`faults`] (the
@@ -57,6 +59,9 @@ pub use client::{
     recovery, semantics, stats,
 };
 
+// Stores outside Kafka that consumers write results to (no Kafka in them).
+pub mod sink;
+
 // What happened: the audit by id, and one run's outcome.
 pub mod audit;
 pub use audit::outcome;
@@ -78,6 +83,10 @@ pub mod exercise;
 // producers and consumers: `use lab::rdkafka::producer::BaseProducer;` gets
 // the very build the lab uses, with no second `:dep` to keep in step.
 pub use rdkafka;
+
+// The SQLite binding of the lab's database sink, for notebooks that read a
+// scenario's database with SQL of their own.
+pub use rusqlite;
 
 pub use cluster::{Backend, Cluster};
 pub use error::{Error, Result};

@@ -216,3 +216,21 @@ fn a_run_deletes_its_topics_unless_asked_to_keep_them() {
         assert_eq!(err.contains("deleted the run's topics"), !keep, "{err}");
     }
 }
+
+#[test]
+fn side_effects_names_its_variants_and_refuses_a_rebalance_it_cannot_stop() {
+    let (code, _, err, _) = lab(&["side-effects", "--variant", "6", "--mock"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("row-then-commit") && err.contains("offsets-in-db"),
+        "{err}"
+    );
+    let (code, _, err, _) =
+        lab(&["side-effects", "--variant", "1", "--rebalance", "--mock"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the rebalance run is for the offsets-in-db variant"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

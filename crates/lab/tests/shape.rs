@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
         "effective",
         "read",
         "recovery",
+        "sink",
     ],
     &["audit", "outcome"],
     &["faults", "run"],

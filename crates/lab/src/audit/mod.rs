@@ -204,6 +204,39 @@ impl Fates {
     }
 }
 
+/// What one place outside the log holds of a source of ids `0..source` (a
+/// database table, a log of notifications sent), counted by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Entries, every copy counted.
+    pub copies: u64,
+    /// Source ids present at least once.
+    pub distinct: u64,
+    /// Copies beyond the first of each id.
+    pub duplicated: u64,
+    /// Source ids not present at all.
+    pub missing: u64,
+}
+
+impl Tally {
+    /// Counts `ids` (one entry per copy) against the source `0..source`.
+    pub fn of(source: u64, ids: &[u64]) -> Tally {
+        let seen = copies(ids);
+        let distinct = (0..source).filter(|id| seen.contains_key(id)).count() as u64;
+        Tally {
+            copies: ids.len() as u64,
+            distinct,
+            duplicated: seen.values().map(|n| n - 1).sum(),
+            missing: source - distinct,
+        }
+    }
+
+    /// Every source id present exactly once, nothing else.
+    pub fn exact(&self) -> bool {
+        self.duplicated == 0 && self.missing == 0 && self.copies == self.distinct
+    }
+}
+
 /// The counts and the fates of one run, from one set of observations.
 pub fn audit(o: &Observed<'_>) -> (Counts, Fates) {
     (count(o), fates(o))

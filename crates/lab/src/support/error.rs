@@ -60,6 +60,17 @@ pub enum Error {
         detail: String,
     },
 
+    /// A database the lab writes results to could not be opened, read or
+    /// written: the file, what the lab was doing, SQLite's reason, and what
+    /// to do about it.
+    #[error("{doing} in the database {}: {cause}\n{hint}", .file.display())]
+    Database {
+        file: std::path::PathBuf,
+        doing: String,
+        cause: String,
+        hint: &'static str,
+    },
+
     /// An error reported by librdkafka, with what the lab was doing at the time.
     #[error("{doing}: {source}")]
     Kafka {

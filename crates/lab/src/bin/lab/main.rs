@@ -4,6 +4,7 @@
 //!     lab run --semantic exactly-once --records 10000 --json
 //!     lab run --semantic at-most-once --mock
 //!     lab scenario --fault consumer-crash --variant auto-commit
+//!     lab side-effects --variant offsets-in-db --seed 2
 //!     lab settings --semantic exactly-once
 //!     lab ping
 //!     lab bench --records 200000 --json bench.json --charts charts/
@@ -18,6 +19,7 @@ mod bench;
 mod matrix;
 mod run;
 mod scenario;
+mod side_effects;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,6 +135,9 @@ enum Command {
     },
     /// Inject a failure into one semantic and count what it did
     Scenario(scenario::ScenarioArgs),
+    /// A consumer writing to a database (SQLite) and sending notifications,
+    /// SIGKILLed between its steps: rows and notifications counted by id
+    SideEffects(side_effects::SideEffectsArgs),
     /// Every semantic under every fault, repeated, in one table
     Matrix(matrix::MatrixArgs),
     /// Draw recorded results as charts (SVG and PNG) into a directory
@@ -188,6 +193,7 @@ fn dispatch(command: Command) -> lab::Result<()> {
             Ok(())
         }
         Command::Scenario(args) => args.run(),
+        Command::SideEffects(args) => args.run(),
         Command::Matrix(args) => args.run(),
         Command::Charts {
             from_matrix,

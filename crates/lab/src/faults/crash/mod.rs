@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub mod db;
 pub mod protocol;
 mod supervisor;
 mod variants;

@@ -23,6 +23,8 @@ use crate::semantics::Semantic;
 pub enum WorkerSpec {
     Produce(ProduceSpec),
     Consume(ConsumeSpec),
+    /// The side-effects scenario's consumer, writing to a database.
+    DbSink(super::db::DbSinkSpec),
 }
 
 /// A producer worker: send ids `0..records` of a source to `topic`,
@@ -75,6 +77,7 @@ impl WorkerSpec {
         match self {
             WorkerSpec::Produce(p) => &p.bootstrap,
             WorkerSpec::Consume(c) => &c.bootstrap,
+            WorkerSpec::DbSink(d) => &d.bootstrap,
         }
     }
 
@@ -266,6 +269,8 @@ pub enum Event {
     CommittedUnprocessed { records: u64 },
     /// A consumer dies with this many records processed, not committed.
     ProcessedUncommitted { records: u64 },
+    /// A consumer was assigned these partitions (by a rebalance).
+    Assigned { partitions: Vec<i32> },
     /// The worker has finished its work.
     Done,
     /// The worker gives up: no broker answered at `bootstrap` for
@@ -319,6 +324,9 @@ mod tests {
             },
             Event::CommittedUnprocessed { records: 500 },
             Event::ProcessedUncommitted { records: 12 },
+            Event::Assigned {
+                partitions: vec![0, 2],
+            },
             Event::Done,
             Event::NoBroker {
                 bootstrap: "127.0.0.1:9092".into(),
@@ -339,6 +347,7 @@ mod tests {
                 | Event::InGap { .. }
                 | Event::CommittedUnprocessed { .. }
                 | Event::ProcessedUncommitted { .. }
+                | Event::Assigned { .. }
                 | Event::Done
                 | Event::NoBroker { .. } => {}
             }

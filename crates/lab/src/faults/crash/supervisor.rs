@@ -39,6 +39,8 @@ pub(super) struct WorkerRun {
     pub processed_uncommitted: u64,
     /// Records skipped because their ids had been seen.
     pub skipped: u64,
+    /// The partitions of each assignment a consumer worker was given.
+    pub assignments: Vec<Vec<i32>>,
     /// The worker gave up because no broker answered: the error it gave.
     pub no_broker: Option<Error>,
 }
@@ -83,6 +85,7 @@ impl WorkerRun {
                 })
             }
             Event::InGap { ids } => self.in_gap.extend(ids),
+            Event::Assigned { partitions } => self.assignments.push(partitions),
             // Reported for a reader of the pipe; the scenarios count these
             // from the log and the sink instead.
             Event::Failed { .. } | Event::Processed { .. } | Event::Done => {}

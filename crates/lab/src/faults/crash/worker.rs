@@ -66,6 +66,7 @@ pub fn run(spec: &WorkerSpec) -> Result<()> {
     match spec {
         WorkerSpec::Produce(spec) => produce(spec),
         WorkerSpec::Consume(spec) => consume(spec),
+        WorkerSpec::DbSink(spec) => told(super::db::worker::run(spec)),
     }
 }
 
