@@ -174,11 +174,14 @@ impl ResultStore for SqliteStore {
         let fail = |doing: &'static str| move |e| database_error(file, doing, e);
         let insert = match self.table {
             Table::Plain => {
-                "INSERT INTO results (id, topic, kafka_partition, kafka_offset) VALUES (?1, ?2, ?3, ?4)"
+                "INSERT INTO results (id, topic, kafka_partition, kafka_offset)
+                 VALUES (?1, ?2, ?3, ?4)"
             }
             Table::KeyedById => {
-                "INSERT INTO results (id, topic, kafka_partition, kafka_offset) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE SET topic = ?2, kafka_partition = ?3, kafka_offset = ?4"
+                "INSERT INTO results (id, topic, kafka_partition, kafka_offset)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE
+                 SET topic = ?2, kafka_partition = ?3, kafka_offset = ?4"
             }
         };
         let tx = self
