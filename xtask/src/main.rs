@@ -177,7 +177,7 @@ pub fn run_loud(cmd: &mut Command, what: &str) -> Result<()> {
 fn course() -> Result<()> {
     tools::setup(tools::Purpose::Course)?;
     prebuild_programs()?;
-    let cluster = kafka::up(Layout::Single)?;
+    let (bootstrap, whose) = course_kafka()?;
     book::mermaid_js()?;
     let mut book = Command::new("mdbook")
         .args(["serve", "--port", "3000"])
@@ -187,10 +187,7 @@ fn course() -> Result<()> {
         .spawn()
         .context("starting mdbook serve")?;
     println!("\nThe book:      http://localhost:3000");
-    println!(
-        "Kafka:         {} (stop it with `cargo xtask kafka down`)",
-        cluster.bootstrap
-    );
+    println!("Kafka:         {bootstrap} ({whose})");
     println!("JupyterLab:    starting on notebooks/ (its address follows; Ctrl-C stops it and the book)\n");
     let mut jupyter = Command::new(tools::venv_bin("jupyter"));
     jupyter.args(["lab", "--no-browser"]);
@@ -205,7 +202,7 @@ fn course() -> Result<()> {
     jupyter.arg("--LabApp.default_url=/lab/tree/notebooks");
     let lab = jupyter
         .current_dir(repo_root())
-        .env("KAFKA_BOOTSTRAP_SERVERS", &cluster.bootstrap)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
         .status();
     let _ = book.kill();
     let status = lab.context("starting JupyterLab")?;
@@ -218,6 +215,30 @@ fn course() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The Kafka the course's notebooks use: the broker `KAFKA_BOOTSTRAP_SERVERS`
+/// names if it is set (a docker compose broker, a team cluster), checked to
+/// answer; otherwise the course's own local broker, started if needed.
+/// Returns its address and who looks after it.
+fn course_kafka() -> Result<(String, &'static str)> {
+    let named = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    match named {
+        Some(bootstrap) => {
+            let cluster = lab::Cluster::connect(&bootstrap)
+                .with_context(|| format!("KAFKA_BOOTSTRAP_SERVERS={bootstrap}"))?;
+            Ok((
+                cluster.bootstrap().to_string(),
+                "from KAFKA_BOOTSTRAP_SERVERS: the course did not start it",
+            ))
+        }
+        None => Ok((
+            kafka::up(Layout::Single)?.bootstrap,
+            "stop it with `cargo xtask kafka down`",
+        )),
+    }
 }
 
 /// Builds the programs notebook cells start as child processes (the crash
