@@ -186,18 +186,20 @@ pub fn run_all() -> Result<()> {
     let Some((first, rest)) = all.split_first() else {
         bail!("no notebooks in notebooks/");
     };
-    // The first runs alone, warming lane 0; the other lanes start as copies.
+    // The first runs alone, warming lane 0; the other lanes start as fresh
+    // copies of it (a few seconds), not from their own last build, which is
+    // stale whenever the lab changed and would spend minutes rebuilding it.
     run(first, 0)?;
     for lane in 1..LANES {
-        if !lane_dir(lane).exists() {
-            crate::run_loud(
-                Command::new("cp")
-                    .arg("-a")
-                    .arg(lane_dir(0))
-                    .arg(lane_dir(lane)),
-                "copying the notebook runner's warm build directory",
-            )?;
+        let dir = lane_dir(lane);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing the stale {}", dir.display()))?;
         }
+        crate::run_loud(
+            Command::new("cp").arg("-a").arg(lane_dir(0)).arg(&dir),
+            "copying the notebook runner's warm build directory",
+        )?;
     }
     let queue =
         std::sync::Mutex::new(rest.iter().collect::<std::collections::VecDeque<_>>());
