@@ -328,10 +328,22 @@ pub(crate) fn transient(error: &KafkaError) -> bool {
 
 /// The offsets to commit after `batch`: per partition, one past the last record.
 pub(crate) fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
+    next_offsets_of(
+        batch
+            .iter()
+            .map(|r| (r.topic.as_str(), r.partition, r.offset)),
+    )
+}
+
+/// [`next_offsets`] of any batch, given each record's topic, partition and
+/// offset.
+pub(crate) fn next_offsets_of<'a>(
+    records: impl IntoIterator<Item = (&'a str, i32, i64)>,
+) -> TopicPartitionList {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for r in batch {
-        let slot = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
-        *slot = (*slot).max(r.offset + 1);
+    for (topic, partition, offset) in records {
+        let slot = next.entry((topic, partition)).or_insert(0);
+        *slot = (*slot).max(offset + 1);
     }
     let mut list = TopicPartitionList::new();
     for ((topic, partition), offset) in next {

@@ -3,7 +3,7 @@
 //! notification per record, in the order its [`DbVariant`] says, and dies
 //! with SIGKILL at the step its orders name.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -388,15 +388,8 @@ impl Worker<'_> {
 
 /// Per partition, the offset after the batch's last record.
 fn next_offsets(rows: &[Row]) -> TopicPartitionList {
-    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for r in rows {
-        let slot = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
-        *slot = (*slot).max(r.offset + 1);
-    }
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        list.add_partition_offset(topic, partition, Offset::Offset(offset))
-            .expect("a plain offset is always valid");
-    }
-    list
+    crate::consume::next_offsets_of(
+        rows.iter()
+            .map(|r| (r.topic.as_str(), r.partition, r.offset)),
+    )
 }
