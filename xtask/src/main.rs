@@ -139,9 +139,14 @@ fn layout(three: bool) -> Layout {
     }
 }
 
-/// The repository's root (xtask lives one level below it).
+/// The repository's root (xtask lives one level below it). `cargo run` sets
+/// CARGO_MANIFEST_DIR at run time too, and that one wins: two clones sharing a
+/// target directory can run a binary built in the other clone (cargo judges
+/// freshness by file times), whose compiled-in path may no longer exist.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("xtask is inside the repository")
         .to_path_buf()
