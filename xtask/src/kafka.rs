@@ -514,4 +514,51 @@ mod tests {
     fn the_pinned_kafka_version_is_4_x() {
         assert!(kafka_version().unwrap().starts_with("4."));
     }
+
+    /// The pom is the one place the version is set; the prose that names a
+    /// version (README, the book's own pages, the compose file) must name
+    /// that one, so a version move cannot leave a stale "Kafka 4.x.y" behind.
+    #[test]
+    fn every_page_names_the_pinned_kafka_version() {
+        let pinned = kafka_version().unwrap();
+        let root = crate::repo_root();
+        let mut files = vec![root.join("README.md"), root.join("docker-compose.yml")];
+        let mut dirs = vec![root.join("book/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.ends_with("generated") {
+                    continue; // recorded pages: checked against their JSON
+                } else if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "md") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut stale = Vec::new();
+        for file in &files {
+            let text = fs::read_to_string(file).unwrap();
+            for prefix in ["Apache Kafka ", "KAFKA_VERSION=", "apache/kafka:"] {
+                for (at, _) in text.match_indices(prefix) {
+                    let rest = &text[at + prefix.len()..];
+                    let version: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.')
+                        .collect();
+                    let version = version.trim_end_matches('.');
+                    // "Apache Kafka 4.0's transactions v2" names a release
+                    // on purpose: only full x.y.z versions are pins.
+                    if version.split('.').count() == 3 && version != pinned {
+                        stale.push(format!("{}: {prefix}{version}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "pages name a Kafka version other than the pinned {pinned} \
+             (xtask/kafka-pom.xml): {stale:#?}"
+        );
+    }
 }

@@ -12,7 +12,8 @@
 //!    ExactlyOnce}` and the exact settings behind each, with the reasons),
 //!    [`stats`] (librdkafka's statistics, recorded while a [`stats::Monitor`]
 //!    watches), [`cluster`] (a real broker by address, or the mock cluster;
-//!    fresh topics and groups), [`liveness`] (is any broker answering? every
+//!    fresh topics and groups), [`broker_version`] (the broker's release,
+//!    read from its `ApiVersions` answer), [`liveness`] (is any broker answering? every
 //!    wait on Kafka asks after a few silent seconds, and fails within about
 //!    10 s of the last answer), [`produce`] and [`consume`] (the loops per
 //!    semantic), [`offset_store`] (librdkafka's at-least-once pattern with
@@ -55,8 +56,8 @@ pub use support::{error, local, metrics, record};
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
 pub use client::{
-    clean, cluster, consume, effective, liveness, offset_store, produce, read,
-    recovery, semantics, stats,
+    broker_version, clean, cluster, consume, effective, liveness, offset_store,
+    produce, read, recovery, semantics, stats,
 };
 
 // Stores outside Kafka that consumers write results to (no Kafka in them).

@@ -234,3 +234,57 @@ fn side_effects_names_its_variants_and_refuses_a_rebalance_it_cannot_stop() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn the_brokers_version_is_read_from_the_broker_and_a_wrong_kafka_version_is_named() {
+    // Through the chaos proxy the address is not one the course's launcher
+    // recorded, so the version must come from the broker's ApiVersions answer.
+    let upstream = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let recorded = lab::Cluster::connect(&upstream).unwrap();
+    let pinned = recorded.kafka_version().to_string(); // e.g. 4.4.0, from the launcher
+    let minor = pinned.rsplit_once('.').expect("x.y.z").0;
+    let proxy = ChaosProxy::start(&upstream).unwrap();
+    let run = |kafka_version: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
+        command
+            .args(["run", "-s", "at-least-once", "-n", "50", "--bootstrap"])
+            .arg(proxy.bootstrap())
+            .env_remove("LAB_BACKEND")
+            .env_remove("KAFKA_VERSION");
+        if let Some(v) = kafka_version {
+            command.env("KAFKA_VERSION", v);
+        }
+        let out = command.output().expect("the lab binary runs");
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = run(None);
+    assert!(
+        out.contains(&format!("Apache Kafka {minor}.x")),
+        "{out}\n{err}"
+    );
+    assert!(!err.contains("warning"), "{err}");
+    // A stated version of the same minor release names the patch release.
+    let (out, err) = run(Some(&pinned));
+    assert!(
+        out.contains(&format!("Apache Kafka {pinned},")),
+        "{out}\n{err}"
+    );
+    assert!(!err.contains("warning"), "{err}");
+    // A wrong one is named, and not used.
+    let (out, err) = run(Some("3.1.0"));
+    assert!(
+        err.contains(&format!(
+            "warning: KAFKA_VERSION says 3.1.0 but the broker at {} runs Apache Kafka {minor}.x",
+            proxy.bootstrap()
+        )),
+        "{err}"
+    );
+    assert!(out.contains(&format!("Apache Kafka {minor}.x")), "{out}");
+    proxy.stop();
+}

@@ -131,12 +131,29 @@ fn a_topic_on_the_three_brokers_needs_two_in_sync_replicas() {
         .set("bootstrap.servers", cluster.bootstrap())
         .create()
         .unwrap();
-    let described = futures_executor::block_on(admin.describe_configs(
-        &[ResourceSpecifier::Topic(&topic)],
-        &AdminOptions::new().request_timeout(Some(std::time::Duration::from_secs(10))),
-    ))
-    .unwrap();
-    let config = described[0].as_ref().unwrap();
+    // A broker that another test has just restarted can answer before it has
+    // caught up with the new topic's configuration (an answer without
+    // min.insync.replicas): ask again until one has it, for up to 30 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let config = loop {
+        let described = futures_executor::block_on(
+            admin.describe_configs(
+                &[ResourceSpecifier::Topic(&topic)],
+                &AdminOptions::new()
+                    .request_timeout(Some(std::time::Duration::from_secs(10))),
+            ),
+        );
+        let answer = described
+            .map_err(|e| e.to_string())
+            .and_then(|mut d| d.remove(0).map_err(|e| e.to_string()));
+        match answer {
+            Ok(config) if config.get("min.insync.replicas").is_some() => break config,
+            other if std::time::Instant::now() > deadline => {
+                panic!("{topic}: no answer with min.insync.replicas within 30 s; last: {other:?}")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    };
     let value = |key: &str| {
         config
             .get(key)

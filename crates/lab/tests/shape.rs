@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "client",
         "clean",
+        "broker_version",
         "semantics",
         "stats",
         "cluster",

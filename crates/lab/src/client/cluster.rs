@@ -66,14 +66,8 @@ impl Cluster {
     /// request within `CONNECT_TIMEOUT`.
     pub fn connect(bootstrap: &str) -> Result<Cluster> {
         let broker_count = probe(bootstrap, CONNECT_TIMEOUT)?;
-        // The protocol does not tell a client the broker's version: take it from
-        // the course's own launcher, or from KAFKA_VERSION (docker compose users).
         let local = LocalCluster::serving(bootstrap);
-        let kafka_version = local
-            .as_ref()
-            .map(|c| c.kafka_version.clone())
-            .or_else(|| std::env::var("KAFKA_VERSION").ok())
-            .unwrap_or_else(|| "unknown version".to_string());
+        let kafka_version = version_of(bootstrap, local.as_ref());
         // Of a local cluster, name every broker: clients then still find the
         // cluster when the one they were given is the one a scenario killed.
         let bootstrap = local.map_or_else(|| bootstrap.to_string(), |c| c.bootstrap);
@@ -467,6 +461,42 @@ pub fn why_not_on_mock() -> &'static str {
      de-duplicate an idempotent producer without a transactional.id, and does not \
      replicate. Run it on Apache Kafka: `cargo xtask kafka up`, then use the default \
      bootstrap address or set KAFKA_BOOTSTRAP_SERVERS."
+}
+
+/// The Kafka version a cluster runs: what the course's own launcher recorded
+/// (exact), else what the broker's `ApiVersions` answer says (the minor
+/// release, e.g. `4.4.x`), else `KAFKA_VERSION` as stated, else "unknown
+/// version". A `KAFKA_VERSION` that disagrees with the broker is reported
+/// on stderr and not used.
+fn version_of(bootstrap: &str, local: Option<&LocalCluster>) -> String {
+    let stated = std::env::var("KAFKA_VERSION")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let warn = |read: &str| {
+        eprintln!(
+            "warning: KAFKA_VERSION says {} but the broker at {bootstrap} runs Apache Kafka \
+             {read}; the lab reports {read} (unset KAFKA_VERSION, or correct it)",
+            stated.as_deref().unwrap_or_default()
+        )
+    };
+    if let Some(local) = local {
+        if stated.as_ref().is_some_and(|s| *s != local.kafka_version) {
+            warn(&local.kafka_version);
+        }
+        return local.kafka_version.clone();
+    }
+    match crate::broker_version::probe(bootstrap, Duration::from_secs(3)) {
+        Some(release) => {
+            if let Some(s) = &stated {
+                if crate::broker_version::agrees(s, &release) {
+                    return s.clone(); // the patch release the broker cannot tell
+                }
+                warn(&release.label());
+            }
+            release.label()
+        }
+        None => stated.unwrap_or_else(|| "unknown version".to_string()),
+    }
 }
 
 /// The bundled librdkafka's version, e.g. `2.12.1`.

@@ -2,6 +2,7 @@
 //! producer and consumer loops built on them. Everything here talks to a
 //! broker through rdkafka; nothing here knows of faults, audits or charts.
 
+pub mod broker_version;
 pub mod clean;
 pub mod cluster;
 pub mod consume;
