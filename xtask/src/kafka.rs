@@ -23,6 +23,10 @@ pub enum Layout {
     /// Three brokers on 127.0.0.1:19092-19094, replication factor 3,
     /// min.insync.replicas=2: the leader-failure scenarios.
     Three,
+    /// One broker on 127.0.0.1:9192 whose only client listener asks for a
+    /// user name and password (SASL/PLAIN): how a team's or a managed cluster
+    /// is reached. Its client settings are written to [`secured_client_config`].
+    Secured,
 }
 
 impl Layout {
@@ -30,6 +34,16 @@ impl Layout {
         match self {
             Layout::Single => "single",
             Layout::Three => "three",
+            Layout::Secured => "secured",
+        }
+    }
+
+    /// The `cargo xtask kafka up` flag that starts this layout.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Layout::Single => "",
+            Layout::Three => " --three",
+            Layout::Secured => " --secured",
         }
     }
 
@@ -37,6 +51,7 @@ impl Layout {
     pub fn nodes(self) -> Vec<(u32, u16, u16)> {
         match self {
             Layout::Single => vec![(1, 9092, 9093)],
+            Layout::Secured => vec![(1, 9192, 9193)],
             Layout::Three => (0..3)
                 .map(|i| (i + 1, 19092 + i as u16, 19192 + i as u16))
                 .collect(),
@@ -69,7 +84,7 @@ pub fn broker_properties(layout: Layout, node_id: u32) -> Vec<(&'static str, Str
     // A single broker can only keep one copy; three keep three and refuse
     // acks=all writes unless two are in sync.
     let min_isr = if nodes.len() >= 3 { "2" } else { "1" }.to_string();
-    vec![
+    let mut properties = vec![
         // KRaft: each process is both a broker and a controller.
         ("process.roles", "broker,controller".into()),
         ("node.id", node_id.to_string()),
@@ -100,7 +115,60 @@ pub fn broker_properties(layout: Layout, node_id: u32) -> Vec<(&'static str, Str
         // A new consumer group starts at once instead of waiting 3 s for more members.
         ("group.initial.rebalance.delay.ms", "0".into()),
         ("auto.create.topics.enable", "false".into()),
+    ];
+    if layout == Layout::Secured {
+        secure(&mut properties, port);
+    }
+    properties
+}
+
+/// The user the secured broker knows besides itself.
+pub const SECURED_USER: &str = "learner";
+
+/// Turns the client listener of a one-broker layout into SASL_PLAINTEXT with
+/// the PLAIN mechanism; brokers talk to each other on it too. The passwords
+/// are read from the cluster's directory at start (written there by `up`).
+fn secure(properties: &mut [(&'static str, String)], port: u16) {
+    for (key, value) in properties.iter_mut() {
+        match *key {
+            "listeners" | "advertised.listeners" => {
+                *value = value.replace(
+                    &format!("PLAINTEXT://127.0.0.1:{port}"),
+                    &format!("SASL_PLAINTEXT://127.0.0.1:{port}"),
+                )
+            }
+            "listener.security.protocol.map" => {
+                *value = "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT".into()
+            }
+            "inter.broker.listener.name" => *value = "SASL_PLAINTEXT".into(),
+            _ => {}
+        }
+    }
+}
+
+/// The secured broker's settings that hold passwords, added when it starts.
+fn sasl_properties(
+    broker_password: &str,
+    learner_password: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("sasl.enabled.mechanisms", "PLAIN".into()),
+        ("sasl.mechanism.inter.broker.protocol", "PLAIN".into()),
+        (
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            format!(
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 username=\"broker\" password=\"{broker_password}\" \
+                 user_broker=\"{broker_password}\" user_{SECURED_USER}=\"{learner_password}\";"
+            ),
+        ),
     ]
+}
+
+/// The client-settings file (librdkafka's format) that reaches the secured
+/// broker as [`SECURED_USER`]; `up` writes it with a fresh password each time.
+pub fn secured_client_config() -> PathBuf {
+    cluster_dir(Layout::Secured).join("client.properties")
 }
 
 /// The Kafka version pinned in xtask/kafka-pom.xml.
@@ -235,7 +303,24 @@ pub fn up(layout: Layout) -> Result<LocalCluster> {
         fs::create_dir_all(&data)?;
         let props = node_dir.join("server.properties");
         let mut text = String::new();
-        for (k, v) in broker_properties(layout, node_id) {
+        let mut properties = broker_properties(layout, node_id);
+        if layout == Layout::Secured {
+            let learner_password = format!("pw-{}", random_cluster_id());
+            properties.extend(sasl_properties(&random_cluster_id(), &learner_password));
+            fs::write(
+                secured_client_config(),
+                format!(
+                    "# How the lab reaches the course's secured broker (cargo xtask kafka up --secured):\n\
+                     # KAFKA_CLIENT_CONFIG=this file, KAFKA_BOOTSTRAP_SERVERS={}\n\
+                     security.protocol=SASL_PLAINTEXT\n\
+                     sasl.mechanism=PLAIN\n\
+                     sasl.username={SECURED_USER}\n\
+                     sasl.password={learner_password}\n",
+                    layout.bootstrap()
+                ),
+            )?;
+        }
+        for (k, v) in properties {
             text += &format!("{k}={v}\n");
         }
         text += &format!("log.dirs={}\n", data.display());
@@ -296,6 +381,13 @@ pub fn up(layout: Layout) -> Result<LocalCluster> {
         started.elapsed().as_secs_f64(),
         dir.display()
     );
+    if layout == Layout::Secured {
+        println!(
+            "it asks for a password: KAFKA_BOOTSTRAP_SERVERS={} KAFKA_CLIENT_CONFIG={}",
+            cluster.bootstrap,
+            secured_client_config().display()
+        );
+    }
     Ok(cluster)
 }
 
@@ -316,7 +408,16 @@ fn wait_ready(layout: Layout, cluster: &LocalCluster) -> Result<()> {
                 );
             }
         }
-        if let Ok(n) = lab::cluster::probe(&cluster.bootstrap, Duration::from_secs(2)) {
+        let settings = if layout == Layout::Secured {
+            lab::connection::read_file(&secured_client_config())?
+        } else {
+            Vec::new()
+        };
+        if let Ok(n) = lab::liveness::answers_with(
+            &cluster.bootstrap,
+            Duration::from_secs(2),
+            &settings,
+        ) {
             if n == cluster.brokers.len() {
                 return Ok(());
             }
@@ -431,7 +532,7 @@ fn random_base64_id() -> String {
 
 /// Prints what is running.
 pub fn status() -> Result<()> {
-    for layout in [Layout::Single, Layout::Three] {
+    for layout in [Layout::Single, Layout::Three, Layout::Secured] {
         match running(layout) {
             Some(c) => println!(
                 "{}: Apache Kafka {} at {} (pids {:?})",
@@ -443,11 +544,7 @@ pub fn status() -> Result<()> {
             None => println!(
                 "{}: not running (start it with `cargo xtask kafka up{}`)",
                 layout.name(),
-                if layout == Layout::Three {
-                    " --three"
-                } else {
-                    ""
-                }
+                layout.flag()
             ),
         }
     }

@@ -83,11 +83,17 @@ enum KafkaAction {
         /// Three brokers on 127.0.0.1:19092-19094 (replication 3, min.insync.replicas=2)
         #[arg(long)]
         three: bool,
+        /// One broker on 127.0.0.1:9192 that asks for a password (SASL/PLAIN);
+        /// its client settings are written to a file `up` names
+        #[arg(long, conflicts_with = "three")]
+        secured: bool,
     },
     /// Stop the broker(s) and delete their data
     Down {
         #[arg(long)]
         three: bool,
+        #[arg(long, conflicts_with = "three")]
+        secured: bool,
     },
     /// Show which local clusters are running
     Status,
@@ -100,8 +106,10 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Setup => tools::setup(tools::Purpose::Course),
         Task::Kafka { action } => match action {
-            KafkaAction::Up { three } => kafka::up(layout(three)).map(|_| ()),
-            KafkaAction::Down { three } => kafka::down(layout(three)),
+            KafkaAction::Up { three, secured } => {
+                kafka::up(layout(three, secured)).map(|_| ())
+            }
+            KafkaAction::Down { three, secured } => kafka::down(layout(three, secured)),
             KafkaAction::Status => kafka::status(),
         },
         Task::Book { check } => book::build().and_then(|_| {
@@ -131,11 +139,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn layout(three: bool) -> Layout {
-    if three {
-        Layout::Three
-    } else {
-        Layout::Single
+fn layout(three: bool, secured: bool) -> Layout {
+    match (three, secured) {
+        (true, _) => Layout::Three,
+        (_, true) => Layout::Secured,
+        _ => Layout::Single,
     }
 }
 
@@ -317,6 +325,7 @@ fn test() -> Result<()> {
     struct StopBrokers;
     impl Drop for StopBrokers {
         fn drop(&mut self) {
+            let _ = kafka::down(Layout::Secured);
             let _ = kafka::down(Layout::Three);
             let _ = kafka::down(Layout::Single);
         }
@@ -356,10 +365,11 @@ fn test() -> Result<()> {
             }),
         ),
         (
-            "start Apache Kafka (one broker, and three)",
+            "start Apache Kafka (one broker, three, and one behind a password)",
             Box::new(|| {
                 kafka::up(Layout::Single)?;
-                kafka::up(Layout::Three).map(|_| ())
+                kafka::up(Layout::Three)?;
+                kafka::up(Layout::Secured).map(|_| ())
             }),
         ),
         ("cargo test (unit, mock, real Kafka)", Box::new(cargo_test)),
@@ -412,6 +422,15 @@ fn cargo_test() -> Result<()> {
             .args(args)
             .env("KAFKA_BOOTSTRAP_SERVERS", Layout::Single.bootstrap())
             .env("KAFKA_THREE_BOOTSTRAP_SERVERS", Layout::Three.bootstrap())
+            .env(
+                "KAFKA_SECURED_BOOTSTRAP_SERVERS",
+                Layout::Secured.bootstrap(),
+            )
+            .env(
+                "KAFKA_SECURED_CLIENT_CONFIG",
+                kafka::secured_client_config(),
+            )
+            .env_remove("KAFKA_CLIENT_CONFIG")
             .env_remove("LAB_BACKEND");
         cmd
     };

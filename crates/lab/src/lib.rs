@@ -13,7 +13,8 @@
 //!    [`stats`] (librdkafka's statistics, recorded while a [`stats::Monitor`]
 //!    watches), [`cluster`] (a real broker by address, or the mock cluster;
 //!    fresh topics and groups), [`broker_version`] (the broker's release,
-//!    read from its `ApiVersions` answer), [`liveness`] (is any broker answering? every
+//!    read from its `ApiVersions` answer), [`connection`] (a learner's
+//!    client-settings file for a secured cluster; secrets never shown), [`liveness`] (is any broker answering? every
 //!    wait on Kafka asks after a few silent seconds, and fails within about
 //!    10 s of the last answer), [`produce`] and [`consume`] (the loops per
 //!    semantic), [`offset_store`] (librdkafka's at-least-once pattern with
@@ -56,8 +57,8 @@ pub use support::{error, local, metrics, record};
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
 pub use client::{
-    broker_version, clean, cluster, consume, effective, liveness, offset_store,
-    produce, read, recovery, semantics, stats,
+    broker_version, clean, cluster, connection, consume, effective, liveness,
+    offset_store, produce, read, recovery, semantics, stats,
 };
 
 // Stores outside Kafka that consumers write results to (no Kafka in them).

@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
         "client",
         "clean",
         "broker_version",
+        "connection",
         "semantics",
         "stats",
         "cluster",

@@ -65,6 +65,7 @@ impl Cluster {
     /// Connects to a real Kafka cluster and checks that it answers a metadata
     /// request within `CONNECT_TIMEOUT`.
     pub fn connect(bootstrap: &str) -> Result<Cluster> {
+        crate::connection::settings()?; // a bad client-settings file, said first
         let broker_count = probe(bootstrap, CONNECT_TIMEOUT)?;
         let local = LocalCluster::serving(bootstrap);
         let kafka_version = version_of(bootstrap, local.as_ref());
@@ -439,6 +440,7 @@ impl Cluster {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
+        crate::connection::apply(&mut config);
         config
     }
 }
@@ -506,10 +508,37 @@ pub fn librdkafka_version() -> String {
 
 /// Asks `bootstrap` for cluster metadata; returns the number of brokers.
 pub fn probe(bootstrap: &str, timeout: Duration) -> Result<usize> {
-    crate::liveness::answers(bootstrap, timeout).map_err(|cause| Error::NoBroker {
-        bootstrap: bootstrap.to_string(),
-        waited: timeout,
-        doing: "connecting".into(),
-        cause,
+    crate::liveness::answers(bootstrap, timeout).map_err(|cause| {
+        if cause.contains("not available at build time") {
+            // The bundled librdkafka is built without OpenSSL (the rdkafka
+            // crate's default): no TLS listener can be reached.
+            Error::BadConfig(format!(
+                "the client settings ask for TLS, but the lab's librdkafka was built without \
+                 OpenSSL and cannot speak it ({cause}). Reach the cluster through a listener \
+                 without TLS (SASL_PLAINTEXT or PLAINTEXT), or build the lab with rdkafka's \
+                 `ssl-vendored` feature"
+            ))
+        } else if cause.contains("uthentication") {
+            Error::AuthenticationFailed {
+                user: crate::connection::sasl_user()
+                    .unwrap_or_else(|| "(none set)".into()),
+                bootstrap: bootstrap.to_string(),
+                cause: crate::connection::redact(&cause),
+            }
+        } else if crate::broker_version::probe(bootstrap, Duration::from_secs(2))
+            .is_some()
+        {
+            Error::NotLetIn {
+                bootstrap: bootstrap.to_string(),
+                cause,
+            }
+        } else {
+            Error::NoBroker {
+                bootstrap: bootstrap.to_string(),
+                waited: timeout,
+                doing: "connecting".into(),
+                cause,
+            }
+        }
     })
 }

@@ -54,18 +54,54 @@ pub fn answers(
     bootstrap: &str,
     timeout: Duration,
 ) -> std::result::Result<usize, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
+    answers_with(
+        bootstrap,
+        timeout,
+        &crate::connection::settings().unwrap_or_default(),
+    )
+}
+
+/// [`answers`] with these client settings instead of the client-settings
+/// file's (e.g. a password, for a broker that asks for one).
+pub fn answers_with(
+    bootstrap: &str,
+    timeout: Duration,
+    settings: &[(String, String)],
+) -> std::result::Result<usize, String> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (k, v) in settings {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer<LastError> = config
+        .create_with_context(LastError::default())
         .map_err(|e| e.to_string())?;
-    let metadata = consumer
-        .fetch_metadata(None, timeout)
-        .map_err(|e| e.to_string())?;
+    let metadata = consumer.fetch_metadata(None, timeout).map_err(|e| {
+        // librdkafka reports a refused login only as an error event; the
+        // request itself just times out. A poll serves the event.
+        let _ = consumer.poll(Duration::from_millis(100));
+        match lock(&consumer.context().0).take() {
+            Some(why) if why.contains("uthentication") => why,
+            _ => e.to_string(),
+        }
+    })?;
     match metadata.brokers().len() {
         0 => Err("the metadata named no brokers".into()),
         n => Ok(n),
     }
 }
+
+/// Keeps the last error librdkafka reported outside any request.
+#[derive(Default)]
+struct LastError(Mutex<Option<String>>);
+
+impl rdkafka::ClientContext for LastError {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        *lock(&self.0) = Some(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LastError {}
 
 /// What a [`BrokerWatch`] calls with a line while no broker answers.
 type SilenceHook = Arc<dyn Fn(&str) + Send + Sync>;

@@ -5,6 +5,7 @@
 pub mod broker_version;
 pub mod clean;
 pub mod cluster;
+pub mod connection;
 pub mod consume;
 pub mod effective;
 pub mod liveness;

@@ -149,6 +149,17 @@ impl Semantic {
     ) -> Result<ClientConfig> {
         let mut map: BTreeMap<String, String> = BTreeMap::new();
         map.insert("bootstrap.servers".into(), bootstrap.into());
+        // The learner's connection settings first; the semantic's win, and a
+        // file that would change one of them is refused.
+        let file = crate::connection::settings()?;
+        let defined: Vec<_> = self
+            .producer_settings()
+            .iter()
+            .filter(|s| s.key != "transactional.id")
+            .map(|s| (s.key, s.value, s.why))
+            .collect();
+        crate::connection::refuse_conflicts(self.name(), &defined, &file)?;
+        map.extend(file);
         for s in self.producer_settings() {
             if s.key == "transactional.id" {
                 let id = transactional_id.ok_or_else(|| {
@@ -181,6 +192,9 @@ impl Semantic {
         let mut map: BTreeMap<String, String> = BTreeMap::new();
         map.insert("bootstrap.servers".into(), bootstrap.into());
         map.insert("group.id".into(), group.into());
+        // A file that changes a consumer setting of the semantic was refused
+        // when its producer was made, or by `Cluster::connect`.
+        map.extend(crate::connection::settings().unwrap_or_default());
         for s in self.consumer_settings() {
             map.insert(s.key.into(), s.value.into());
         }

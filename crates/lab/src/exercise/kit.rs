@@ -249,6 +249,7 @@ impl Kit {
             .set("bootstrap.servers", &self.spec.bootstrap)
             .set("group.id", &self.spec.group)
             .set("session.timeout.ms", "6000");
+        crate::connection::apply(&mut config);
         config
     }
 
@@ -264,6 +265,7 @@ impl Kit {
                 .set("socket.timeout.ms", "2000"),
             None => config.set("bootstrap.servers", &self.spec.bootstrap),
         };
+        crate::connection::apply(&mut config);
         config
     }
 

@@ -20,6 +20,29 @@ pub enum Error {
         cause: String,
     },
 
+    /// The broker answered but refused the user name and password of the
+    /// client-settings file.
+    #[error(
+        "authentication failed for user {user} at {bootstrap}: {cause}.\n\
+         Check sasl.username, sasl.password and sasl.mechanism in the client-settings file \
+         (KAFKA_CLIENT_CONFIG, or --client-config)."
+    )]
+    AuthenticationFailed {
+        user: String,
+        bootstrap: String,
+        cause: String,
+    },
+
+    /// A broker answers at the address (its ApiVersions answer came back) but
+    /// no request of this client got through: a listener that wants a
+    /// password, most likely.
+    #[error(
+        "a Kafka broker answers at {bootstrap}, but does not let this client in ({cause}).\n\
+         If it needs a password or TLS, put security.protocol, sasl.* and ssl.* in a \
+         client-settings file and name it with KAFKA_CLIENT_CONFIG (or --client-config)."
+    )]
+    NotLetIn { bootstrap: String, cause: String },
+
     /// A combination of client settings that Kafka or librdkafka rejects, or that
     /// would silently break the guarantee the run is meant to show.
     #[error("bad configuration: {0}")]

@@ -48,10 +48,20 @@ pub struct Target {
     /// at-most-once and at-least-once only)
     #[arg(long, conflicts_with = "bootstrap")]
     mock: bool,
+    /// Client settings for every client of the run, in librdkafka's key=value
+    /// format (security.protocol, sasl.*, ssl.*) [default: $KAFKA_CLIENT_CONFIG]
+    #[arg(long, conflicts_with = "mock")]
+    client_config: Option<std::path::PathBuf>,
 }
 
 impl Target {
     pub fn cluster(&self) -> lab::Result<Cluster> {
+        if let Some(file) = &self.client_config {
+            // Set at the start of a command, before the lab starts a thread.
+            // Through the variable the crash scenarios' workers (child
+            // processes) get the same settings.
+            std::env::set_var(lab::connection::ENV, file);
+        }
         cluster(self.bootstrap.as_deref(), self.mock)
     }
 }
@@ -127,6 +137,9 @@ enum Command {
         /// Markdown tables (as in the book) instead of plain text
         #[arg(long)]
         markdown: bool,
+        /// Also show this client-settings file, secrets redacted [default: $KAFKA_CLIENT_CONFIG]
+        #[arg(long)]
+        client_config: Option<std::path::PathBuf>,
     },
     /// Check that a broker answers, and say which
     Ping {
@@ -175,7 +188,7 @@ fn main() -> ExitCode {
     match dispatch(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", lab::connection::redact(&e.to_string()));
             ExitCode::from(2)
         }
     }
@@ -184,9 +197,15 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> lab::Result<()> {
     match command {
         Command::Run(args) => args.run(),
-        Command::Settings { semantic, markdown } => {
-            settings(semantic, markdown);
-            Ok(())
+        Command::Settings {
+            semantic,
+            markdown,
+            client_config,
+        } => {
+            if let Some(file) = client_config {
+                std::env::set_var(lab::connection::ENV, file);
+            }
+            settings(semantic, markdown)
         }
         Command::Ping { target } => {
             println!("ok: {}", target.cluster()?.describe());
@@ -240,7 +259,7 @@ fn clean(cluster: &Cluster, dry_run: bool) -> lab::Result<()> {
     Ok(())
 }
 
-fn settings(semantic: Option<Semantic>, markdown: bool) {
+fn settings(semantic: Option<Semantic>, markdown: bool) -> lab::Result<()> {
     let chosen = semantic.map(|s| vec![s]).unwrap_or(Semantic::ALL.to_vec());
     for s in chosen {
         if markdown {
@@ -251,4 +270,12 @@ fn settings(semantic: Option<Semantic>, markdown: bool) {
             println!("{s}: consumer\n{}", table(&s.consumer_settings()));
         }
     }
+    if let Some(file) = lab::connection::file() {
+        lab::connection::settings()?; // a file that cannot be read, said plainly
+        println!("every client, from {} (secrets redacted):", file.display());
+        for (key, value) in lab::connection::shown() {
+            println!("  {key}={value}");
+        }
+    }
+    Ok(())
 }

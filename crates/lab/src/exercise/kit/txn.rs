@@ -173,9 +173,11 @@ impl Kit {
 /// coordinator bumps the epoch, aborts the open transaction, and every
 /// older instance is fenced.
 fn fence(bootstrap: &str, transactional_id: &str) -> KafkaResult<()> {
-    let successor: BaseProducer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
-        .set("transactional.id", transactional_id)
-        .create()?;
+        .set("transactional.id", transactional_id);
+    crate::connection::apply(&mut config);
+    let successor: BaseProducer = config.create()?;
     successor.init_transactions(Duration::from_secs(30))
 }

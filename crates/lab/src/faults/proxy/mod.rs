@@ -215,11 +215,32 @@ pub struct ChaosProxy {
     bootstrap: SocketAddr,
 }
 
+/// The proxy reads each request and answer to find the ones to lose; through
+/// TLS it would see only ciphertext, so a TLS client setting is refused.
+fn refuse_tls(upstream_bootstrap: &str, settings: &[(String, String)]) -> Result<()> {
+    let protocol = settings
+        .iter()
+        .find(|(k, _)| k == "security.protocol")
+        .map(|(_, v)| v.to_ascii_uppercase());
+    match protocol {
+        Some(p) if p.contains("SSL") => Err(Error::Unsupported {
+            what: "a scenario through the chaos proxy (lost acknowledgements, lost EndTxn)".into(),
+            backend: format!("the cluster at {upstream_bootstrap} (security.protocol={p})"),
+            why: "the proxy loses chosen answers by reading Kafka's requests and answers, and \
+                  over TLS it sees only ciphertext. Run these scenarios on the course's local \
+                  broker (`cargo xtask kafka up`), or on a listener without TLS"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl ChaosProxy {
     /// Starts a proxy for the cluster at `upstream_bootstrap` (a bootstrap list;
     /// the proxy's bootstrap listener leads to its first address). Brokers the
     /// cluster names later get listeners of their own as they are learned.
     pub fn start(upstream_bootstrap: &str) -> Result<ChaosProxy> {
+        refuse_tls(upstream_bootstrap, &crate::connection::settings()?)?;
         let first = first_address(upstream_bootstrap)?;
         // Fail early, with the course's usual advice, if nothing is there.
         if connect_upstream(&first).is_err() {
@@ -331,6 +352,19 @@ fn first_address(bootstrap: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_client_setting_is_refused_with_why_and_plain_sasl_is_not() {
+        let with = |p: &str| vec![("security.protocol".to_string(), p.to_string())];
+        let e = refuse_tls("k:9093", &with("sasl_ssl"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("security.protocol=SASL_SSL"), "{e}");
+        assert!(e.contains("over TLS it sees only ciphertext"), "{e}");
+        assert!(refuse_tls("k:9093", &with("SSL")).is_err());
+        assert!(refuse_tls("k:9092", &with("SASL_PLAINTEXT")).is_ok());
+        assert!(refuse_tls("k:9092", &[]).is_ok());
+    }
     use std::net::TcpListener;
     use testkit::FakeBroker;
 
