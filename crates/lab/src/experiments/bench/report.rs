@@ -226,10 +226,11 @@ impl BenchReport {
                 if off.abs() > DISAGREEMENT {
                     warnings.push(format!(
                         "{}: {client} reports {rate:.0} records/s, but the broker's log grew at \
-                         {log:.0} records/s over the same run ({:+.0} %): the client's figure \
-                         is not the rate at which records reached the broker",
+                         {log:.0} records/s over the same run ({:+.0} %, more than {:.0} %): \
+                         the client's clock and the broker's log disagree about this run",
                         f.label,
-                        off * 100.0
+                        off * 100.0,
+                        DISAGREEMENT * 100.0
                     ));
                 }
             }
