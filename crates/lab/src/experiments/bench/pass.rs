@@ -295,7 +295,7 @@ fn warm_up(
 
 /// A pass's producer on `topic`: the warm-up, then the measured records (with
 /// `reader`, once the end-to-end reader has the warm-up).
-// The measured part stays here in one piece, with the counters it keeps: the
+// long: the measured part stays here in one piece, with the counters it keeps: the
 // book shows it whole (the `measured_loop` listing).
 fn produce_measured(
     cluster: &Cluster,
