@@ -235,15 +235,27 @@ fn the_broker_log_gives_a_second_figure_for_both_clients() {
         // agreement: on a busy machine that is the report's warning's job).
         let ratio = f.throughput.records_per_sec / lab;
         assert!(ratio > 0.2 && ratio < 5.0, "{what}: lab/broker {ratio}");
-        let pp = f.producer_performance.as_ref().expect("ProducerPerformance ran");
+        let pp = f
+            .producer_performance
+            .as_ref()
+            .expect("ProducerPerformance ran");
         let java = pp.broker_log.records_per_sec().unwrap_or_else(|| {
-            panic!("{what}: no broker figure for ProducerPerformance: {:?}", report.notes)
+            panic!(
+                "{what}: no broker figure for ProducerPerformance: {:?}",
+                report.notes
+            )
         });
         positive(&format!("{what} Java broker"), java);
         assert_eq!(f.vs_producer_performance_pairs.len(), 2, "{what}");
         let (lo, hi) = (
-            f.vs_producer_performance_pairs.iter().copied().fold(f64::MAX, f64::min),
-            f.vs_producer_performance_pairs.iter().copied().fold(0.0, f64::max),
+            f.vs_producer_performance_pairs
+                .iter()
+                .copied()
+                .fold(f64::MAX, f64::min),
+            f.vs_producer_performance_pairs
+                .iter()
+                .copied()
+                .fold(0.0, f64::max),
         );
         let median = f.vs_producer_performance.unwrap();
         assert!(lo <= median && median <= hi, "{what}: {lo} {median} {hi}");
