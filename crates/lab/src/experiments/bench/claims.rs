@@ -312,14 +312,14 @@ mod tests {
         assert!(
             warnings[0]
                 .starts_with("acks=all: ProducerPerformance reports 70000 records/s")
-                && warnings[0].contains("(-30 %)"),
+                && warnings[0].contains("(-30 %, more than 10 %)"),
             "{}",
             warnings[0]
         );
         assert!(
             warnings[1].starts_with("acks=1: the lab reports 115000 records/s")
                 && warnings[1].contains("100000 records/s")
-                && warnings[1].contains("(+15 %)"),
+                && warnings[1].contains("(+15 %, more than 10 %)"),
             "{}",
             warnings[1]
         );
