@@ -421,7 +421,14 @@ const BENCH_RUNS: [BenchRun; 3] = [
     BenchRun {
         file: "bench.json",
         three_brokers: false,
-        args: &["--records", "200000", "--repetitions", "5"],
+        args: &[
+            "--records",
+            "200000",
+            "--repetitions",
+            "5",
+            "--producer-performance-runs",
+            "5",
+        ],
     },
     BenchRun {
         file: "bench-one-in-flight.json",
@@ -430,6 +437,8 @@ const BENCH_RUNS: [BenchRun; 3] = [
             "--records",
             "200000",
             "--repetitions",
+            "5",
+            "--producer-performance-runs",
             "5",
             "--one-in-flight",
             "--commit-interval-ms",
@@ -444,6 +453,8 @@ const BENCH_RUNS: [BenchRun; 3] = [
             "--records",
             "200000",
             "--repetitions",
+            "5",
+            "--producer-performance-runs",
             "5",
             "--commit-interval-ms",
             "100",

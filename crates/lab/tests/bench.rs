@@ -12,7 +12,7 @@
 mod common;
 
 use common::kafka;
-use lab::experiments::bench::{bench, BenchOptions, BenchReport, Case};
+use lab::experiments::bench::{bench, BenchOptions, BenchReport, BrokerLog, Case};
 use lab::metrics::{LatencySummary, Throughput};
 
 const RECORDS: u64 = 2_000;
@@ -109,6 +109,21 @@ fn bench_measures_every_case_and_producer_performance() {
                 && pp.result.p99_ms <= pp.result.p999_ms
         );
         positive(&format!("{what} vs PP"), f.vs_producer_performance.unwrap());
+        // Both clients warm up alike: ProducerPerformance was given the lab's warm-up.
+        assert_eq!(pp.warmup_records, options.warmup_records, "{what}");
+        let warmup = pp.command.iter().position(|a| a == "--warmup-records");
+        assert_eq!(
+            warmup.map(|i| pp.command[i + 1].as_str()),
+            Some("500"),
+            "{what}: {:?}",
+            pp.command
+        );
+        assert!(pp.whole_run.is_some(), "{what}: no whole-run summary");
+        // One run of each client per round: one pair.
+        assert_eq!(f.vs_producer_performance_pairs.len(), 1, "{what}");
+        // The broker's side was looked at (a run this small may be too short to time).
+        assert_ne!(f.broker_log, BrokerLog::NotChecked, "{what}");
+        assert_ne!(pp.broker_log, BrokerLog::NotChecked, "{what}");
 
         match f.case {
             Case::Transactional { commit_interval_ms } => {
@@ -174,4 +189,78 @@ fn a_long_commit_interval_runs_for_several_intervals() {
     assert!(f.throughput.records > 200, "{:?}", f.throughput);
     assert_eq!(f.throughput.bytes, f.throughput.records * 256);
     assert_eq!(f.failed, 0, "{:?}", f.first_error);
+}
+
+/// The broker's side of a run on the course's local broker: the rate its log
+/// grew at, for the lab and for ProducerPerformance, positive and of the
+/// client's order of magnitude; and `--case`'s choice is what runs.
+#[test]
+#[ignore = "needs Apache Kafka: run through `cargo xtask test`"]
+fn the_broker_log_gives_a_second_figure_for_both_clients() {
+    let cluster = kafka();
+    if lab::local::LocalCluster::serving(cluster.bootstrap()).is_none() {
+        eprintln!("skipped: the broker was not started by `cargo xtask kafka up`");
+        return;
+    }
+    let names = ["acks-1".to_string(), "acks-all".to_string()];
+    let options = BenchOptions {
+        warmup_records: 2_000,
+        repetitions: 2,
+        settle_dirty_mb: 0,
+        cases: Case::named(&names, &[]).unwrap(),
+        end_to_end: false,
+        producer_performance_runs: 2,
+        ..BenchOptions::new(20_000, 1024)
+    };
+    let report = bench(&cluster, &options).unwrap();
+    println!("{report}");
+    let cases: Vec<Case> = report.figures.iter().map(|f| f.case).collect();
+    assert_eq!(cases, [Case::Acks1, Case::AcksAll], "{:?}", report.notes);
+    for f in &report.figures {
+        let what = f.label.as_str();
+        let lab = f.broker_log.records_per_sec().unwrap_or_else(|| {
+            panic!("{what}: no broker figure for the lab: {:?}", report.notes)
+        });
+        positive(&format!("{what} broker"), lab);
+        let BrokerLog::Grew(g) = f.broker_log else {
+            unreachable!()
+        };
+        // 1 KB records take a little more on the log (batch and record framing).
+        assert!(
+            g.bytes_per_record > 1024.0 && g.bytes_per_record < 1200.0,
+            "{what}: {g:?}"
+        );
+        assert!(g.bytes >= 20_000 * 1024, "{what}: {g:?}");
+        // Same order of magnitude as the client's own figure (not a check of
+        // agreement: on a busy machine that is the report's warning's job).
+        let ratio = f.throughput.records_per_sec / lab;
+        assert!(ratio > 0.2 && ratio < 5.0, "{what}: lab/broker {ratio}");
+        let pp = f
+            .producer_performance
+            .as_ref()
+            .expect("ProducerPerformance ran");
+        let java = pp.broker_log.records_per_sec().unwrap_or_else(|| {
+            panic!(
+                "{what}: no broker figure for ProducerPerformance: {:?}",
+                report.notes
+            )
+        });
+        positive(&format!("{what} Java broker"), java);
+        assert_eq!(f.vs_producer_performance_pairs.len(), 2, "{what}");
+        let (lo, hi) = (
+            f.vs_producer_performance_pairs
+                .iter()
+                .copied()
+                .fold(f64::MAX, f64::min),
+            f.vs_producer_performance_pairs
+                .iter()
+                .copied()
+                .fold(0.0, f64::max),
+        );
+        let median = f.vs_producer_performance.unwrap();
+        assert!(lo <= median && median <= hi, "{what}: {lo} {median} {hi}");
+    }
+    let page = report.markdown();
+    assert!(page.contains("broker records/s"), "{page}");
+    assert!(page.contains("lab ÷ Java, pairs"), "{page}");
 }

@@ -121,6 +121,35 @@ fn a_consumer_variant_outside_scenario_c_is_refused_before_connecting() {
 }
 
 #[test]
+fn a_bench_case_that_does_not_exist_is_refused_with_the_valid_names() {
+    let (code, _, err, took) = lab(&[
+        "bench",
+        "--case",
+        "acks-all",
+        "--case",
+        "acks=1",
+        "--bootstrap",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no benchmark case is called \"acks=1\""),
+        "{err}"
+    );
+    for name in [
+        "acks-0",
+        "acks-1",
+        "acks-all",
+        "idempotent",
+        "transactional-100ms",
+    ] {
+        assert!(err.contains(name), "{name} missing: {err}");
+    }
+    // Refused before connecting to the (unreachable) broker.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
 fn a_count_of_records_outside_1_to_ten_million_says_what_to_type() {
     for n in ["0", "-5", "18446744073709551615", "lots"] {
         let (code, _, err, took) =

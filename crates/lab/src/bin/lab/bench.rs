@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Partitions of each fresh topic
     #[arg(long, default_value_t = 1)]
     pub partitions: i32,
+    /// Run only this case (repeatable): acks-0, acks-1, acks-all, idempotent, transactional-100ms, ... [default: every case]
+    #[arg(long = "case", value_name = "NAME")]
+    pub case: Vec<String>,
     /// Commit intervals of the transactional cases, in ms (comma-separated)
     #[arg(long, value_delimiter = ',', default_values_t = COMMIT_INTERVALS_MS)]
     pub commit_interval_ms: Vec<u64>,
@@ -68,13 +71,18 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    pub fn options(&self) -> BenchOptions {
+    /// The options, or why they cannot be (a case name that does not exist).
+    pub fn options(&self) -> lab::Result<BenchOptions> {
         let mut options = BenchOptions::new(self.records, self.record_bytes);
         if let Some(w) = self.warmup_records {
             options.warmup_records = w;
         }
         options.partitions = self.partitions.max(1);
-        options.cases = Case::defaults(&self.commit_interval_ms);
+        options.cases = if self.case.is_empty() {
+            Case::defaults(&self.commit_interval_ms)
+        } else {
+            Case::named(&self.case, &self.commit_interval_ms)?
+        };
         options.one_in_flight = self.one_in_flight;
         options.repetitions = self.repetitions.max(1);
         options.settle_dirty_mb = self.settle_dirty_mb;
@@ -83,17 +91,18 @@ impl BenchArgs {
         options.producer_performance_runs = self.producer_performance_runs.max(1);
         options.producer_overrides = self.producer_set.clone();
         options.min_commits = self.min_commits.max(1);
-        options
+        Ok(options)
     }
 }
 
 /// Runs `lab bench`: prints the table, and writes the JSON report and the
 /// charts if asked.
 pub fn run(args: &BenchArgs) -> lab::Result<()> {
+    let options = args.options()?;
     let cluster = crate::cluster(args.bootstrap.as_deref(), args.mock)?;
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(200));
-    let report = bench_with_progress(&cluster, &args.options(), &mut |what| {
+    let report = bench_with_progress(&cluster, &options, &mut |what| {
         spinner.set_message(what.to_string())
     });
     spinner.finish_and_clear();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::semantics::Semantic;
 
 /// One producer configuration to measure.
@@ -44,6 +45,56 @@ impl Case {
                 format!("transactional {commit_interval_ms} ms")
             }
         }
+    }
+
+    /// The case's name on the command line (`lab bench --case NAME`):
+    /// `acks-0`, `acks-1`, `acks-all`, `idempotent`, `transactional-100ms`.
+    pub fn name(self) -> String {
+        match self {
+            Case::Acks0 => "acks-0".into(),
+            Case::Acks1 => "acks-1".into(),
+            Case::AcksAll => "acks-all".into(),
+            Case::Idempotent => "idempotent".into(),
+            Case::Transactional { commit_interval_ms } => {
+                format!("transactional-{commit_interval_ms}ms")
+            }
+        }
+    }
+
+    /// The cases called `names` (see [`Case::name`]), in the order given,
+    /// each once; `transactional-Nms` takes any interval N of 1 ms or more.
+    /// A name that is none of them is refused with the list of valid names,
+    /// those of [`Case::defaults`] with `commit_intervals_ms`.
+    pub fn named(names: &[String], commit_intervals_ms: &[u64]) -> Result<Vec<Case>> {
+        let known = Case::defaults(commit_intervals_ms);
+        let mut cases: Vec<Case> = Vec::new();
+        for name in names {
+            let wanted = name.trim().to_ascii_lowercase();
+            let interval = wanted
+                .strip_prefix("transactional-")
+                .and_then(|ms| ms.strip_suffix("ms"))
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .filter(|&ms| ms >= 1);
+            let case = known
+                .iter()
+                .copied()
+                .find(|c| c.name() == wanted)
+                .or(interval.map(|commit_interval_ms| Case::Transactional {
+                    commit_interval_ms,
+                }))
+                .ok_or_else(|| {
+                    let valid: Vec<String> = known.iter().map(|c| c.name()).collect();
+                    Error::BadConfig(format!(
+                        "no benchmark case is called {name:?}; the cases are: {} \
+                         (or transactional-Nms for any interval of N ms)",
+                        valid.join(", ")
+                    ))
+                })?;
+            if !cases.contains(&case) {
+                cases.push(case);
+            }
+        }
+        Ok(cases)
     }
 
     /// A topic-name-safe form of the label.
@@ -139,6 +190,47 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn cases_are_chosen_by_name() {
+        let names =
+            |n: &[&str]| -> Vec<String> { n.iter().map(|s| s.to_string()).collect() };
+        let chosen =
+            Case::named(&names(&["acks-all", "acks-1", "acks-all"]), &[100]).unwrap();
+        assert_eq!(chosen, [Case::AcksAll, Case::Acks1]);
+        let chosen =
+            Case::named(&names(&["Idempotent", "transactional-250ms"]), &[100])
+                .unwrap();
+        assert_eq!(
+            chosen,
+            [
+                Case::Idempotent,
+                Case::Transactional {
+                    commit_interval_ms: 250
+                }
+            ]
+        );
+        // Every default case is reachable by its own name.
+        let all = Case::defaults(&COMMIT_INTERVALS_MS);
+        let all_names: Vec<String> = all.iter().map(|c| c.name()).collect();
+        assert_eq!(Case::named(&all_names, &COMMIT_INTERVALS_MS).unwrap(), all);
+        // A wrong name is refused, with the valid ones listed.
+        let error = Case::named(&names(&["acks=all"]), &[10, 100])
+            .unwrap_err()
+            .to_string();
+        for valid in [
+            "acks-0",
+            "acks-1",
+            "acks-all",
+            "idempotent",
+            "transactional-10ms",
+            "transactional-100ms",
+        ] {
+            assert!(error.contains(valid), "{error}");
+        }
+        assert!(error.contains("\"acks=all\""), "{error}");
+        assert!(Case::named(&names(&["transactional-0ms"]), &[100]).is_err());
+    }
 
     #[test]
     fn cases_configure_both_clients_alike() {

@@ -239,7 +239,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::super::payload::measure_encoding;
-    use super::super::{parse_producer_performance, BenchOptions, Figure, PerfRun};
+    use super::super::{
+        parse_producer_performance, BenchOptions, BrokerLog, Figure, LogGrowth, PerfRun,
+    };
     use super::*;
     use crate::cluster::Backend;
     use crate::metrics::{LatencySummary, Throughput};
@@ -272,10 +274,69 @@ mod tests {
                 wall_seconds: 1.0,
                 result,
                 records_per_sec_runs: vec![java],
+                warmup_records: 100,
+                whole_run: None,
+                broker_log: BrokerLog::NotChecked,
+                broker_unknown: None,
             }),
             vs_acks_all: Some(rate / all),
             vs_producer_performance: Some(rate / java),
+            vs_producer_performance_pairs: vec![rate / java],
+            broker_log: BrokerLog::NotChecked,
         }
+    }
+
+    /// The log grew at `rate` records/s.
+    fn grew(rate: f64) -> BrokerLog {
+        BrokerLog::Grew(LogGrowth {
+            bytes: 1_034_000,
+            seconds: 1000.0 / rate,
+            bytes_per_record: 1034.0,
+            records_per_sec: rate,
+        })
+    }
+
+    #[test]
+    fn a_client_far_from_its_broker_log_is_warned_about() {
+        // acks=all: the lab within 4 % of its log, Java 30 % below its own.
+        let mut all = figure(Case::AcksAll, 100_000.0, 100_000.0, 70_000.0);
+        all.broker_log = grew(104_000.0);
+        all.producer_performance.as_mut().unwrap().broker_log = grew(100_000.0);
+        // acks=1: the lab 15 % above its log; Java's log unknown, not compared.
+        let mut one = figure(Case::Acks1, 115_000.0, 100_000.0, 90_000.0);
+        one.broker_log = grew(100_000.0);
+        one.producer_performance.as_mut().unwrap().broker_log = BrokerLog::Unknown;
+        let r = report(vec![all, one]);
+        let warnings = r.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        assert!(
+            warnings[0]
+                .starts_with("acks=all: ProducerPerformance reports 70000 records/s")
+                && warnings[0].contains("(-30 %, more than 10 %)"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].starts_with("acks=1: the lab reports 115000 records/s")
+                && warnings[1].contains("100000 records/s")
+                && warnings[1].contains("(+15 %, more than 10 %)"),
+            "{}",
+            warnings[1]
+        );
+        // Both writings show them, and the broker's figures beside the clients'.
+        let page = r.markdown();
+        assert_eq!(page.matches("**Warning:**").count(), 2, "{page}");
+        assert!(page.contains("| broker records/s |"), "{page}");
+        assert!(
+            page.contains("| 104000 |") && page.contains("| unknown |"),
+            "{page}"
+        );
+        let text = r.to_string();
+        assert_eq!(text.matches("WARNING: ").count(), 2, "{text}");
+        // Reports from before the check: no broker columns, no warnings.
+        let old = report(vec![figure(Case::AcksAll, 1.0, 1.0, 1.0)]);
+        assert!(old.warnings().is_empty());
+        assert!(!old.markdown().contains("broker records/s"));
     }
 
     fn report(figures: Vec<Figure>) -> BenchReport {

@@ -53,9 +53,9 @@ pub fn bench_with_progress(
     (session.progress)("measuring payload encoding");
     let payload_encoding = measure_encoding(options.record_bytes);
     let cases = session.runnable_cases();
-    let runs = session.producer_alone_rounds(&cases)?;
-    let figures = session.figures(&cases, runs);
-    session.notes.extend(method_notes(options));
+    let rounds = session.rounds(&cases)?;
+    let figures = session.figures(&cases, rounds);
+    session.notes.extend(method_notes(options, &figures));
     Ok(BenchReport {
         backend: cluster.backend(),
         backend_description: cluster.describe(),
@@ -109,51 +109,74 @@ impl Session<'_> {
         cases
     }
 
-    /// The producer-alone runs, interleaved so that a change in the machine's
-    /// load spreads over every case instead of landing on one. Per case, its
-    /// runs in order, None for a failed one.
-    fn producer_alone_rounds(
-        &mut self,
-        cases: &[Case],
-    ) -> Result<Vec<Vec<Option<Pass>>>> {
+    /// The producer-alone runs in rounds, each round every case once, so
+    /// that a change in the machine's load spreads over every case instead
+    /// of landing on one; in a round, right after a case's lab run, its
+    /// ProducerPerformance run on as many records, so that the two clients of
+    /// a pair share the machine's mood. Per case, its runs by round (None: a
+    /// failed run, or none in that round).
+    fn rounds(&mut self, cases: &[Case]) -> Result<Rounds> {
         let repetitions = self.options.repetitions.max(1);
+        let pp_runs = if self.options.producer_performance {
+            self.options.producer_performance_runs.max(1)
+        } else {
+            0
+        };
+        let rounds = repetitions.max(pp_runs);
         // A failed run (say, the broker stalled) is left out and noted; three
         // failures in a row end the benchmark.
-        let mut runs: Vec<Vec<Option<Pass>>> =
+        let mut lab: Vec<Vec<Option<Pass>>> =
+            cases.iter().map(|_| Vec::new()).collect();
+        let mut pp: Vec<Vec<Option<PerfRun>>> =
             cases.iter().map(|_| Vec::new()).collect();
         let mut failures_in_a_row = 0;
-        for r in 1..=repetitions {
+        for r in 1..=rounds {
             for (i, &case) in cases.iter().enumerate() {
-                self.next_run(&format!(
-                    "{}: producer alone, run {r} of {repetitions}",
-                    case.label()
-                ));
-                match produce_pass(self.cluster, case, self.options, false) {
-                    Ok(pass) => {
-                        failures_in_a_row = 0;
-                        runs[i].push(Some(pass));
-                    }
-                    Err(e) => {
-                        failures_in_a_row += 1;
-                        if failures_in_a_row >= 3 {
-                            return Err(e);
+                let pass = if r <= repetitions {
+                    self.next_run(&format!(
+                        "{}: producer alone, run {r} of {repetitions}",
+                        case.label()
+                    ));
+                    match produce_pass(self.cluster, case, self.options, false) {
+                        Ok(pass) => {
+                            failures_in_a_row = 0;
+                            Some(pass)
                         }
-                        self.notes.push(format!(
-                            "{}: run {r} failed, left out: {e}",
-                            case.label()
-                        ));
-                        runs[i].push(None);
+                        Err(e) => {
+                            failures_in_a_row += 1;
+                            if failures_in_a_row >= 3 {
+                                return Err(e);
+                            }
+                            self.notes.push(format!(
+                                "{}: run {r} failed, left out: {e}",
+                                case.label()
+                            ));
+                            None
+                        }
                     }
-                }
+                } else {
+                    None
+                };
+                // As many records as the lab's run of the round sent (a
+                // transactional case may send more than asked).
+                let records = pass
+                    .as_ref()
+                    .or_else(|| lab[i].iter().rev().flatten().next())
+                    .map_or(self.options.records, |p| p.throughput.records);
+                lab[i].push(pass);
+                let java = (r <= pp_runs)
+                    .then(|| self.producer_performance(case, records, r))
+                    .flatten();
+                pp[i].push(java);
             }
         }
-        Ok(runs)
+        Ok(Rounds { lab, pp })
     }
 
-    /// The figure of every case that has a producer-alone run left; `runs`:
-    /// per case, as [`Session::producer_alone_rounds`] returns them.
-    fn figures(&mut self, cases: &[Case], runs: Vec<Vec<Option<Pass>>>) -> Vec<Figure> {
-        let rates: Vec<Vec<Option<f64>>> = runs
+    /// The figure of every case that has a producer-alone run left.
+    fn figures(&mut self, cases: &[Case], rounds: Rounds) -> Vec<Figure> {
+        let rates: Vec<Vec<Option<f64>>> = rounds
+            .lab
             .iter()
             .map(|r| {
                 r.iter()
@@ -163,24 +186,36 @@ impl Session<'_> {
             .collect();
         let acks_all = cases.iter().position(|&c| c == Case::AcksAll);
         let mut figures = Vec::new();
-        for (i, (&case, runs)) in cases.iter().zip(runs).enumerate() {
+        let runs = rounds.lab.into_iter().zip(rounds.pp);
+        for (i, (&case, (lab, pp))) in cases.iter().zip(runs).enumerate() {
             let vs_acks_all = acks_all.and_then(|a| paired_ratio(&rates[i], &rates[a]));
-            figures.extend(self.figure(case, runs, vs_acks_all));
+            figures.extend(self.figure(case, lab, pp, vs_acks_all));
         }
         figures
     }
 
-    /// The figure of `case`: its median producer-alone run, then its pass
-    /// with a consumer and its ProducerPerformance runs, if the options ask
-    /// for them. None (and a note) if every producer-alone run failed.
+    /// The figure of `case`: its median producer-alone run, its pass with a
+    /// consumer if the options ask for it, and its ProducerPerformance runs
+    /// `pp` (by round, as `lab`), each paired with the lab's run of its
+    /// round. None (and a note) if every producer-alone run failed.
     fn figure(
         &mut self,
         case: Case,
-        runs: Vec<Option<Pass>>,
+        lab: Vec<Option<Pass>>,
+        pp: Vec<Option<PerfRun>>,
         vs_acks_all: Option<f64>,
     ) -> Option<Figure> {
         let label = case.label();
-        let runs: Vec<Pass> = runs.into_iter().flatten().collect();
+        let pairs: Vec<Option<f64>> = lab
+            .iter()
+            .zip(pp.iter().chain(std::iter::repeat(&None)))
+            .map(|(l, p)| {
+                let ratio = l.as_ref()?.throughput.records_per_sec
+                    / p.as_ref()?.result.records_per_sec;
+                ratio.is_finite().then_some(ratio)
+            })
+            .collect();
+        let runs: Vec<Pass> = lab.into_iter().flatten().collect();
         if runs.is_empty() {
             self.notes
                 .push(format!("{label}: every run failed, so it has no figure"));
@@ -191,19 +226,21 @@ impl Session<'_> {
         let failed = runs.iter().map(|p| p.failed).sum();
         let first_error = runs.iter().find_map(|p| p.first_error.clone());
         let alone = median_by(runs, |p| p.throughput.records_per_sec)?;
+        if let Some(why) = &alone.broker_unknown {
+            self.note_once(format!("broker-side figures unknown: {why}"));
+        }
         let end_to_end = if self.options.end_to_end {
             self.end_to_end(case)
         } else {
             None
         };
-        let producer_performance = if self.options.producer_performance {
-            self.producer_performance(case, alone.throughput.records)
-        } else {
-            None
-        };
-        let vs_producer_performance = producer_performance
+        let producer_performance = median_java(pp);
+        if let Some(why) = producer_performance
             .as_ref()
-            .map(|p| alone.throughput.records_per_sec / p.result.records_per_sec);
+            .and_then(|p| p.broker_unknown.clone())
+        {
+            self.note_once(format!("broker-side figures unknown: {why}"));
+        }
         Some(Figure {
             case,
             label,
@@ -221,8 +258,17 @@ impl Session<'_> {
             end_to_end,
             producer_performance,
             vs_acks_all,
-            vs_producer_performance,
+            vs_producer_performance: median(pairs.iter().flatten().copied().collect()),
+            vs_producer_performance_pairs: pairs.into_iter().flatten().collect(),
+            broker_log: alone.broker_log,
         })
+    }
+
+    /// Adds `note` unless it is there already.
+    fn note_once(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
     }
 
     /// The second pass of `case`, with a consumer reading along; None (and a
@@ -253,29 +299,42 @@ impl Session<'_> {
         }
     }
 
-    /// ProducerPerformance on `case`, sending `records` like the lab's median
-    /// run: the median of its runs, None if none ran (each failure noted).
-    fn producer_performance(&mut self, case: Case, records: u64) -> Option<PerfRun> {
+    /// ProducerPerformance's run `r` on `case`, sending `records`; None (and
+    /// a note) if it did not run.
+    fn producer_performance(
+        &mut self,
+        case: Case,
+        records: u64,
+        r: u32,
+    ) -> Option<PerfRun> {
         let label = case.label();
-        // A JVM per run, no warm-up (Kafka 4.1's tool has none): several
-        // runs, and the median, so one slow JIT does not make the figure.
-        let mut runs = Vec::new();
-        for r in 1..=self.options.producer_performance_runs.max(1) {
-            self.next_run(&format!("{label}: ProducerPerformance, run {r}"));
-            match producer_performance(self.cluster, case, self.options, records) {
-                Ok(run) => runs.push(run),
-                Err(e) => self.notes.push(format!(
+        self.next_run(&format!("{label}: ProducerPerformance, run {r}"));
+        producer_performance(self.cluster, case, self.options, records)
+            .map_err(|e| {
+                self.notes.push(format!(
                     "{label}: ProducerPerformance run {r} did not run: {e}"
-                )),
-            }
-        }
-        let rates: Vec<f64> = runs.iter().map(|p| p.result.records_per_sec).collect();
-        let median = median_by(runs, |p| p.result.records_per_sec)?;
-        Some(PerfRun {
-            records_per_sec_runs: rates,
-            ..median
-        })
+                ))
+            })
+            .ok()
     }
+}
+
+/// Per case, its runs by round: the lab's producer alone, and ProducerPerformance.
+struct Rounds {
+    lab: Vec<Vec<Option<Pass>>>,
+    pp: Vec<Vec<Option<PerfRun>>>,
+}
+
+/// The median of ProducerPerformance's runs, with the rate of every run that
+/// ran; None if none did.
+fn median_java(runs: Vec<Option<PerfRun>>) -> Option<PerfRun> {
+    let runs: Vec<PerfRun> = runs.into_iter().flatten().collect();
+    let rates: Vec<f64> = runs.iter().map(|p| p.result.records_per_sec).collect();
+    let median = median_by(runs, |p| p.result.records_per_sec)?;
+    Some(PerfRun {
+        records_per_sec_runs: rates,
+        ..median
+    })
 }
 
 /// The first note: what both clients are set to.
@@ -298,15 +357,44 @@ fn client_defaults_note(options: &BenchOptions) -> String {
 }
 
 /// How the figures were taken, for the notes after them.
-fn method_notes(options: &BenchOptions) -> Vec<String> {
+fn method_notes(options: &BenchOptions, figures: &[Figure]) -> Vec<String> {
     let mut notes = Vec::new();
-    if options.producer_performance {
+    let java: Vec<&PerfRun> = figures
+        .iter()
+        .filter_map(|f| f.producer_performance.as_ref())
+        .collect();
+    if let Some(first) = java.first() {
+        let warmup = if java.iter().all(|p| p.warmup_records > 0) {
+            format!(
+                "after the same warm-up as the lab's (--warmup-records {}; its figure is the \
+                 steady-state summary, which it times from handing over the first record after \
+                 the warm-up to closing the producer)",
+                first.warmup_records
+            )
+        } else {
+            "without a warm-up (its tool, from a Kafka before 4.2, has no --warmup-records), \
+             so its time includes the JVM's JIT"
+                .to_string()
+        };
         notes.push(format!(
-            "ProducerPerformance: the median of {} per case, each in a fresh JVM \
-             without a warm-up (its time includes the JIT's; Kafka 4.1's tool has no \
-             warm-up option), sending a random payload without a key; the lab's figure is \
-             the median of its runs after a warm-up",
+            "ProducerPerformance: {} per case, each in a fresh JVM right after a lab run of the \
+             case, {warmup}, sending a random payload without a key; its figure is the median \
+             run, and lab ÷ Java the median of the ratios of the pairs (lab run, then Java run), \
+             with their range",
             count(options.producer_performance_runs.max(1), "run"),
+        ));
+    }
+    if figures
+        .iter()
+        .any(|f| f.broker_log.records_per_sec().is_some())
+    {
+        notes.push(format!(
+            "broker: how fast the topic's log grew on the broker's disk over the measured window \
+             (its .log files sampled every {} ms, from their growing past the warm-up to their \
+             final size), in records/s (log bytes over the log's bytes per record); a client's \
+             figure more than {:.0} % away from its broker's is flagged",
+            super::SAMPLE_EVERY.as_millis(),
+            super::DISAGREEMENT * 100.0
         ));
     }
     if options.end_to_end {
@@ -319,25 +407,31 @@ fn method_notes(options: &BenchOptions) -> Vec<String> {
     notes
 }
 
+/// The median of `values` (for an even count, the mean of the two middle
+/// ones); None if there are none.
+pub(super) fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
+}
+
 /// The median of `runs[i] / base[i]` over the rounds where both ran; for an
 /// even count, the mean of the two middle ratios.
 pub fn paired_ratio(runs: &[Option<f64>], base: &[Option<f64>]) -> Option<f64> {
-    let mut ratios: Vec<f64> = runs
-        .iter()
-        .zip(base)
-        .filter_map(|(r, b)| Some((*r)? / (*b)?))
-        .filter(|r| r.is_finite())
-        .collect();
-    if ratios.is_empty() {
-        return None;
-    }
-    ratios.sort_by(f64::total_cmp);
-    let n = ratios.len();
-    Some(if n % 2 == 1 {
-        ratios[n / 2]
-    } else {
-        (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
-    })
+    median(
+        runs.iter()
+            .zip(base)
+            .filter_map(|(r, b)| Some((*r)? / (*b)?))
+            .collect(),
+    )
 }
 
 /// The run of median `rate` (the lower middle of an even number); None if

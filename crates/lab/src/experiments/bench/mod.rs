@@ -24,10 +24,16 @@
 //!   same topic (`read_committed`): from the `sent_at_us` stamp in the record's
 //!   [`Payload`](crate::record::Payload) to the consumer receiving it. It has a
 //!   pass of its own because the consumer shares the CPU with the producer;
-//! - and the same workload with Kafka's `ProducerPerformance` (Java client,
-//!   same acks, idempotence, in-flight limit, record size and count, and for
-//!   transactions the same `--transaction-duration-ms`); the lab's throughput
-//!   is reported as a ratio of it.
+//! - the same workload with Kafka's `ProducerPerformance` (Java client,
+//!   same acks, idempotence, in-flight limit, record size and count, the same
+//!   warm-up with `--warmup-records` where the tool has it (Kafka 4.2 and
+//!   later), and for transactions the same `--transaction-duration-ms`), run
+//!   right after each lab run of the case: the lab's throughput is reported
+//!   as the ratio of each such pair, their median and spread;
+//! - and, for both clients, the broker's side: how fast the topic's log grew
+//!   on the broker's disk over the measured window ([`BrokerLog`]), beside
+//!   the client's own figure, with a warning when the two differ by more than
+//!   [`DISAGREEMENT`].
 //!
 //! Records are values of the requested size, no key (like ProducerPerformance).
 //! The value is the lab's JSON [`Payload`](crate::record::Payload), built from
@@ -41,10 +47,12 @@
 //! clients), `measure` (the interleaved rounds, and the figure of each case),
 //! `pass` (one pass: the warm-up, the measured loop, the end-to-end reader),
 //! `payload` (the record values), `producer_performance` (the Java tool),
-//! `host` (what /proc says of the machine), `report` (the figures and their
+//! `host` (what /proc says of the machine), `broker_log` (how fast the
+//! broker's log grew, the broker-side figure), `report` (the figures and their
 //! tables) and `claims` (published statements, checked). The command line,
 //! `lab bench`, is the binary's.
 
+mod broker_log;
 mod cases;
 mod claims;
 mod commit_cost;
@@ -57,6 +65,7 @@ mod report;
 
 use serde::{Deserialize, Serialize};
 
+pub use broker_log::{BrokerLog, LogGrowth, SAMPLE_EVERY};
 pub use cases::{Case, COMMIT_INTERVALS_MS};
 pub use claims::{claims_markdown, published_claims, Claim, TIE};
 pub use commit_cost::transaction_cost_markdown;
@@ -66,7 +75,7 @@ pub use payload::{EncodingCost, PayloadTemplate};
 pub use producer_performance::{
     java, kafka_tools, parse_producer_performance, PerfResult, PerfRun,
 };
-pub use report::{BenchReport, EndToEnd, Figure, TransactionStats};
+pub use report::{BenchReport, EndToEnd, Figure, TransactionStats, DISAGREEMENT};
 
 /// What to measure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ use rdkafka::producer::{
 };
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::broker_log::{growth, BrokerLog, LogProbe};
 use super::payload::{now_us, parse_stamp, PayloadTemplate};
 use super::{BenchOptions, Case, TransactionStats};
 use crate::cluster::{Backend, Cluster};
@@ -91,6 +92,12 @@ pub(super) struct Pass {
     /// With a reader: what it received, and its latency.
     pub(super) received: u64,
     pub(super) end_to_end: Option<LatencySummary>,
+    /// How the broker's log grew over the measured window; with the reason
+    /// when it is unknown.
+    pub(super) broker_log: BrokerLog,
+    pub(super) broker_unknown: Option<String>,
+    /// The log's size when the clock started (with a [`LogProbe`]).
+    log_at_start: Option<u64>,
 }
 
 /// Between the producer and the end-to-end reader of a pass.
@@ -124,11 +131,51 @@ pub(super) fn produce_pass(
 ) -> Result<Pass> {
     let topic = cluster.fresh_name(&format!("bench-{}", case.slug()));
     cluster.create_topic(&topic, options.partitions)?;
-    let pass = produce_pass_on(cluster, case, options, with_reader, &topic)
+    let pass = watched_pass(cluster, case, options, with_reader, &topic)
         // A reader that missed records the mock threw away must not say so.
         .and_then(|pass| cluster.check_kept_everything(&topic).map(|()| pass));
     delete_topic(cluster, &topic);
     pass
+}
+
+/// A pass on `topic` with the broker's log watched (where the lab can see
+/// it): the pass's `broker_log`, or why it is unknown.
+fn watched_pass(
+    cluster: &Cluster,
+    case: Case,
+    options: &BenchOptions,
+    with_reader: bool,
+    topic: &str,
+) -> Result<Pass> {
+    let probe = match LogProbe::find(cluster, topic, options.partitions) {
+        Ok(probe) => probe,
+        Err(why) => {
+            let mut pass =
+                produce_pass_on(cluster, case, options, with_reader, topic, None)?;
+            pass.broker_log = BrokerLog::Unknown;
+            pass.broker_unknown = Some(why);
+            return Ok(pass);
+        }
+    };
+    let (pass, samples) = probe.watch(|| {
+        produce_pass_on(cluster, case, options, with_reader, topic, Some(&probe))
+    });
+    let mut pass = pass?;
+    let records = options.warmup_records + pass.throughput.records;
+    match pass
+        .log_at_start
+        .and_then(|from| growth(&samples, from, records))
+    {
+        Some(g) => pass.broker_log = BrokerLog::Grew(g),
+        None => {
+            pass.broker_log = BrokerLog::Unknown;
+            pass.broker_unknown = Some(format!(
+                "the log did not grow over more than one sample ({} ms apart): too short a run to time",
+                super::broker_log::SAMPLE_EVERY.as_millis()
+            ));
+        }
+    }
+    Ok(pass)
 }
 
 /// Deletes a benchmark topic once measured: a run writes gigabytes, which
@@ -148,6 +195,7 @@ fn produce_pass_on(
     options: &BenchOptions,
     with_reader: bool,
     topic: &str,
+    probe: Option<&LogProbe>,
 ) -> Result<Pass> {
     let shared = ReaderShared::default();
     let bootstrap = cluster.bootstrap().to_string();
@@ -167,6 +215,7 @@ fn produce_pass_on(
             options,
             topic,
             reader.as_ref().map(|_| &shared),
+            probe,
         );
         shared.producer_done.store(true, Ordering::SeqCst);
         let read = reader.map(|r| {
@@ -246,7 +295,7 @@ fn warm_up(
 
 /// A pass's producer on `topic`: the warm-up, then the measured records (with
 /// `reader`, once the end-to-end reader has the warm-up).
-// The measured part stays here in one piece, with the counters it keeps: the
+// long: the measured part stays here in one piece, with the counters it keeps: the
 // book shows it whole (the `measured_loop` listing).
 fn produce_measured(
     cluster: &Cluster,
@@ -254,6 +303,7 @@ fn produce_measured(
     options: &BenchOptions,
     topic: &str,
     reader: Option<&ReaderShared>,
+    probe: Option<&LogProbe>,
 ) -> Result<Pass> {
     let (producer, settings) = bench_producer(cluster, case, options)?;
     let interval = case.commit_interval();
@@ -264,6 +314,7 @@ fn produce_measured(
     }
     producer.context().reset();
 
+    let log_at_start = probe.map(LogProbe::size);
     let started = Instant::now();
     let mut commits = 0u64;
     let mut commit_time = Duration::ZERO;
@@ -323,6 +374,9 @@ fn produce_measured(
         }),
         received: 0,
         end_to_end: None,
+        broker_log: BrokerLog::NotChecked,
+        broker_unknown: None,
+        log_at_start,
     })
 }
 

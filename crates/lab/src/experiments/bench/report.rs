@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::cases::in_flight;
-use super::{BenchOptions, Case, EncodingCost, PerfResult, PerfRun};
+use super::{BenchOptions, BrokerLog, Case, EncodingCost, PerfResult, PerfRun};
 use crate::cluster::Backend;
 use crate::error::{Doing, Error, Result};
 use crate::metrics::{format_us, LatencySummary, Throughput};
@@ -51,10 +51,23 @@ pub struct Figure {
     /// cancels out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vs_acks_all: Option<f64>,
-    /// Throughput (records/s) as a fraction of ProducerPerformance's on the same case.
+    /// Throughput (records/s) as a fraction of ProducerPerformance's on the
+    /// same case: the median of `vs_producer_performance_pairs` (in reports
+    /// recorded before those, the ratio of the two medians).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vs_producer_performance: Option<f64>,
+    /// The ratio of each pair of runs, a lab run and the ProducerPerformance
+    /// run right after it, in the order they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vs_producer_performance_pairs: Vec<f64>,
+    /// How fast the broker's log grew in the median producer-alone run.
+    #[serde(default)]
+    pub broker_log: BrokerLog,
 }
+
+/// A client's throughput further than this (as a fraction) from its
+/// broker's log is flagged: one of the two is not measuring what it says.
+pub const DISAGREEMENT: f64 = 0.10;
 
 /// How the commits of a transactional case went.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,7 +193,49 @@ impl BenchReport {
                 out += &format!("- {note}\n");
             }
         }
+        let warnings = self.warnings();
+        if !warnings.is_empty() {
+            out += "\n";
+            for warning in &warnings {
+                out += &format!("**Warning:** {warning}\n\n");
+            }
+        }
         out
+    }
+
+    /// Where a client's figure and its broker's log disagree by more than
+    /// [`DISAGREEMENT`], one sentence each (the lab's run, then
+    /// ProducerPerformance's, per case). Unknown broker figures are not compared.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for f in &self.figures {
+            let java = f.producer_performance.as_ref();
+            let pairs = [
+                ("the lab", Some(f.throughput.records_per_sec), f.broker_log),
+                (
+                    "ProducerPerformance",
+                    java.map(|p| p.result.records_per_sec),
+                    java.map_or(BrokerLog::NotChecked, |p| p.broker_log),
+                ),
+            ];
+            for (client, rate, broker) in pairs {
+                let (Some(rate), Some(log)) = (rate, broker.records_per_sec()) else {
+                    continue;
+                };
+                let off = rate / log - 1.0;
+                if off.abs() > DISAGREEMENT {
+                    warnings.push(format!(
+                        "{}: {client} reports {rate:.0} records/s, but the broker's log grew at \
+                         {log:.0} records/s over the same run ({:+.0} %, more than {:.0} %): \
+                         the client's clock and the broker's log disagree about this run",
+                        f.label,
+                        off * 100.0,
+                        DISAGREEMENT * 100.0
+                    ));
+                }
+            }
+        }
+        warnings
     }
 }
 
@@ -219,12 +274,11 @@ impl fmt::Display for BenchReport {
                 .map_or_else(|| "?".into(), |d| d.to_string()),
         )?;
         writeln!(f)?;
-        let throughput = Table::new(&self.figures, &[&TERMINAL_THROUGHPUT, &LATENCIES]);
-        f.write_str(&throughput.text(&[
-            &[22, 9, 7, 6, 9, 7, 6],
-            &[9, 9, 9],
-            &[9, 9, 9],
-        ]))?;
+        let throughput = Table::new(&self.figures, &[&TERMINAL_THROUGHPUT]);
+        f.write_str(&throughput.text(&[&[22, 9, 9, 7, 6], &[9, 9, 7], &[6, 9]]))?;
+        writeln!(f)?;
+        let latencies = Table::new(&self.figures, &[&[CASE], &LATENCIES]);
+        f.write_str(&latencies.text(&[&[22], &[9, 9, 9], &[9, 9, 9]]))?;
         writeln!(f)?;
         let details = Table::new(&self.figures, &[&TERMINAL_DETAILS]);
         f.write_str(&details.text(&[&[22, 12], &[9, 9, 9], &[9, 9, 9], &[8, 10]]))?;
@@ -237,11 +291,16 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "x all: records/s as a fraction of acks=all; x PP: of Kafka's ProducerPerformance \
-             (Java client) on the same case; MB = 2^20 bytes"
+            "x all: records/s as a fraction of acks=all; PP: Kafka's ProducerPerformance (Java \
+             client) on the same case; x PP: lab / PP, the median of the pairs (lab run, PP run) \
+             and their range; broker: the rate the broker's log grew at in the same run; \
+             MB = 2^20 bytes"
         )?;
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
+        }
+        for warning in self.warnings() {
+            writeln!(f, "WARNING: {warning}")?;
         }
         Ok(())
     }
@@ -359,14 +418,17 @@ const LATENCIES: [Column; 6] = [
 ];
 
 /// The book's throughput table.
-const BOOK_THROUGHPUT: [Column; 7] = [
+const BOOK_THROUGHPUT: [Column; 10] = [
     CASE,
     ("records/s", records_per_sec),
     ("MB/s", mb_per_sec),
     ("× acks=all", vs_acks_all),
     ("runs, k/s", runs),
+    ("broker records/s", broker_records_per_sec),
     ("Java records/s", java_records_per_sec),
+    ("Java's broker records/s", java_broker_records_per_sec),
     ("lab ÷ Java", vs_java),
+    ("lab ÷ Java, pairs", vs_java_pairs),
 ];
 
 /// The book's table of the transactional cases.
@@ -385,17 +447,21 @@ const BOOK_TRANSACTIONS: [Column; 5] = [
     }),
 ];
 
-/// The terminal's first table, before [`LATENCIES`].
-const TERMINAL_THROUGHPUT: [Column; 7] = [
+/// The terminal's first table: the lab's throughput, ProducerPerformance's,
+/// and their ratio.
+const TERMINAL_THROUGHPUT: [Column; 10] = [
     CASE,
     ("rec/s", records_per_sec),
+    ("broker", broker_records_per_sec),
     ("MB/s", mb_per_sec),
     ("x all", vs_acks_all),
     ("PP rec/s", java_records_per_sec),
+    ("PP broker", java_broker_records_per_sec),
     ("PP MB/s", |f| {
         java(f).map(|p| format!("{:.1}", p.mb_per_sec))
     }),
     ("x PP", vs_java),
+    ("pairs", vs_java_pairs),
 ];
 
 /// The terminal's second table: the spread of the runs, ProducerPerformance's
@@ -449,6 +515,32 @@ fn java_records_per_sec(f: &Figure) -> Option<String> {
 
 fn vs_java(f: &Figure) -> Option<String> {
     f.vs_producer_performance.map(|r| format!("{r:.2}"))
+}
+
+/// A broker-side figure: records/s, `unknown` where the lab could not read
+/// the broker's log, None in reports from before the check.
+fn broker_cell(log: BrokerLog) -> Option<String> {
+    match log {
+        BrokerLog::NotChecked => None,
+        BrokerLog::Unknown => Some("unknown".into()),
+        BrokerLog::Grew(g) => Some(format!("{:.0}", g.records_per_sec)),
+    }
+}
+
+fn broker_records_per_sec(f: &Figure) -> Option<String> {
+    broker_cell(f.broker_log)
+}
+
+fn java_broker_records_per_sec(f: &Figure) -> Option<String> {
+    broker_cell(f.producer_performance.as_ref()?.broker_log)
+}
+
+/// The lowest and highest ratio of the pairs: `0.93-1.08`.
+fn vs_java_pairs(f: &Figure) -> Option<String> {
+    let pairs = &f.vs_producer_performance_pairs;
+    let lo = pairs.iter().copied().reduce(f64::min)?;
+    let hi = pairs.iter().copied().reduce(f64::max)?;
+    Some(format!("{lo:.2}-{hi:.2}"))
 }
 
 fn end_to_end(f: &Figure, percentile: fn(&LatencySummary) -> u64) -> Option<String> {
