@@ -15,8 +15,8 @@ mod common;
 
 use common::kafka;
 use lab::experiments::pipeline::{
-    claims_markdown, consumer_cost, consumer_cost_markdown, pipeline_bench, pipeline_markdown,
-    Cell, ConsumerCostOptions, Pipeline, PipelineOptions,
+    claims_markdown, consumer_cost, consumer_cost_markdown, pipeline_bench,
+    pipeline_markdown, Cell, ConsumerCostOptions, Pipeline, PipelineOptions,
 };
 use lab::Cluster;
 
@@ -41,19 +41,35 @@ fn check_cell(c: &Cell, records: u64) {
     assert_eq!((c.missing, c.duplicates), (0, 0), "{what}: {c:?}");
     // Every id once in the output: the backlog and the stream, nothing more.
     assert_eq!(c.output_records, records + streamed, "{what}: {c:?}");
-    assert!(c.throughput.records_per_sec > 0.0 && c.commits >= 2, "{what}: {c:?}");
+    assert!(
+        c.throughput.records_per_sec > 0.0 && c.commits >= 2,
+        "{what}: {c:?}"
+    );
     assert!(c.latency.is_ordered(), "{what}: {:?}", c.latency);
     match c.pipeline {
         Pipeline::ExactlyOnce => {
             // One output partition: one commit marker per transaction.
             assert_eq!(c.markers, c.commits as i64, "{what}: {c:?}");
             assert!(c.per_commit("EndTxn") >= 1.0, "{what}: {:?}", c.requests);
-            assert!(c.per_commit("TxnOffsetCommit") >= 1.0, "{what}: {:?}", c.requests);
-            assert_eq!(c.per_commit("OffsetCommit"), 0.0, "{what}: {:?}", c.requests);
+            assert!(
+                c.per_commit("TxnOffsetCommit") >= 1.0,
+                "{what}: {:?}",
+                c.requests
+            );
+            assert_eq!(
+                c.per_commit("OffsetCommit"),
+                0.0,
+                "{what}: {:?}",
+                c.requests
+            );
         }
         Pipeline::AtLeastOnce => {
             assert_eq!(c.markers, 0, "{what}: {c:?}");
-            assert!(c.per_commit("OffsetCommit") >= 1.0, "{what}: {:?}", c.requests);
+            assert!(
+                c.per_commit("OffsetCommit") >= 1.0,
+                "{what}: {:?}",
+                c.requests
+            );
             assert_eq!(c.per_commit("EndTxn"), 0.0, "{what}: {:?}", c.requests);
         }
     }
@@ -77,13 +93,25 @@ fn exactly_once_hands_every_id_on_once_and_its_reader_waits_for_the_commit() {
     };
     // A record waits for the end of its transaction: about half an interval
     // at the median, so a 1 s interval shows in the latency.
-    assert!(p50(1000) > p50(10), "1 s: {} µs, 10 ms: {} µs", p50(1000), p50(10));
-    assert!(p50(1000) >= 300_000, "1 s interval, median {} µs", p50(1000));
+    assert!(
+        p50(1000) > p50(10),
+        "1 s: {} µs, 10 ms: {} µs",
+        p50(1000),
+        p50(10)
+    );
+    assert!(
+        p50(1000) >= 300_000,
+        "1 s interval, median {} µs",
+        p50(1000)
+    );
     let tables = pipeline_markdown(&report);
     assert!(tables.contains("| exactly-once | 1 s |"), "{tables}");
     assert!(tables.contains("exactly once.\n"), "{tables}");
     let claims = claims_markdown(&report);
-    assert!(claims.contains("| 1 broker | not measured | – |"), "{claims}");
+    assert!(
+        claims.contains("| 1 broker | not measured | – |"),
+        "{claims}"
+    );
     let charts = lab::charts::pipeline_charts(&report);
     assert_eq!(charts.len(), 1);
     assert!(charts[0].1.to_svg_string().contains("exactly-once p99"));
@@ -108,7 +136,10 @@ fn read_committed_never_hands_over_an_aborted_record() {
     let committed = read("read_committed");
     let uncommitted = read("read_uncommitted");
     assert_eq!((committed.records, committed.aborted_seen), (1_600, 0));
-    assert_eq!((uncommitted.records, uncommitted.aborted_seen), (2_000, 400));
+    assert_eq!(
+        (uncommitted.records, uncommitted.aborted_seen),
+        (2_000, 400)
+    );
     assert!(cost.committed_vs_uncommitted().is_some_and(|r| r > 0.0));
     let table = consumer_cost_markdown(&cost);
     assert!(table.contains("| `read_committed` | 1600 | 0 |"), "{table}");
@@ -140,5 +171,9 @@ fn options_that_measure_nothing_are_refused_with_what_to_change() {
     assert!(err.contains("transaction.timeout.ms"), "{err}");
     options.commit_intervals_ms = vec![100];
     options.pipelines.clear();
-    assert!(options.check().unwrap_err().to_string().contains("at-least-once or exactly-once"));
+    assert!(options
+        .check()
+        .unwrap_err()
+        .to_string()
+        .contains("at-least-once or exactly-once"));
 }

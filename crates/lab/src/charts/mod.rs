@@ -55,8 +55,8 @@ pub use matrix::matrix_chart;
 pub use model::{Chart, Unit};
 pub use monitor::{monitoring_chart, open_transaction_chart};
 pub use outcomes::outcomes_chart;
-pub use pipeline::{pipeline_chart, pipeline_charts};
 pub use output::{save_all, write_charts};
+pub use pipeline::{pipeline_chart, pipeline_charts};
 pub use plain::{latency_chart, throughput_chart};
 pub use style::{BLUE, BOOK_WIDTH, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 pub use timeline::{

@@ -46,16 +46,26 @@ pub fn pipeline_chart(report: &PipelineReport, run: &ClusterRun) -> Chart {
         (Pipeline::AtLeastOnce, BLUE, SKY),
         (Pipeline::ExactlyOnce, GREEN, ORANGE),
     ] {
-        let cells: Vec<&Cell> = run.cells.iter().filter(|c| c.pipeline == pipeline).collect();
+        let cells: Vec<&Cell> = run
+            .cells
+            .iter()
+            .filter(|c| c.pipeline == pipeline)
+            .collect();
         top.series.push(line(pipeline.label(), &cells, color, |c| {
             c.throughput.records_per_sec
         }));
-        bottom.series.push(line(&format!("{} p50", pipeline.label()), &cells, color, |c| {
-            c.latency.p50_us as f64 / 1000.0
-        }));
-        bottom.series.push(line(&format!("{} p99", pipeline.label()), &cells, tail, |c| {
-            c.latency.p99_us as f64 / 1000.0
-        }));
+        bottom.series.push(line(
+            &format!("{} p50", pipeline.label()),
+            &cells,
+            color,
+            |c| c.latency.p50_us as f64 / 1000.0,
+        ));
+        bottom.series.push(line(
+            &format!("{} p99", pipeline.label()),
+            &cells,
+            tail,
+            |c| c.latency.p99_us as f64 / 1000.0,
+        ));
     }
     let intervals: Vec<(f64, f64)> = run
         .cells
@@ -63,7 +73,8 @@ pub fn pipeline_chart(report: &PipelineReport, run: &ClusterRun) -> Chart {
         .map(|c| (c.commit_interval_ms as f64, c.commit_interval_ms as f64))
         .collect();
     bottom.series.push(
-        XySeries::new("the commit interval", XyStyle::Line, sorted(intervals)).with_color(MUTED),
+        XySeries::new("the commit interval", XyStyle::Line, sorted(intervals))
+            .with_color(MUTED),
     );
     xy_chart(
         format!("The pipeline over the commit interval, {}", run.setup()),

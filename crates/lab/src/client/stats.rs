@@ -236,7 +236,9 @@ impl Report {
 /// `EndTxn`, `TxnOffsetCommit`, ...), summed over its broker connections
 /// (the logical group and transaction coordinators included): librdkafka's
 /// per-broker `req` counters of one statistics report.
-pub fn requests_by_type(json: &[u8]) -> Result<std::collections::BTreeMap<String, u64>> {
+pub fn requests_by_type(
+    json: &[u8],
+) -> Result<std::collections::BTreeMap<String, u64>> {
     let raw: raw::Stats = serde_json::from_slice(json).map_err(|e| {
         Error::BadData(format!("this is not librdkafka statistics JSON ({e})"))
     })?;

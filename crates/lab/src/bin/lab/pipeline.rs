@@ -80,10 +80,12 @@ impl PipelineArgs {
             } else {
                 self.pipeline.clone()
             },
-            consumer_cost: (self.consumer_cost_records > 0).then(|| ConsumerCostOptions {
-                records: self.consumer_cost_records,
-                record_bytes: self.record_bytes,
-                ..ConsumerCostOptions::default()
+            consumer_cost: (self.consumer_cost_records > 0).then(|| {
+                ConsumerCostOptions {
+                    records: self.consumer_cost_records,
+                    record_bytes: self.record_bytes,
+                    ..ConsumerCostOptions::default()
+                }
             }),
         }
     }
@@ -115,14 +117,18 @@ impl PipelineArgs {
             print!("{}", consumer_cost_markdown(cost));
         }
         if let Some(path) = &self.json {
-            std::fs::write(path, report.to_json()).map_err(|source| lab::Error::Io {
-                doing: format!("cannot write {}", path.display()),
-                source,
+            std::fs::write(path, report.to_json()).map_err(|source| {
+                lab::Error::Io {
+                    doing: format!("cannot write {}", path.display()),
+                    source,
+                }
             })?;
             println!("JSON report written to {}", path.display());
         }
         if let Some(dir) = &self.charts {
-            for file in lab::charts::save_all(&lab::charts::pipeline_charts(&report), dir)? {
+            for file in
+                lab::charts::save_all(&lab::charts::pipeline_charts(&report), dir)?
+            {
                 println!("chart written to {}", file.display());
             }
         }

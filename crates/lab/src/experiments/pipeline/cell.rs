@@ -144,7 +144,8 @@ fn run_on(
     std::thread::scope(|scope| {
         let shared = &shared;
         let processor = scope.spawn(move || {
-            let done = process(bootstrap, pipeline, interval, input, output, &group, shared);
+            let done =
+                process(bootstrap, pipeline, interval, input, output, &group, shared);
             shared.processor_gone.store(true, Ordering::SeqCst);
             done
         });
@@ -163,42 +164,71 @@ fn run_on(
         });
         let processed = join(processor, "the processor thread");
         let read = join(reader, "the downstream reader thread");
-        let (stream_rate, stream_secs) = streamed?;
-        let processed = processed?;
-        let read = read?;
-        let first = shared.first_processed_us.load(Ordering::SeqCst);
-        let backlog_read = shared.backlog_read_us.load(Ordering::SeqCst);
-        let seconds = backlog_read.saturating_sub(first) as f64 / 1e6;
+        let streamed = streamed?;
+        let (processed, read) = (processed?, read?);
         let end = cluster.end_offsets(output)?.iter().sum::<i64>();
-        let commit_us = &processed.commit_done_us;
-        Ok(Cell {
+        Ok(figures(
             pipeline,
-            commit_interval_ms: interval_ms,
-            throughput: Throughput::from_seconds(
-                options.records,
-                options.records * options.record_bytes as u64,
-                seconds,
-            ),
-            throughput_commits: commit_us.iter().filter(|&&t| t <= backlog_read).count()
-                as u64,
-            latency: read.latency.summary(),
-            stream_rate,
-            stream_seconds: stream_secs,
-            commits: commit_us.len() as u64,
-            mean_commit_ms: processed.commit_seconds * 1000.0 / commit_us.len().max(1) as f64,
-            output_records: processed.acknowledged,
-            missing: shared.total - read.distinct,
-            duplicates: read.duplicates,
-            markers: end - processed.acknowledged as i64,
-            processor_seconds: commit_us.last().copied().unwrap_or(first).saturating_sub(first)
-                as f64
-                / 1e6,
-            requests: processed.requests,
-        })
+            interval_ms,
+            options,
+            shared,
+            streamed,
+            processed,
+            read,
+            end,
+        ))
     })
 }
 
-fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>, what: &str) -> Result<T> {
+/// The cell's figures, from what its threads reported and the output's end
+/// offset (`end`).
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    pipeline: Pipeline,
+    interval_ms: u64,
+    options: &PipelineOptions,
+    shared: &Shared,
+    (stream_rate, stream_seconds): (f64, f64),
+    processed: Processed,
+    read: Read,
+    end: i64,
+) -> Cell {
+    let first = shared.first_processed_us.load(Ordering::SeqCst);
+    let backlog_read = shared.backlog_read_us.load(Ordering::SeqCst);
+    let seconds = backlog_read.saturating_sub(first) as f64 / 1e6;
+    let commit_us = &processed.commit_done_us;
+    let last_commit = commit_us.last().copied().unwrap_or(first);
+    Cell {
+        pipeline,
+        commit_interval_ms: interval_ms,
+        throughput: Throughput::from_seconds(
+            options.records,
+            options.records * options.record_bytes as u64,
+            seconds,
+        ),
+        throughput_commits: commit_us.iter().filter(|&&t| t <= backlog_read).count()
+            as u64,
+        latency: read.latency.summary(),
+        stream_rate,
+        stream_seconds,
+        commits: commit_us.len() as u64,
+        mean_commit_ms: processed.commit_seconds * 1000.0
+            / commit_us.len().max(1) as f64,
+        output_records: processed.acknowledged,
+        missing: shared.total - read.distinct,
+        duplicates: read.duplicates,
+        // Every output record is acknowledged once (idempotence, or no
+        // retry): the other offsets hold markers.
+        markers: end - processed.acknowledged as i64,
+        processor_seconds: last_commit.saturating_sub(first) as f64 / 1e6,
+        requests: processed.requests,
+    }
+}
+
+fn join<T>(
+    handle: std::thread::ScopedJoinHandle<'_, Result<T>>,
+    what: &str,
+) -> Result<T> {
     handle.join().unwrap_or_else(|_| {
         Err(Error::Process {
             what: what.into(),
@@ -215,8 +245,9 @@ fn wait_for_backlog(shared: &Shared) -> Result<()> {
         {
             return Err(Error::Process {
                 what: "the pipeline".into(),
-                detail: "the processor or the reader stopped before the backlog was through"
-                    .into(),
+                detail:
+                    "the processor or the reader stopped before the backlog was through"
+                        .into(),
             });
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -333,7 +364,10 @@ fn process(
     shared: &Shared,
 ) -> Result<Processed> {
     let (consumer, producer) = processor_clients(bootstrap, pipeline, group, input)?;
-    let mut watch = BrokerWatch::new(bootstrap, format!("processing {input} ({})", pipeline.label()));
+    let mut watch = BrokerWatch::new(
+        bootstrap,
+        format!("processing {input} ({})", pipeline.label()),
+    );
     let mut seen = vec![false; shared.total as usize];
     let (mut distinct, mut backlog_seen) = (0u64, 0u64);
     let mut next_offset: Option<(i32, i64)> = None;
@@ -364,10 +398,18 @@ fn process(
                 let Some(id) = crate::record::parse_key(m.key()) else {
                     continue;
                 };
-                let record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(output, id as usize)
-                    .key(m.key().unwrap_or_default())
-                    .payload(m.payload().unwrap_or_default());
-                produce::send_waiting(&producer, record, Duration::from_millis(1), Some(&mut watch))?;
+                let record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(
+                    output,
+                    id as usize,
+                )
+                .key(m.key().unwrap_or_default())
+                .payload(m.payload().unwrap_or_default());
+                produce::send_waiting(
+                    &producer,
+                    record,
+                    Duration::from_millis(1),
+                    Some(&mut watch),
+                )?;
                 next_offset = Some((m.partition(), m.offset() + 1));
                 if let Some(slot) = seen.get_mut(id as usize) {
                     if !*slot {
@@ -382,7 +424,9 @@ fn process(
             return Err(stalled("processor", distinct, shared.total));
         }
         let backlog_through = !backlog_committed && backlog_seen == shared.backlog;
-        if (last_commit.elapsed() >= interval || backlog_through) && next_offset.is_some() {
+        if (last_commit.elapsed() >= interval || backlog_through)
+            && next_offset.is_some()
+        {
             backlog_committed |= backlog_through;
             commit.commit(&consumer, &producer, next_offset, &mut watch, shared)?;
             next_offset = None;
@@ -440,6 +484,7 @@ impl Committer<'_> {
         offsets
             .add_partition_offset(self.input, partition, Offset::Offset(offset))
             .doing("listing the offsets to commit")?;
+        // ANCHOR: pipeline_commit
         match self.pipeline {
             Pipeline::AtLeastOnce => {
                 // The outputs acknowledged first, then the offsets.
@@ -450,7 +495,9 @@ impl Committer<'_> {
             }
             Pipeline::ExactlyOnce => {
                 let metadata = consumer.group_metadata().ok_or_else(|| {
-                    Error::BadConfig("the processor's consumer has no group metadata".into())
+                    Error::BadConfig(
+                        "the processor's consumer has no group metadata".into(),
+                    )
                 })?;
                 watch.patiently(
                     "adding the consumed offsets to the transaction",
@@ -463,6 +510,7 @@ impl Committer<'_> {
                     .doing("beginning a transaction")?;
             }
         }
+        // ANCHOR_END: pipeline_commit
         drop(offsets);
         self.seconds += started.elapsed().as_secs_f64();
         self.done_us.push(shared.stamp());
@@ -500,7 +548,8 @@ fn read_downstream(
     output: &str,
     shared: &Shared,
 ) -> Result<Read> {
-    let consumer: BaseConsumer = config.create().doing("creating the downstream reader")?;
+    let consumer: BaseConsumer =
+        config.create().doing("creating the downstream reader")?;
     read::assign_from_beginning(&consumer, output, 1)?;
     let mut watch = BrokerWatch::new(bootstrap, format!("reading {output}"));
     let mut seen = vec![0u8; shared.total as usize];
@@ -517,7 +566,8 @@ fn read_downstream(
                 watch.check()?;
                 let quiet = last_record.elapsed();
                 if quiet > IDLE_LIMIT
-                    || (shared.processor_gone.load(Ordering::SeqCst) && quiet > Duration::from_secs(5))
+                    || (shared.processor_gone.load(Ordering::SeqCst)
+                        && quiet > Duration::from_secs(5))
                 {
                     break; // what is missing is counted as missing
                 }
@@ -531,7 +581,9 @@ fn read_downstream(
         let at = now_us();
         watch.heard();
         last_record = Instant::now();
-        let Some(stamp) = message.payload().and_then(|p| serde_json::from_slice::<Stamp>(p).ok())
+        let Some(stamp) = message
+            .payload()
+            .and_then(|p| serde_json::from_slice::<Stamp>(p).ok())
         else {
             continue;
         };
@@ -547,7 +599,9 @@ fn read_downstream(
         if stamp.id < shared.backlog {
             backlog_read += 1;
             if backlog_read == shared.backlog {
-                shared.backlog_read_us.store(shared.stamp(), Ordering::SeqCst);
+                shared
+                    .backlog_read_us
+                    .store(shared.stamp(), Ordering::SeqCst);
             }
         } else {
             read.latency.record_us(at.saturating_sub(stamp.sent_at_us));

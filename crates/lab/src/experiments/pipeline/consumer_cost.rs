@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::metrics::Throughput;
+use crate::produce;
 use crate::read::{self, Isolation};
 use crate::semantics::Semantic;
-use crate::produce;
 
 /// The log to read, and how often.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,8 +87,14 @@ impl ConsumerCost {
 
 /// Writes the log on a fresh topic, reads it with both isolation levels in
 /// turns, deletes it.
-pub fn consumer_cost(cluster: &Cluster, options: &ConsumerCostOptions) -> Result<ConsumerCost> {
-    if options.records == 0 || options.transaction_records == 0 || options.repetitions == 0 {
+pub fn consumer_cost(
+    cluster: &Cluster,
+    options: &ConsumerCostOptions,
+) -> Result<ConsumerCost> {
+    if options.records == 0
+        || options.transaction_records == 0
+        || options.repetitions == 0
+    {
         return Err(Error::BadConfig(
             "the consumer-cost log needs records, records per transaction and repetitions of at least 1"
                 .into(),
@@ -102,7 +108,11 @@ pub fn consumer_cost(cluster: &Cluster, options: &ConsumerCostOptions) -> Result
     measured
 }
 
-fn measure_on(cluster: &Cluster, options: &ConsumerCostOptions, topic: &str) -> Result<ConsumerCost> {
+fn measure_on(
+    cluster: &Cluster,
+    options: &ConsumerCostOptions,
+    topic: &str,
+) -> Result<ConsumerCost> {
     let aborted = write_log(cluster, options, topic)?;
     let log_offsets = cluster.end_offsets(topic)?.iter().sum::<i64>();
     let mut runs: Vec<(Isolation, Duration, Vec<u64>)> = Vec::new();
@@ -124,7 +134,8 @@ fn measure_on(cluster: &Cluster, options: &ConsumerCostOptions, topic: &str) -> 
             IsolationRead {
                 isolation: isolation.setting().to_string(),
                 records,
-                aborted_seen: ids.iter().filter(|id| aborted.contains(id)).count() as u64,
+                aborted_seen: ids.iter().filter(|id| aborted.contains(id)).count()
+                    as u64,
                 throughput: Throughput::new(
                     records,
                     records * options.record_bytes as u64,
@@ -157,7 +168,11 @@ fn measure_on(cluster: &Cluster, options: &ConsumerCostOptions, topic: &str) -> 
 
 /// Writes `options.records` records in transactions, aborting every
 /// `abort_every`-th; returns the aborted ids.
-fn write_log(cluster: &Cluster, options: &ConsumerCostOptions, topic: &str) -> Result<HashSet<u64>> {
+fn write_log(
+    cluster: &Cluster,
+    options: &ConsumerCostOptions,
+    topic: &str,
+) -> Result<HashSet<u64>> {
     let transactional_id = format!("{topic}-writer");
     let producer: BaseProducer<produce::LoggingContext> = Semantic::ExactlyOnce
         .producer_config(cluster.bootstrap(), Some(&transactional_id), &[])?
@@ -176,14 +191,22 @@ fn write_log(cluster: &Cluster, options: &ConsumerCostOptions, topic: &str) -> R
         let ids = id..(id + options.transaction_records).min(options.records);
         id = ids.end;
         for i in ids.clone() {
-            produce::send_watched(&producer, topic, i, options.record_bytes, &mut watch)?;
+            produce::send_watched(
+                &producer,
+                topic,
+                i,
+                options.record_bytes,
+                &mut watch,
+            )?;
         }
         if options.abort_every > 0 && n % options.abort_every == 0 {
             // An abort needs the delivery reports polled first.
             produce::drain_watched(&producer, Duration::from_secs(60), &mut watch)?;
-            watch.patiently("aborting a transaction", Duration::from_secs(60), |t| {
-                producer.abort_transaction(t)
-            })?;
+            watch.patiently(
+                "aborting a transaction",
+                Duration::from_secs(60),
+                |t| producer.abort_transaction(t),
+            )?;
             aborted.extend(ids);
         } else {
             produce::commit_watched(&producer, &mut watch)?;

@@ -48,7 +48,9 @@ use crate::error::{Error, Result};
 use crate::metrics::{LatencySummary, Throughput};
 use crate::semantics::Semantic;
 
-pub use consumer_cost::{consumer_cost, ConsumerCost, ConsumerCostOptions, IsolationRead};
+pub use consumer_cost::{
+    consumer_cost, ConsumerCost, ConsumerCostOptions, IsolationRead,
+};
 pub use report::{claims_markdown, consumer_cost_markdown, pipeline_markdown};
 
 /// The commit intervals measured by default, in ms.
@@ -123,7 +125,8 @@ impl PipelineOptions {
         if self.records == 0 || self.rate == 0 {
             return bad("--records and --rate must be at least 1");
         }
-        if self.commit_intervals_ms.is_empty() || self.commit_intervals_ms.contains(&0) {
+        if self.commit_intervals_ms.is_empty() || self.commit_intervals_ms.contains(&0)
+        {
             return bad("give at least one commit interval, each at least 1 ms, e.g. --commit-interval-ms 10,100");
         }
         if self.commit_intervals_ms.iter().any(|&ms| ms > 60_000) {
@@ -178,7 +181,8 @@ impl Cell {
 
     /// Requests of `kind` per commit.
     pub fn per_commit(&self, kind: &str) -> f64 {
-        self.requests.get(kind).copied().unwrap_or(0) as f64 / self.commits.max(1) as f64
+        self.requests.get(kind).copied().unwrap_or(0) as f64
+            / self.commits.max(1) as f64
     }
 }
 
@@ -205,7 +209,10 @@ impl ClusterRun {
     pub fn setup(&self) -> String {
         match (self.brokers, self.min_insync_replicas) {
             (1, _) => "1 broker".into(),
-            (n, Some(isr)) => format!("{n} brokers, replication {}, min ISR {isr}", self.replication),
+            (n, Some(isr)) => format!(
+                "{n} brokers, replication {}, min ISR {isr}",
+                self.replication
+            ),
             (n, None) => format!("{n} brokers, replication {}", self.replication),
         }
     }
@@ -271,8 +278,9 @@ pub fn pipeline_bench(
                     pipeline.label(),
                     run.setup()
                 ));
-                run.cells
-                    .push(cell::run_cell(cluster, pipeline, interval, min_isr, options)?);
+                run.cells.push(cell::run_cell(
+                    cluster, pipeline, interval, min_isr, options,
+                )?);
             }
         }
         runs.push(run);

@@ -60,9 +60,13 @@ pub fn pipeline_markdown(report: &PipelineReport) -> String {
         })
         .collect();
     out += &if flawed.is_empty() {
-        "In every cell the downstream reader saw every input id exactly once.\n".to_string()
+        "In every cell the downstream reader saw every input id exactly once.\n"
+            .to_string()
     } else {
-        format!("Not every id arrived exactly once: {}.\n", flawed.join("; "))
+        format!(
+            "Not every id arrived exactly once: {}.\n",
+            flawed.join("; ")
+        )
     };
     out
 }
@@ -78,7 +82,8 @@ fn cells_table(run: &ClusterRun) -> String {
          |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for c in &run.cells {
-        let vs = vs_at_least_once(run, c).map_or_else(|| "–".into(), |r| format!("{r:.2}"));
+        let vs =
+            vs_at_least_once(run, c).map_or_else(|| "–".into(), |r| format!("{r:.2}"));
         out += &format!(
             "| {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {} |\n",
             c.pipeline.label(),
@@ -190,7 +195,8 @@ pub fn consumer_cost_markdown(cost: &ConsumerCost) -> String {
 /// throughput cost of transactions at 100 ms, and the latency a
 /// `read_committed` reader pays per commit interval.
 pub fn claims_markdown(report: &PipelineReport) -> String {
-    let mut out = String::from("| claim | on | measured here | holds |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| claim | on | measured here | holds |\n|---|---|---|---|\n");
     for run in &report.clusters {
         let at_100 = run
             .cell(Pipeline::ExactlyOnce, 100)
@@ -226,9 +232,9 @@ pub fn claims_markdown(report: &PipelineReport) -> String {
                 )
             })
             .collect();
-        let half = eos
-            .iter()
-            .all(|c| c.latency.p50_us as f64 / 1000.0 >= 0.45 * c.commit_interval_ms as f64);
+        let half = eos.iter().all(|c| {
+            c.latency.p50_us as f64 / 1000.0 >= 0.45 * c.commit_interval_ms as f64
+        });
         out += &format!(
             "| a `read_committed` reader waits for the commit: the median record waits about \
              half an interval or more | {} | {} | {} |\n",
