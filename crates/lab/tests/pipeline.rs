@@ -177,3 +177,44 @@ fn options_that_measure_nothing_are_refused_with_what_to_change() {
         .to_string()
         .contains("at-least-once or exactly-once"));
 }
+
+/// The book's recorded run, drawn: one chart per cluster, in the book's
+/// column, with both pipelines and the interval line, as SVG and PNG.
+#[test]
+fn the_recorded_run_draws_one_chart_per_cluster() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../book/src/generated/pipeline.json");
+    let text = std::fs::read_to_string(&path)
+        .expect("book/src/generated/pipeline.json: record it with `cargo xtask regen --only pipeline`");
+    let report: lab::experiments::pipeline::PipelineReport =
+        serde_json::from_str(&text).expect("pipeline.json is a pipeline report");
+    let charts = lab::charts::pipeline_charts(&report);
+    let stems: Vec<&str> = charts.iter().map(|(stem, _)| *stem).collect();
+    assert_eq!(stems, ["pipeline-one-broker", "pipeline-three-brokers"]);
+    for (stem, chart) in &charts {
+        let (width, height) = chart.size();
+        assert!(width <= lab::charts::BOOK_WIDTH, "{stem}: {width} px wide");
+        let svg = chart.to_svg_string();
+        for text in [
+            "at-least-once p50",
+            "exactly-once p99",
+            "the commit interval",
+            "Apache Kafka",
+        ] {
+            assert!(svg.contains(text), "{stem}.svg shows {text:?}");
+        }
+        let png = chart.to_png_bytes();
+        assert_eq!(&png[1..4], b"PNG", "{stem}.png");
+        let size = (
+            u32::from_be_bytes(png[16..20].try_into().unwrap()),
+            u32::from_be_bytes(png[20..24].try_into().unwrap()),
+        );
+        assert_eq!(size, (width, height), "{stem}.png");
+        // LAB_CHARTS_KEEP=DIR keeps the PNGs, to look at them.
+        if let Some(keep) = std::env::var_os("LAB_CHARTS_KEEP") {
+            let keep = std::path::PathBuf::from(keep);
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::write(keep.join(format!("{stem}.png")), &png).unwrap();
+        }
+    }
+}
