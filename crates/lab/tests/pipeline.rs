@@ -196,7 +196,7 @@ fn the_recorded_run_draws_one_chart_per_cluster() {
         assert!(width <= lab::charts::BOOK_WIDTH, "{stem}: {width} px wide");
         let svg = chart.to_svg_string();
         for text in [
-            "at-least-once p50",
+            "at-least-once p99",
             "exactly-once p99",
             "the commit interval",
             "Apache Kafka",

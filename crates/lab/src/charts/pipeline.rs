@@ -36,7 +36,7 @@ pub fn pipeline_chart(report: &PipelineReport, run: &ClusterRun) -> Chart {
     top.y_unit = Unit::Rate;
     let mut bottom = XyPanel::new("commit interval (ms)", "latency (ms)");
     bottom.heading = Some(format!(
-        "End to end at {} records/s: upstream send to a read_committed read",
+        "End to end at {} records/s, p50 and p99 (to a read_committed read)",
         o.rate
     ));
     bottom.x_scale = Scale::Log10;
@@ -54,12 +54,11 @@ pub fn pipeline_chart(report: &PipelineReport, run: &ClusterRun) -> Chart {
         top.series.push(line(pipeline.label(), &cells, color, |c| {
             c.throughput.records_per_sec
         }));
-        bottom.series.push(line(
-            &format!("{} p50", pipeline.label()),
-            &cells,
-            color,
-            |c| c.latency.p50_us as f64 / 1000.0,
-        ));
+        bottom
+            .series
+            .push(line(pipeline.label(), &cells, color, |c| {
+                c.latency.p50_us as f64 / 1000.0
+            }));
         bottom.series.push(line(
             &format!("{} p99", pipeline.label()),
             &cells,
@@ -77,10 +76,12 @@ pub fn pipeline_chart(report: &PipelineReport, run: &ClusterRun) -> Chart {
             .with_color(MUTED),
     );
     xy_chart(
-        format!("The pipeline over the commit interval, {}", run.setup()),
+        "The pipeline over the commit interval",
         Some(format!(
-            "{} records of {} B per backlog; one partition; consume, write on, commit every interval",
-            o.records, o.record_bytes
+            "{}; {} records of {} B per backlog, one partition",
+            run.setup(),
+            o.records,
+            o.record_bytes
         )),
         format!(
             "Measured on {}, librdkafka {}; {} CPUs.",
