@@ -22,7 +22,7 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 1024)]
     pub record_bytes: usize,
     /// Records per second of the steady stream (the latency)
-    #[arg(long, default_value_t = 2000, value_parser = crate::records)]
+    #[arg(long, default_value_t = 2000, value_parser = rate)]
     pub rate: u64,
     /// The steady stream lasts at least this many seconds...
     #[arg(long, default_value_t = 3.0)]
@@ -54,6 +54,14 @@ pub struct PipelineArgs {
     /// Also draw the charts (SVG and PNG) into this directory
     #[arg(long)]
     pub charts: Option<PathBuf>,
+}
+
+/// `--rate`: records per second, 1 to 1,000,000.
+fn rate(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("the rate is records per second, a whole number from 1 to 1000000, e.g. --rate 2000".into()),
+    }
 }
 
 fn pipeline_parser(text: &str) -> Result<Pipeline, String> {
