@@ -17,7 +17,7 @@ pub fn src_dir() -> PathBuf {
     repo_root().join("book/src")
 }
 
-fn generated_dir() -> PathBuf {
+pub fn generated_dir() -> PathBuf {
     src_dir().join("generated")
 }
 
@@ -299,6 +299,12 @@ pub fn parts() -> Vec<Part> {
             name: "bench",
             measure: measure_bench,
             pages: bench_pages,
+            needs_three: true,
+        },
+        Part {
+            name: "pipeline",
+            measure: crate::book_pipeline::measure,
+            pages: crate::book_pipeline::pages,
             needs_three: true,
         },
         Part {

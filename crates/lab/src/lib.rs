@@ -30,7 +30,8 @@
 //!    a chaos proxy that loses acknowledgements, broker failures, the
 //!    transaction protocol under stress).
 //! 5. Many runs: [`experiments`] (the scenario matrix, monitored runs, the
-//!    timelines, the benchmark), what `cargo xtask regen` records for the book.
+//!    timelines, the benchmark, the consume-transform-produce pipeline's
+//!    benchmark), what `cargo xtask regen` records for the book.
 //! 6. Pictures: [`charts`] (SVG, PNG, inline in a notebook).
 //! 7. Learners: [`exercise`] (predictions, settings and code the learner
 //!    writes, each checked against a real run).

@@ -2,7 +2,7 @@
 //! the benchmark numbers, as charts a learner can read at a glance: grouped
 //! bars (drawn in `bars`), lines and points over a numeric axis in `xy`, and
 //! the charts built from them in `outcomes`, `matrix`, `plain`, `bench`,
-//! `timeline`, `monitor` and `corrections`.
+//! `timeline`, `monitor`, `corrections` and `pipeline`.
 //!
 //! Every chart is a [`Chart`]: build one from recorded data, then draw it on any
 //! plotters backend ([`Chart::draw`]), or use a shortcut: [`Chart::to_svg_string`],
@@ -41,6 +41,7 @@ mod corrections;
 mod matrix;
 mod monitor;
 mod outcomes;
+mod pipeline;
 mod plain;
 pub mod timeline;
 mod xy;
@@ -55,6 +56,7 @@ pub use model::{Chart, Unit};
 pub use monitor::{monitoring_chart, open_transaction_chart};
 pub use outcomes::outcomes_chart;
 pub use output::{save_all, write_charts};
+pub use pipeline::{pipeline_chart, pipeline_charts};
 pub use plain::{latency_chart, throughput_chart};
 pub use style::{BLUE, BOOK_WIDTH, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 pub use timeline::{

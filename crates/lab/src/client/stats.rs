@@ -232,6 +232,25 @@ impl Report {
     }
 }
 
+/// The requests a client has sent so far, by request type (`Produce`,
+/// `EndTxn`, `TxnOffsetCommit`, ...), summed over its broker connections
+/// (the logical group and transaction coordinators included): librdkafka's
+/// per-broker `req` counters of one statistics report.
+pub fn requests_by_type(
+    json: &[u8],
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let raw: raw::Stats = serde_json::from_slice(json).map_err(|e| {
+        Error::BadData(format!("this is not librdkafka statistics JSON ({e})"))
+    })?;
+    let mut out = std::collections::BTreeMap::new();
+    for broker in raw.brokers.values() {
+        for (kind, n) in &broker.req {
+            *out.entry(kind.clone()).or_insert(0) += (*n).max(0) as u64;
+        }
+    }
+    Ok(out)
+}
+
 /// The shape of librdkafka's statistics JSON, the fields the lab reads.
 mod raw {
     use std::collections::HashMap;
@@ -819,6 +838,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn requests_are_counted_by_type_over_every_connection() {
+        let requests = requests_by_type(PRODUCER.as_bytes()).unwrap();
+        // FindCoordinator went to the broker, AddPartitionsToTxn to the
+        // transaction coordinator: both connections count.
+        assert_eq!(requests["FindCoordinator"], 2);
+        assert_eq!(requests["AddPartitionsToTxn"], 1);
+        assert_eq!(requests["Metadata"], 3);
+        assert_eq!(requests["EndTxn"], 0);
+        assert!(requests_by_type(b"[1]").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::semantics::Semantic;
 pub mod bench;
 pub mod matrix;
 pub mod monitored;
+pub mod pipeline;
 pub mod timelines;
 
 /// The introduction's first run: each semantic on the happy path, `records` each.

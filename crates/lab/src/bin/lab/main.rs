@@ -8,6 +8,7 @@
 //!     lab settings --semantic exactly-once
 //!     lab ping
 //!     lab bench --records 200000 --json bench.json --charts charts/
+//!     lab pipeline-bench --three-bootstrap 127.0.0.1:19092 --json pipeline.json
 //!     lab matrix --repetitions 3 --json matrix.json --charts charts/
 //!     lab charts --from-matrix book/src/generated/matrix.json --out charts
 //!     lab clean --dry-run
@@ -17,6 +18,7 @@
 
 mod bench;
 mod matrix;
+mod pipeline;
 mod run;
 mod scenario;
 mod side_effects;
@@ -168,6 +170,8 @@ enum Command {
     },
     /// Throughput and latency per semantic, side by side and against Kafka's ProducerPerformance
     Bench(bench::BenchArgs),
+    /// The consume-transform-produce pipeline, at-least-once beside exactly-once, over commit intervals
+    PipelineBench(pipeline::PipelineArgs),
     /// Remove the topics and consumer groups the lab's runs left on a broker (nothing else)
     Clean {
         /// Only list what would be removed
@@ -230,6 +234,7 @@ fn dispatch(command: Command) -> lab::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(&args),
+        Command::PipelineBench(args) => args.run(),
         Command::Clean { dry_run, target } => clean(&target.cluster()?, dry_run),
         Command::Worker { spec } => {
             lab::faults::crash::worker::run(&WorkerSpec::from_json(&spec)?)
