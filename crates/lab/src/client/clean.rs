@@ -19,9 +19,15 @@ pub struct Leftovers {
     pub groups: Vec<String>,
 }
 
+/// What every topic and group name the lab makes starts with.
+pub const PREFIX: &str = "lab-";
+
 /// Whether `name` is one [`Cluster::fresh_name`] made:
-/// `<prefix>-<milliseconds since 1970>-<process id>-<counter>`.
+/// `lab-<what>-<milliseconds since 1970>-<process id>-<counter>`.
 pub fn is_lab_name(name: &str) -> bool {
+    if !name.starts_with(PREFIX) {
+        return false;
+    }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let mut parts = name.rsplitn(4, '-');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -120,6 +126,8 @@ mod tests {
             "x-179620028282-1-0",
             "-1796200282821-1-0",
             "x-1796200282821-1-",
+            // Shaped like the lab's, but someone else's: no `lab-` prefix.
+            "orders-1796200282821-1-0",
         ] {
             assert!(!is_lab_name(name), "{name}");
         }

@@ -229,7 +229,13 @@ impl Cluster {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}-{millis}-{}-{n}", std::process::id())
+        // `lab-` first: on a shared cluster the lab's names are told apart
+        // from everyone else's, and `lab clean` removes only these.
+        format!(
+            "{}{prefix}-{millis}-{}-{n}",
+            crate::clean::PREFIX,
+            std::process::id()
+        )
     }
 
     /// A watch on this cluster's brokers while the lab is `doing` something:
