@@ -543,6 +543,11 @@ fn monitoring() -> lab::experiments::monitored::MonitoringRecord {
 fn monitoring_charts_from_the_recorded_statistics() {
     use lab::charts::{monitoring_chart, open_transaction_chart};
     let record = monitoring();
+    // The chart names the Kafka the statistics were recorded on.
+    let recorded_on = |description: &str| description.split(',').next().unwrap().to_string();
+    let runs_on = recorded_on(&record.runs[0].backend_description);
+    let open_on = recorded_on(&record.open_transaction.backend_description);
+    assert!(runs_on.starts_with("Apache Kafka 4."), "{runs_on}");
     check(
         &monitoring_chart(&record),
         "monitoring",
@@ -555,7 +560,7 @@ fn monitoring_charts_from_the_recorded_statistics() {
             "transactions aborted (lab events)",
             "A, ALO",
             "E3, EOS",
-            "Apache Kafka 4.1.1",
+            &runs_on,
         ],
     );
     let open = &record.open_transaction;
@@ -569,7 +574,7 @@ fn monitoring_charts_from_the_recorded_statistics() {
             "reader behind the high watermark",
             "librdkafka consumer_lag (against the LSO)",
             "transaction open",
-            "Apache Kafka 4.1.1",
+            &open_on,
         ],
     );
     // What the lines are drawn from: the reader held at the LSO while open.
