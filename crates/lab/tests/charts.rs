@@ -544,7 +544,8 @@ fn monitoring_charts_from_the_recorded_statistics() {
     use lab::charts::{monitoring_chart, open_transaction_chart};
     let record = monitoring();
     // The chart names the Kafka the statistics were recorded on.
-    let recorded_on = |description: &str| description.split(',').next().unwrap().to_string();
+    let recorded_on =
+        |description: &str| description.split(',').next().unwrap().to_string();
     let runs_on = recorded_on(&record.runs[0].backend_description);
     let open_on = recorded_on(&record.open_transaction.backend_description);
     assert!(runs_on.starts_with("Apache Kafka 4."), "{runs_on}");
