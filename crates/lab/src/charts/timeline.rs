@@ -234,61 +234,12 @@ pub fn side_effects_timeline(runs: &[DbOutcome]) -> Chart {
             continue;
         };
         shown.push(run);
-        let f = &run.fates;
-        let rows = |id| f.rows_of(id);
-        let sent = |id| f.notifications_of(id);
-        let kinds: [(&str, &str, &IdRanges, &IdRanges, &dyn Fn(u64) -> u64); 2] = [
-            (
-                "table rows",
-                "table",
-                &f.rows_duplicated,
-                &f.rows_missing,
-                &rows,
-            ),
-            (
-                "notifications",
-                "log",
-                &f.notifications_duplicated,
-                &f.notifications_missing,
-                &sent,
-            ),
-        ];
-        for (what, place, repeated, missing, times) in kinds {
-            let name = match variant {
-                DbVariant::RowThenCommit => "1. row, then Kafka commit",
-                _ => "4. offsets in the database",
-            };
-            let heading = format!(
-                "{name}: {what}: {} ids repeated, {} missing",
-                repeated.len(),
-                missing.len()
-            );
-            let mut p = fate_panel(heading, run.records, times);
-            p.y_desc = format!("times in the {place}");
-            for s in &mut p.series {
-                s.name = match s.name.as_str() {
-                    LOST => MISSING.into(),
-                    DUPLICATED => REPEATED.into(),
-                    _ => ONCE_EXACTLY.into(),
-                };
-            }
-            // The killed workers' batches share a stretch of ids (each
-            // holds ids of one partition at a time): one band for all.
-            let held =
-                IdRanges::from_ids(f.held_when_killed.iter().flat_map(|h| h.iter()));
-            if let Some((a, b)) = held.bounds() {
-                p.bands.push(Band {
-                    from: a as f64,
-                    to: b as f64,
-                    label: format!(
-                        "batches of the {} killed workers ({} of these ids)",
-                        f.held_when_killed.len(),
-                        held.len()
-                    ),
-                });
-            }
-            panels.push(p);
-        }
+        let name = match variant {
+            DbVariant::RowThenCommit => "1. row, then Kafka commit",
+            _ => "4. offsets in the database",
+        };
+        panels.push(db_panel(name, run, true));
+        panels.push(db_panel(name, run, false));
     }
     let seeds: Vec<String> = distinct(shown.iter().map(|r| r.seed))
         .iter()
@@ -316,4 +267,56 @@ pub fn side_effects_timeline(runs: &[DbOutcome]) -> Chart {
     );
     let panels = (2 * shown.len()).max(1) as u32;
     chart.with_size(super::style::BOOK_WIDTH, (180 + 260 * panels).min(1400))
+}
+
+/// One panel of [`side_effects_timeline`]: the table's rows (`table`) or the
+/// notifications sent, per id, of `run`.
+fn db_panel(name: &str, run: &DbOutcome, table: bool) -> XyPanel {
+    let f = &run.fates;
+    let (what, place, repeated, missing) = if table {
+        ("table rows", "table", &f.rows_duplicated, &f.rows_missing)
+    } else {
+        (
+            "notifications",
+            "log",
+            &f.notifications_duplicated,
+            &f.notifications_missing,
+        )
+    };
+    let times = |id| {
+        if table {
+            f.rows_of(id)
+        } else {
+            f.notifications_of(id)
+        }
+    };
+    let heading = format!(
+        "{name}: {what}: {} ids repeated, {} missing",
+        repeated.len(),
+        missing.len()
+    );
+    let mut p = fate_panel(heading, run.records, &times);
+    p.y_desc = format!("times in the {place}");
+    for s in &mut p.series {
+        s.name = match s.name.as_str() {
+            LOST => MISSING.into(),
+            DUPLICATED => REPEATED.into(),
+            _ => ONCE_EXACTLY.into(),
+        };
+    }
+    // The killed workers' batches share a stretch of ids (each
+    // holds ids of one partition at a time): one band for all.
+    let held = IdRanges::from_ids(f.held_when_killed.iter().flat_map(|h| h.iter()));
+    if let Some((a, b)) = held.bounds() {
+        p.bands.push(Band {
+            from: a as f64,
+            to: b as f64,
+            label: format!(
+                "batches of the {} killed workers ({} of these ids)",
+                f.held_when_killed.len(),
+                held.len()
+            ),
+        });
+    }
+    p
 }
