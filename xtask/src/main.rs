@@ -299,6 +299,7 @@ fn exercise(name: Option<&str>, solution: bool) -> Result<()> {
     };
     let how = match exercise.shape {
         catalog::Shape::Transactional => "each run injects a retriable, an abortable and a fatal error into your program",
+        catalog::Shape::Database => "two runs kill and replace your program, a third runs two instances of it through a rebalance",
         _ => "each run starts, kills and replaces your program",
     };
     println!(

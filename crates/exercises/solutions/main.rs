@@ -6,6 +6,7 @@ mod at_least_once_producer;
 mod at_most_once_consumer;
 mod dedup_consumer;
 mod exactly_once_processor;
+mod offsets_in_database;
 mod transactional_errors;
 
 fn main() {
@@ -14,6 +15,7 @@ fn main() {
         ("at-least-once-consumer", at_least_once_consumer::run),
         ("at-least-once-producer", at_least_once_producer::run),
         ("dedup-consumer", dedup_consumer::run),
+        ("offsets-in-database", offsets_in_database::run),
         ("exactly-once-processor", exactly_once_processor::run),
         ("transactional-errors", transactional_errors::run),
     ])

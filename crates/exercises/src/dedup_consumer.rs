@@ -12,8 +12,9 @@
 //!
 //! **Goal: every record processed exactly once**, across the crash.
 //!
-//! Grade it with `cargo xtask exercise dedup-consumer`, or from the notebook
-//! `notebooks/07-side-effects.ipynb`. The book: "Side effects outside Kafka".
+//! Grade it with `cargo xtask exercise dedup-consumer` (notebook
+//! `notebooks/07-side-effects.ipynb` grades its other exercise,
+//! offsets-in-database). The book: "Side effects outside Kafka".
 
 use std::collections::HashSet;
 

@@ -621,6 +621,7 @@ fn a_graded_exercise_draws_its_runs_lost_and_duplicated_ids_where_they_fell() {
         crash: None,
         crashed: true,
         errors: None,
+        rebalance: None,
         lost: IdRanges::from_ids(lost),
         duplicated: IdRanges::from_ids(duplicated),
         problems: Vec::new(),
@@ -641,4 +642,67 @@ fn a_graded_exercise_draws_its_runs_lost_and_duplicated_ids_where_they_fell() {
     ] {
         assert!(svg.contains(heading), "{heading:?} in the chart");
     }
+}
+
+#[test]
+fn side_effects_timeline_from_the_recorded_runs() {
+    use lab::charts::timeline::{MISSING, ONCE_EXACTLY, REPEATED};
+    use lab::faults::crash::db::{DbOutcome, DbVariant};
+    let runs: Vec<DbOutcome> = serde_json::from_str(&generated("side-effects.json"))
+        .expect("side-effects.json is a list of database-sink runs");
+    let first = |v: DbVariant| {
+        runs.iter()
+            .filter(|r| r.variant == v && !r.rebalance)
+            .min_by_key(|r| r.seed)
+            .expect("a crash run of variants 1 and 4")
+    };
+    let (naive, in_db) = (
+        first(DbVariant::RowThenCommit),
+        first(DbVariant::OffsetsInDb),
+    );
+    for run in [naive, in_db] {
+        // The recorded ids agree with the recorded counts.
+        let f = &run.fates;
+        assert_eq!(f.rows_missing.len(), run.rows.missing, "{run}");
+        assert_eq!(
+            f.notifications_missing.len(),
+            run.notifications.missing,
+            "{run}"
+        );
+        assert!(f.rows_duplicated.len() <= run.rows.duplicated, "{run}");
+        assert_eq!(f.held_when_killed.len(), 2, "two workers killed:\n{run}");
+    }
+    let chart = charts::side_effects_timeline(&runs);
+    let svg = chart.to_svg_string();
+    // One point per repeated or missing id, and one legend marker per series.
+    let (n, d) = (&naive.fates, &in_db.fates);
+    let repeated = n.rows_duplicated.len()
+        + n.notifications_duplicated.len()
+        + d.rows_duplicated.len()
+        + d.notifications_duplicated.len();
+    let missing = n.rows_missing.len()
+        + n.notifications_missing.len()
+        + d.rows_missing.len()
+        + d.notifications_missing.len();
+    assert!(repeated > 0 && missing > 0, "the runs show both");
+    assert_eq!(circles(&svg, "#0072B2") as u64, repeated + 1);
+    assert_eq!(circles(&svg, "#D55E00") as u64, missing + 1);
+    check(
+        &chart,
+        "side-effects-timeline",
+        &[
+            MISSING,
+            REPEATED,
+            ONCE_EXACTLY,
+            "batches of the 2 killed workers",
+            &format!(
+                "1. row, then Kafka commit: table rows: {} ids repeated",
+                n.rows_duplicated.len()
+            ),
+            &format!(
+                "4. offsets in the database: notifications: 0 ids repeated, {} missing",
+                d.notifications_missing.len()
+            ),
+        ],
+    );
 }

@@ -18,6 +18,7 @@ use super::style::{BLUE, VERMILLION};
 use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
 use crate::audit::IdRanges;
 pub use crate::experiments::timelines::TimelineRun;
+use crate::faults::crash::db::{DbOutcome, DbVariant};
 use crate::outcome::Outcome;
 use crate::support::distinct;
 
@@ -210,4 +211,112 @@ pub fn ids_timeline(title: String, subtitle: String, runs: &[IdsRun]) -> Chart {
     );
     let panels = runs.len().max(1) as u32;
     chart.with_size(super::style::BOOK_WIDTH, (180 + 260 * panels).min(1400))
+}
+
+/// The side-effects scenario's legend: what a panel counts per id.
+pub const MISSING: &str = "missing (0 times)";
+pub const REPEATED: &str = "repeated (2+ times)";
+pub const ONCE_EXACTLY: &str = "once";
+
+/// The timeline of the side-effects scenario: the first seed's crash run of
+/// the naive consumer (row, then Kafka commit) and of the consumer that keeps
+/// its offsets in the database, two panels each: the rows of the table and
+/// the notifications sent, per id. Shaded: the batch each killed worker held.
+pub fn side_effects_timeline(runs: &[DbOutcome]) -> Chart {
+    let mut panels = Vec::new();
+    let mut shown = Vec::new();
+    for variant in [DbVariant::RowThenCommit, DbVariant::OffsetsInDb] {
+        let Some(run) = runs
+            .iter()
+            .filter(|r| r.variant == variant && !r.rebalance)
+            .min_by_key(|r| r.seed)
+        else {
+            continue;
+        };
+        shown.push(run);
+        let name = match variant {
+            DbVariant::RowThenCommit => "1. row, then Kafka commit",
+            _ => "4. offsets in the database",
+        };
+        panels.push(db_panel(name, run, true));
+        panels.push(db_panel(name, run, false));
+    }
+    let seeds: Vec<String> = distinct(shown.iter().map(|r| r.seed))
+        .iter()
+        .map(u64::to_string)
+        .collect();
+    let sources = distinct(shown.iter().map(|r| {
+        format!(
+            "{}, librdkafka {}",
+            r.backend_description, r.librdkafka_version
+        )
+    }));
+    let caption = format!(
+        "Measured on {}. x: record id; y: times the table or the notifications log holds it \
+         (2 for any repeat); shaded: the stretch of ids the killed workers' batches came from.",
+        sources.join("; ")
+    );
+    let chart = xy_chart(
+        "A database sink under two SIGKILLs, id by id",
+        Some(format!(
+            "the table's rows and the notifications sent; seed {}",
+            seeds.join(", ")
+        )),
+        caption,
+        panels,
+    );
+    let panels = (2 * shown.len()).max(1) as u32;
+    chart.with_size(super::style::BOOK_WIDTH, (180 + 260 * panels).min(1400))
+}
+
+/// One panel of [`side_effects_timeline`]: the table's rows (`table`) or the
+/// notifications sent, per id, of `run`.
+fn db_panel(name: &str, run: &DbOutcome, table: bool) -> XyPanel {
+    let f = &run.fates;
+    let (what, place, repeated, missing) = if table {
+        ("table rows", "table", &f.rows_duplicated, &f.rows_missing)
+    } else {
+        (
+            "notifications",
+            "log",
+            &f.notifications_duplicated,
+            &f.notifications_missing,
+        )
+    };
+    let times = |id| {
+        if table {
+            f.rows_of(id)
+        } else {
+            f.notifications_of(id)
+        }
+    };
+    let heading = format!(
+        "{name}: {what}: {} ids repeated, {} missing",
+        repeated.len(),
+        missing.len()
+    );
+    let mut p = fate_panel(heading, run.records, &times);
+    p.y_desc = format!("times in the {place}");
+    for s in &mut p.series {
+        s.name = match s.name.as_str() {
+            LOST => MISSING.into(),
+            DUPLICATED => REPEATED.into(),
+            _ => ONCE_EXACTLY.into(),
+        };
+    }
+    // The killed workers' batches share a stretch of ids (each
+    // holds ids of one partition at a time): one band for all.
+    let held = IdRanges::from_ids(f.held_when_killed.iter().flat_map(|h| h.iter()));
+    if let Some((a, b)) = held.bounds() {
+        p.bands.push(Band {
+            from: a as f64,
+            to: b as f64,
+            label: format!(
+                "batches of the {} killed workers ({} of these ids)",
+                f.held_when_killed.len(),
+                held.len()
+            ),
+        });
+    }
+    p
 }

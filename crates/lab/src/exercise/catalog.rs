@@ -27,6 +27,11 @@ pub enum Shape {
     /// grader injects one error of each kind ([`ErrorPlan`]); one process,
     /// no crash. The audit reads the output with `read_committed`.
     Transactional,
+    /// Consumes the input into an SQLite table (the grader's database,
+    /// [`Kit::database`](super::kit::Kit::database)), each batch in one
+    /// database transaction; the audit counts the table's rows by id. After
+    /// the crash runs, one run of two instances at once (a rebalance).
+    Database,
 }
 
 /// The three transactional errors of one seeded run, each named by the id
@@ -90,6 +95,9 @@ pub struct CodeExercise {
     pub duplicated_input: Option<(u64, u64)>,
     /// One crash per seeded run, in order.
     pub crashes: &'static [CrashPoint],
+    /// After the crash runs, one run of two instances at once, the second
+    /// joining the group while the first is at work.
+    pub rebalance: bool,
     /// [`Shape::Transactional`]: the injected errors of each seeded run,
     /// in order (no crash then).
     pub errors: &'static [ErrorPlan],
@@ -126,6 +134,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         shape: Shape::Consume,
         duplicated_input: None,
         errors: &[],
+        rebalance: false,
         crashes: &[crash(Step::Process, 120), crash(Step::Process, 201)],
         rule: Rule::NoDuplicates,
         page: "at-most-once.md",
@@ -140,6 +149,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         shape: Shape::Consume,
         duplicated_input: None,
         errors: &[],
+        rebalance: false,
         crashes: &[crash(Step::Commit, 2), crash(Step::Process, 130)],
         rule: Rule::NoLoss,
         page: "at-least-once.md",
@@ -153,6 +163,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         shape: Shape::Produce,
         duplicated_input: None,
         errors: &[],
+        rebalance: false,
         crashes: &[crash(Step::Send, 150), crash(Step::Send, 260)],
         rule: Rule::NoLoss,
         page: "at-least-once.md",
@@ -167,6 +178,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         shape: Shape::Consume,
         duplicated_input: Some((100, 150)),
         errors: &[],
+        rebalance: false,
         crashes: &[crash(Step::Process, 130), crash(Step::Commit, 3)],
         rule: Rule::Exact,
         page: "exactly-once/side-effects.md",
@@ -175,11 +187,29 @@ pub const EXERCISES: &[CodeExercise] = &[
                store: kit.processed_ids()) and read them back when the program starts.",
     },
     CodeExercise {
+        name: "offsets-in-database",
+        title: "Exactly-once into a database: the offsets in the rows' transaction",
+        shape: Shape::Database,
+        duplicated_input: None,
+        errors: &[],
+        rebalance: true,
+        crashes: &[crash(Step::DbCommit, 3), crash(Step::BeforeDbCommit, 2)],
+        rule: Rule::Exact,
+        page: "exactly-once/side-effects.md",
+        hint: "Kafka's committed offset and the database commit are two commits: a crash \
+               between them repeats or skips a batch. Keep the offsets where the rows are: \
+               in the same database transaction, write each partition's next offset (the \
+               batch's last offset + 1) to consumed_offsets, and in start_from read it back \
+               (Offset::Offset(next)), Offset::Beginning when the table has none. Kafka's \
+               committed offsets are then never read.",
+    },
+    CodeExercise {
         name: "exactly-once-processor",
         title: "The exactly-once read-process-write loop",
         shape: Shape::ReadProcessWrite,
         duplicated_input: None,
         errors: &[],
+        rebalance: false,
         crashes: &[crash(Step::CommitTransaction, 2), crash(Step::Send, 130)],
         rule: Rule::Exact,
         page: "exactly-once/read-process-write.md",
@@ -194,6 +224,7 @@ pub const EXERCISES: &[CodeExercise] = &[
         shape: Shape::Transactional,
         duplicated_input: None,
         crashes: &[],
+        rebalance: false,
         errors: &[
             ErrorPlan {
                 lost_answer: 99,
@@ -241,9 +272,9 @@ impl CodeExercise {
     }
 
     /// How many seeded runs the grader makes: one per crash, or one per
-    /// error plan.
+    /// error plan, and the rebalance run.
     pub fn seeds(&self) -> usize {
-        self.crashes.len().max(self.errors.len())
+        self.crashes.len().max(self.errors.len()) + usize::from(self.rebalance)
     }
 }
 

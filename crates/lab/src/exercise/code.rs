@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::catalog::{self, CodeExercise, ErrorPlan, Rule, Shape, PARTITIONS};
 use super::kit::{CrashPoint, Entry, KitSpec};
-use super::txn_grade;
+use super::{db_grade, txn_grade};
 use crate::audit::IdRanges;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
@@ -70,6 +70,9 @@ pub struct SeedRun {
     pub crashed: bool,
     /// The transactional exercise: the errors injected, and met.
     pub errors: Option<ErrorsRun>,
+    /// A run of two instances at once (no crash): per instance, the
+    /// partitions of each assignment it was given.
+    pub rebalance: Option<Vec<Vec<Vec<i32>>>>,
     pub lost: IdRanges,
     /// Ids found more than once.
     pub duplicated: IdRanges,
@@ -146,7 +149,19 @@ impl fmt::Display for CodeGrade {
                     run.lost.len(),
                     run.duplicated.len()
                 )?,
-                (None, None) => writeln!(f, "nothing injected")?,
+                (None, None) => match &run.rebalance {
+                    Some(assignments) => writeln!(
+                        f,
+                        "two instances at once, the second joining while the first \
+                         worked (partitions of each assignment: first {:?}, second {:?}): \
+                         {} lost, {} duplicated",
+                        assignments.first().cloned().unwrap_or_default(),
+                        assignments.get(1).cloned().unwrap_or_default(),
+                        run.lost.len(),
+                        run.duplicated.len()
+                    )?,
+                    None => writeln!(f, "nothing injected")?,
+                },
             }
             if let Some(errors) = run.errors.as_ref().filter(|e| !e.seen.is_empty()) {
                 writeln!(f, "    errors met, in order: {}", errors.seen.join("; "))?;
@@ -177,9 +192,15 @@ pub fn grade_program(
     cluster.require_faithful(Semantic::ExactlyOnce)?;
     let binary = build(program)?;
     let mut runs = Vec::new();
-    let seeded = (0..exercise.seeds()).map(|i| match exercise.errors.get(i) {
-        Some(plan) => txn_grade::run_once(cluster, &binary, *plan),
-        None => run_once(cluster, exercise, &binary, exercise.crashes[i]),
+    let seeded = (0..exercise.seeds()).map(|i| {
+        match (exercise.errors.get(i), exercise.crashes.get(i)) {
+            (Some(plan), _) => txn_grade::run_once(cluster, &binary, *plan),
+            (None, Some(crash)) if exercise.shape == Shape::Database => {
+                db_grade::run_crash(cluster, exercise, &binary, *crash)
+            }
+            (None, Some(crash)) => run_once(cluster, exercise, &binary, *crash),
+            (None, None) => db_grade::run_rebalance(cluster, exercise, &binary),
+        }
     });
     for run in seeded {
         let run = run?;
@@ -238,15 +259,15 @@ pub fn build(program: Program) -> Result<PathBuf> {
 }
 
 /// The topics, group and files of one run.
-struct Stage {
-    spec: KitSpec,
-    dir: PathBuf,
+pub(super) struct Stage {
+    pub(super) spec: KitSpec,
+    pub(super) dir: PathBuf,
 }
 
-fn stage(
+pub(super) fn stage(
     cluster: &Cluster,
     exercise: &CodeExercise,
-    crash: CrashPoint,
+    crash: Option<CrashPoint>,
 ) -> Result<Stage> {
     let input = match exercise.shape {
         Shape::Produce | Shape::Transactional => String::new(),
@@ -277,7 +298,7 @@ fn stage(
         fill(a..b)?;
     }
     let output = match exercise.shape {
-        Shape::Consume => None,
+        Shape::Consume | Shape::Database => None,
         Shape::ReadProcessWrite | Shape::Produce | Shape::Transactional => {
             let output = cluster.fresh_name(&format!("exercise-{}-out", exercise.name));
             cluster.create_topic(&output, PARTITIONS)?;
@@ -309,11 +330,18 @@ fn stage(
         transactional_id: cluster.fresh_name("exercise-txn"),
         results: dir.join("results"),
         journal: dir.join("journal-1"),
-        crash: Some(crash),
+        crash,
         idle_limit_ms: IDLE_LIMIT_MS,
         errors: None,
+        database: (exercise.shape == Shape::Database)
+            .then(|| dir.join("results.sqlite")),
+        pace_ms: 0,
     };
     fs::write(&spec.results, "").doing_io(&spec.results)?;
+    if let Some(file) = &spec.database {
+        // The tables the learner writes to, empty (the scenario's schema).
+        crate::sink::SqliteStore::open(file, crate::sink::Table::Plain)?;
+    }
     Ok(Stage { spec, dir })
 }
 
@@ -325,11 +353,12 @@ fn run_once(
     binary: &Path,
     crash: CrashPoint,
 ) -> Result<SeedRun> {
-    let Stage { spec, dir } = stage(cluster, exercise, crash)?;
+    let Stage { spec, dir } = stage(cluster, exercise, Some(crash))?;
     let mut run = SeedRun {
         crash: Some(crash),
         crashed: false,
         errors: None,
+        rebalance: None,
         lost: IdRanges::default(),
         duplicated: IdRanges::default(),
         problems: Vec::new(),
@@ -599,6 +628,7 @@ fn crash_text(run: &SeedRun) -> String {
 fn active_verb(exercise: &CodeExercise) -> &'static str {
     match exercise.shape {
         Shape::Consume => "processed",
+        Shape::Database => "wrote to the table",
         Shape::ReadProcessWrite | Shape::Produce | Shape::Transactional => "wrote",
     }
 }
@@ -606,6 +636,7 @@ fn active_verb(exercise: &CodeExercise) -> &'static str {
 fn verb(exercise: &CodeExercise) -> &'static str {
     match exercise.shape {
         Shape::Consume => "processed",
+        Shape::Database => "written to the table",
         Shape::ReadProcessWrite | Shape::Produce | Shape::Transactional => {
             "written to the output"
         }

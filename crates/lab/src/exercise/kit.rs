@@ -31,7 +31,9 @@ use super::catalog::{ErrorPlan, OUTPUT_LIMIT, POISON_BYTES};
 use crate::error::{Error, Result};
 use crate::record;
 
+mod db;
 mod txn;
+pub use db::{StartFrom, StartFromFn};
 use txn::Faults;
 pub use txn::{EXIT_FENCED, EXIT_GAVE_UP};
 
@@ -53,6 +55,11 @@ pub enum Step {
     Send,
     /// [`Kit::commit_transaction`]: a transaction committed.
     CommitTransaction,
+    /// [`Kit::commit_db`]: a database transaction committed.
+    DbCommit,
+    /// [`Kit::commit_db`], before the commit: the transaction written, not
+    /// committed (a crash here rolls it back).
+    BeforeDbCommit,
 }
 
 impl Step {
@@ -63,6 +70,8 @@ impl Step {
             Step::Commit => "commit",
             Step::Send => "sending record",
             Step::CommitTransaction => "committing transaction",
+            Step::DbCommit => "database commit",
+            Step::BeforeDbCommit => "database commit",
         }
     }
 }
@@ -76,7 +85,11 @@ pub struct CrashPoint {
 
 impl std::fmt::Display for CrashPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "right after {} #{}", self.step.phrase(), self.nth)
+        let when = match self.step {
+            Step::BeforeDbCommit => "right before",
+            _ => "right after",
+        };
+        write!(f, "{when} {} #{}", self.step.phrase(), self.nth)
     }
 }
 
@@ -108,6 +121,15 @@ pub struct KitSpec {
     /// Transactional exercises: the errors the kit injects.
     #[serde(default)]
     pub errors: Option<ErrorPlan>,
+    /// Database exercises: the SQLite file with the tables `results` and
+    /// `consumed_offsets`.
+    #[serde(default)]
+    pub database: Option<PathBuf>,
+    /// Database exercises: a pause after each database commit, in
+    /// milliseconds (processing time: the rebalance run's first instance is
+    /// still at work when the second joins).
+    #[serde(default)]
+    pub pace_ms: u64,
 }
 
 /// One line of the journal.
@@ -166,6 +188,21 @@ pub enum Entry {
     GaveUp {
         abortable: u64,
     },
+    /// [`Kit::commit_db`] committed: the table's rows and the offsets the
+    /// database keeps (partition, next offset), as committed.
+    DbCommitted {
+        rows: u64,
+        offsets: Vec<(i32, i64)>,
+    },
+    /// Partitions assigned, and where the program's `start_from` started
+    /// each (partition, offset as rdkafka names it).
+    Assigned {
+        starts: Vec<(i32, String)>,
+    },
+    /// Partitions taken away by a rebalance.
+    Revoked {
+        partitions: Vec<i32>,
+    },
 }
 
 /// What a learner's program gets: names, settings to start from, and the
@@ -174,10 +211,12 @@ pub struct Kit {
     spec: KitSpec,
     journal: File,
     results: File,
-    calls: [u64; 4],
+    calls: [u64; 6],
     last_step: Instant,
     last_check: Option<Instant>,
     offsets_reader: Option<BaseConsumer>,
+    /// Database exercises: reads the offsets the database keeps.
+    db_reader: Option<rusqlite::Connection>,
     /// Transactional exercises: the chaos proxy the producer talks through,
     /// and what was injected so far.
     faults: Option<Faults>,
@@ -200,10 +239,11 @@ impl Kit {
             journal: open(&spec.journal)?,
             results: open(&spec.results)?,
             spec,
-            calls: [0; 4],
+            calls: [0; 6],
             last_step: Instant::now(),
             last_check: None,
             offsets_reader: None,
+            db_reader: None,
             faults: None,
         };
         if let Some(plan) = kit.spec.errors {
@@ -446,7 +486,9 @@ impl Kit {
             return false;
         }
         self.last_check = Some(Instant::now());
-        if self.committed_to_the_end().unwrap_or(false) {
+        if self.stored_to_the_end().unwrap_or(false)
+            || self.committed_to_the_end().unwrap_or(false)
+        {
             let _ = self.write(&Entry::Finished {
                 how: "committed".into(),
             });
@@ -500,17 +542,27 @@ impl Kit {
 }
 
 /// Up to `max` records from `consumer`, as many as arrive with no gap
-/// longer than 100 ms: a batch to process and commit together. (This is
-/// all it does; the loop is yours.)
+/// longer than 100 ms: a batch to process and commit together. A record of
+/// a partition that a rebalance took away while the batch was being taken
+/// (seen by [`StartFrom`]) is left out. (This is all it does; the loop is
+/// yours.)
 pub fn poll_batch<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     max: usize,
 ) -> KafkaResult<Vec<BorrowedMessage<'_>>> {
     let mut batch = Vec::new();
     while batch.len() < max {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(message) => batch.push(message?),
-            None => break,
+        let polled = consumer.poll(Duration::from_millis(100));
+        let stop = polled.is_none();
+        if let Some(message) = polled {
+            batch.push(message?);
+        }
+        // A rebalance inside that poll took partitions away: their records
+        // held here are no longer this consumer's to write (their new owner
+        // starts where the database says).
+        db::drop_revoked(&mut batch);
+        if stop {
+            break;
         }
     }
     Ok(batch)

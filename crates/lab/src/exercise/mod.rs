@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod code;
 pub mod configure;
+mod db_grade;
 pub mod kit;
 pub mod predict;
 mod txn_grade;
@@ -43,6 +44,9 @@ impl CodeGrade {
                 let fault = match (&run.crash, &run.errors) {
                     (_, Some(errors)) => errors.plan.to_string(),
                     (Some(crash), None) => format!("SIGKILL {crash}"),
+                    (None, None) if run.rebalance.is_some() => {
+                        "two instances at once and a rebalance".into()
+                    }
                     (None, None) => "nothing injected".into(),
                 };
                 format!(

@@ -46,6 +46,8 @@ pub(super) fn run_once(
         crash: None,
         idle_limit_ms: IDLE_LIMIT_MS,
         errors: Some(plan),
+        database: None,
+        pace_ms: 0,
     };
     let printed = dir.join("output-1");
     let end = start(binary, &spec, &printed)?;
@@ -289,6 +291,7 @@ fn audit(
     let mut run = SeedRun {
         crash: None,
         crashed: false,
+        rebalance: None,
         errors: Some(ErrorsRun {
             plan,
             retriable: story.retriable,

@@ -24,7 +24,7 @@ pub use spec::{DbSinkSpec, DbStep, DbVariant};
 use super::protocol::WorkerSpec;
 use super::supervisor::{run_to_death, run_worker, WorkerRun};
 use super::{state_dir, write_input};
-use crate::audit::Tally;
+use crate::audit::{IdRanges, Tally};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::read::{read_ids, Isolation};
@@ -92,6 +92,9 @@ pub struct DbOutcome {
     /// Per worker, the partitions of each assignment it was given.
     pub assignments: Vec<Vec<Vec<i32>>>,
     pub seconds: f64,
+    /// Which ids went wrong where: the timeline chart's data.
+    #[serde(default)]
+    pub fates: DbFates,
     pub backend_description: String,
     pub librdkafka_version: String,
     /// The database file (not recorded).
@@ -106,6 +109,70 @@ pub struct DbOutcome {
     /// The run's consumer group (not recorded).
     #[serde(skip)]
     pub group: String,
+}
+
+/// Which ids of a run went wrong where, for its timeline chart.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DbFates {
+    pub rows_missing: IdRanges,
+    /// Ids with more than one row.
+    pub rows_duplicated: IdRanges,
+    pub notifications_missing: IdRanges,
+    /// Ids notified more than once.
+    pub notifications_duplicated: IdRanges,
+    /// Per killed worker, in order: the ids of the batch it held when it died.
+    pub held_when_killed: Vec<IdRanges>,
+}
+
+impl DbFates {
+    fn of(records: u64, rows: &[u64], notified: &[u64], runs: &[WorkerRun]) -> DbFates {
+        let split = |ids: &[u64]| {
+            let mut copies = std::collections::HashMap::new();
+            for id in ids {
+                *copies.entry(*id).or_insert(0u64) += 1;
+            }
+            let missing = (0..records).filter(|id| !copies.contains_key(id)).collect();
+            let repeated = copies.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id);
+            (missing, IdRanges::from_ids(repeated))
+        };
+        let (rows_missing, rows_duplicated) = split(rows);
+        let (notifications_missing, notifications_duplicated) = split(notified);
+        DbFates {
+            rows_missing,
+            rows_duplicated,
+            notifications_missing,
+            notifications_duplicated,
+            held_when_killed: runs
+                .iter()
+                .filter(|r| r.killed)
+                .map(|r| IdRanges::from_ids(r.in_gap.iter().copied()))
+                .collect(),
+        }
+    }
+
+    /// How many times the table holds `id` (2 for any repeat).
+    pub fn rows_of(&self, id: u64) -> u64 {
+        times(id, &self.rows_missing, &self.rows_duplicated)
+    }
+
+    /// How many times `id` was notified (2 for any repeat).
+    pub fn notifications_of(&self, id: u64) -> u64 {
+        times(
+            id,
+            &self.notifications_missing,
+            &self.notifications_duplicated,
+        )
+    }
+}
+
+fn times(id: u64, missing: &IdRanges, repeated: &IdRanges) -> u64 {
+    if missing.contains(id) {
+        0
+    } else if repeated.contains(id) {
+        2
+    } else {
+        1
+    }
 }
 
 /// Runs `variant` of the side-effects scenario on `cluster`.
@@ -164,6 +231,7 @@ pub fn db_sink_scenario(
         notifications: Tally::of(options.records, &notified),
         output: output_tally,
         crashes: runs.iter().filter(|r| r.killed).count() as u64,
+        fates: DbFates::of(options.records, &ids, &notified, &runs),
         deaths,
         rebalance: options.rebalance,
         assignments: runs.into_iter().map(|r| r.assignments).collect(),
