@@ -20,7 +20,7 @@ const FILE: &str = "pipeline.json";
 /// own, like the benchmark: the debug build would measure itself.
 const ARGS: [&str; 8] = [
     "--records",
-    "50000",
+    "200000",
     "--rate",
     "2000",
     "--latency-seconds",

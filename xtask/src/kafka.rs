@@ -658,4 +658,35 @@ mod tests {
              (xtask/kafka-pom.xml): {stale:#?}"
         );
     }
+
+    /// Every recording the book renders was made on the pinned version: a
+    /// version move is done only when every part has been measured anew.
+    #[test]
+    fn every_recording_was_made_on_the_pinned_kafka_version() {
+        let pinned = kafka_version().unwrap();
+        let dir = crate::repo_root().join("book/src/generated");
+        let mut stale = Vec::new();
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            for (at, _) in text.match_indices("Apache Kafka ") {
+                let version: String = text[at + "Apache Kafka ".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                if version.trim_end_matches('.') != pinned {
+                    stale.push(format!("{}: Apache Kafka {version}", path.display()));
+                    break;
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "recorded on another Kafka than the pinned {pinned}: run `cargo xtask regen` \
+             for these parts: {stale:#?}"
+        );
+    }
 }
