@@ -326,7 +326,7 @@ mod tests {
         // Both writings show them, and the broker's figures beside the clients'.
         let page = r.markdown();
         assert_eq!(page.matches("**Warning:**").count(), 2, "{page}");
-        assert!(page.contains("| broker records/s |"), "{page}");
+        assert!(page.contains("| broker |"), "{page}");
         assert!(
             page.contains("| 104000 |") && page.contains("| unknown |"),
             "{page}"
@@ -336,7 +336,7 @@ mod tests {
         // Reports from before the check: no broker columns, no warnings.
         let old = report(vec![figure(Case::AcksAll, 1.0, 1.0, 1.0)]);
         assert!(old.warnings().is_empty());
-        assert!(!old.markdown().contains("broker records/s"));
+        assert!(!old.markdown().contains("| broker |"));
     }
 
     fn report(figures: Vec<Figure>) -> BenchReport {
