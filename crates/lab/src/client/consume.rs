@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::bindings::rd_kafka_resp_err_t as RespErr;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, Producer};
@@ -351,6 +354,33 @@ pub(crate) fn next_offsets_of<'a>(
             .expect("a plain offset is always valid");
     }
     list
+}
+
+/// What a consumer context's own rebalance callback does once it has set the
+/// offsets it wants: takes the partitions of an assignment (`err` is
+/// `ASSIGN_PARTITIONS`) or gives back those of a revocation, incrementally
+/// under the cooperative protocol, wholesale under the eager one.
+pub(crate) fn apply_rebalance<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    err: RespErr,
+    tpl: &TopicPartitionList,
+) -> Result<()> {
+    let cooperative = matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    );
+    match err {
+        RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS if cooperative => consumer
+            .incremental_assign(tpl)
+            .doing("assigning partitions"),
+        RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+            consumer.assign(tpl).doing("assigning partitions")
+        }
+        _ if cooperative => consumer
+            .incremental_unassign(tpl)
+            .doing("giving partitions back"),
+        _ => consumer.unassign().doing("giving partitions back"),
+    }
 }
 
 /// A consumer of `semantic` in `group`, subscribed to `input`. Shared, so

@@ -354,30 +354,58 @@ fn run_once(
     crash: CrashPoint,
 ) -> Result<SeedRun> {
     let Stage { spec, dir } = stage(cluster, exercise, Some(crash))?;
-    let mut run = SeedRun {
-        crash: Some(crash),
-        crashed: false,
-        errors: None,
-        rebalance: None,
-        lost: IdRanges::default(),
-        duplicated: IdRanges::default(),
-        problems: Vec::new(),
-    };
-    match start(binary, &spec, &dir.join("output-1"))? {
+    // A program that steps around the kit's wrappers steps around the crash
+    // too, and would pass without being tested.
+    let how = "Process each record with kit.process, and commit through kit.commit / \
+               kit.commit_transaction.";
+    let (mut run, second) = crash_then_replace(binary, &spec, &dir, crash, how)?;
+    if let Some(second) = second {
+        audit(cluster, exercise, &spec, &second, &mut run)?;
+    }
+    Ok(run)
+}
+
+impl SeedRun {
+    /// A run that has found nothing yet.
+    pub(super) fn new(crash: Option<CrashPoint>) -> SeedRun {
+        SeedRun {
+            crash,
+            crashed: false,
+            errors: None,
+            rebalance: None,
+            lost: IdRanges::default(),
+            duplicated: IdRanges::default(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// The sequence every crash run shares: the first process, which must be
+/// killed at `crash` (`how` tells a program that finished anyway how to
+/// reach the kit's crash points), then its replacement in the same group.
+/// Returns the run so far and, when both processes ran as they should, the
+/// replacement's orders (its journal) for the audit; otherwise the run's
+/// problems say what went wrong.
+pub(super) fn crash_then_replace(
+    binary: &Path,
+    spec: &KitSpec,
+    dir: &Path,
+    crash: CrashPoint,
+    how: &str,
+) -> Result<(SeedRun, Option<KitSpec>)> {
+    let mut run = SeedRun::new(Some(crash));
+    match start(binary, spec, &dir.join("output-1"))? {
         End::Killed => run.crashed = true,
         End::Finished => {
-            // A program that steps around the kit's wrappers steps around
-            // the crash too, and would pass without being tested.
             run.problems.push(format!(
                 "Your program finished without reaching its crash point ({crash}): the \
-                 grader can only kill it inside the kit's steps. Process each record \
-                 with kit.process, and commit through kit.commit / kit.commit_transaction."
+                 grader can only kill it inside the kit's steps. {how}"
             ));
-            return Ok(run);
+            return Ok((run, None));
         }
         End::Failed { why, .. } => {
             run.problems.push(why);
-            return Ok(run);
+            return Ok((run, None));
         }
     }
     let second = KitSpec {
@@ -387,10 +415,9 @@ fn run_once(
     };
     if let End::Failed { why, .. } = start(binary, &second, &dir.join("output-2"))? {
         run.problems.push(format!("The replacement: {why}"));
-        return Ok(run);
+        return Ok((run, None));
     }
-    audit(cluster, exercise, &spec, &second, &mut run)?;
-    Ok(run)
+    Ok((run, Some(second)))
 }
 
 /// How a run of the learner's program ended.

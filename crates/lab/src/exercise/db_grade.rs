@@ -15,27 +15,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::catalog::CodeExercise;
-use super::code::{show, stage, start, End, SeedRun, Stage};
+use super::code::{crash_then_replace, show, stage, start, End, SeedRun, Stage};
 use super::kit::{CrashPoint, Entry, KitSpec};
-use crate::audit::IdRanges;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 
 /// The rebalance run's pause after each database commit: the first
 /// instance is still at work when the second has joined.
 const PACE_MS: u64 = 600;
-
-fn new_run(crash: Option<CrashPoint>) -> SeedRun {
-    SeedRun {
-        crash,
-        crashed: false,
-        errors: None,
-        rebalance: None,
-        lost: IdRanges::default(),
-        duplicated: IdRanges::default(),
-        problems: Vec::new(),
-    }
-}
 
 /// One crash run: the first process, killed at `crash`; its replacement;
 /// the audit of the table.
@@ -46,31 +33,11 @@ pub(super) fn run_crash(
     crash: CrashPoint,
 ) -> Result<SeedRun> {
     let Stage { spec, dir } = stage(cluster, exercise, Some(crash))?;
-    let mut run = new_run(Some(crash));
-    match start(binary, &spec, &dir.join("output-1"))? {
-        End::Killed => run.crashed = true,
-        End::Finished => {
-            run.problems.push(format!(
-                "Your program finished without reaching its crash point ({crash}): the \
-                 grader can only kill it inside kit.commit_db. Commit each batch's \
-                 database transaction with kit.commit_db(tx)."
-            ));
-            return Ok(run);
-        }
-        End::Failed { why, .. } => {
-            run.problems.push(why);
-            return Ok(run);
-        }
-    }
-    let second = KitSpec {
-        crash: None,
-        journal: dir.join("journal-2"),
-        ..spec.clone()
-    };
-    if let End::Failed { why, .. } = start(binary, &second, &dir.join("output-2"))? {
-        run.problems.push(format!("The replacement: {why}"));
+    let how = "Commit each batch's database transaction with kit.commit_db(tx).";
+    let (mut run, second) = crash_then_replace(binary, &spec, &dir, crash, how)?;
+    let Some(second) = second else {
         return Ok(run);
-    }
+    };
     let journals = [
         Journal::read(&spec.journal)?,
         Journal::read(&second.journal)?,
@@ -113,7 +80,7 @@ pub(super) fn run_rebalance(
         what: "the thread waiting for the first instance".into(),
         detail: "it panicked".into(),
     })??;
-    let mut run = new_run(None);
+    let mut run = SeedRun::new(None);
     for (who, end) in [("The first instance", one), ("The second instance", two)] {
         match end {
             End::Finished => {}

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::bindings::rd_kafka_resp_err_t as RespErr;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
@@ -223,36 +223,20 @@ impl ConsumerContext for StartFrom {
         err: RespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let result = match err {
-            RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.start_each(tpl);
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
-            }
-            _ => {
-                let gone: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                self.journal(&Entry::Revoked {
-                    partitions: gone.iter().map(|(_, p)| *p).collect(),
-                });
-                lock(&REVOKED).extend(gone);
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-        };
+        if err == RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            self.start_each(tpl);
+        } else {
+            let gone: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            self.journal(&Entry::Revoked {
+                partitions: gone.iter().map(|(_, p)| *p).collect(),
+            });
+            lock(&REVOKED).extend(gone);
+        }
+        let result = crate::consume::apply_rebalance(consumer, err, tpl);
         if let Err(e) = result {
             eprintln!("the kit could not apply a rebalance ({err:?}): {e}");
             std::process::exit(1);

@@ -8,9 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings::rd_kafka_resp_err_t as RespErr;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -75,28 +73,17 @@ impl ConsumerContext for AssignFromDb {
         err: RespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let result = match err {
-            RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let started = self.start_where_the_db_says(tpl);
-                report(Event::Assigned {
-                    partitions: tpl.elements().iter().map(|e| e.partition()).collect(),
-                });
-                let assigned = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
-                started.and(assigned.doing("assigning partitions"))
-            }
-            _ if cooperative => consumer
-                .incremental_unassign(tpl)
-                .doing("giving partitions back"),
-            _ => consumer.unassign().doing("giving partitions back"),
+        let assigning = err == RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        let started = if assigning {
+            let started = self.start_where_the_db_says(tpl);
+            report(Event::Assigned {
+                partitions: tpl.elements().iter().map(|e| e.partition()).collect(),
+            });
+            started
+        } else {
+            Ok(())
         };
+        let result = started.and(crate::consume::apply_rebalance(consumer, err, tpl));
         if let Err(e) = result {
             lock(&self.failed).get_or_insert(e);
         }
