@@ -228,7 +228,7 @@ pub fn side_effects_timeline(runs: &[DbOutcome]) -> Chart {
     for variant in [DbVariant::RowThenCommit, DbVariant::OffsetsInDb] {
         let Some(run) = runs
             .iter()
-            .filter(|r| r.variant == variant && !r.rebalance)
+            .filter(|r| r.variant == variant && !r.rebalance && r.paused.is_none())
             .min_by_key(|r| r.seed)
         else {
             continue;

@@ -42,19 +42,86 @@ pub enum Table {
     KeyedById,
 }
 
+/// How a batch's transaction keeps the consumed offsets beside its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetWrite {
+    /// Leaves out every row below the offset the store holds for its
+    /// partition, and moves each offset only forward.
+    #[default]
+    SkipApplied,
+    /// Writes every row and sets each partition's offset to the batch's
+    /// next one, whatever the store held: the transaction as it is usually
+    /// written.
+    Overwrite,
+    /// Writes the batch only if, for each of its partitions, the store still
+    /// holds the batch's first offset (or nothing yet): a compare-and-set on
+    /// the offsets row. Otherwise it writes nothing: another consumer has
+    /// moved the partition on, and this one no longer owns it.
+    CompareAndSet,
+}
+
+impl OffsetWrite {
+    pub const ALL: [OffsetWrite; 3] = [
+        OffsetWrite::SkipApplied,
+        OffsetWrite::Overwrite,
+        OffsetWrite::CompareAndSet,
+    ];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            OffsetWrite::SkipApplied => "skip-applied",
+            OffsetWrite::Overwrite => "overwrite",
+            OffsetWrite::CompareAndSet => "compare-and-set",
+        }
+    }
+
+    /// What the transaction does with the offsets, in a few words.
+    pub fn label(self) -> &'static str {
+        match self {
+            OffsetWrite::SkipApplied => "rows below the stored offset left out",
+            OffsetWrite::Overwrite => "offsets overwritten",
+            OffsetWrite::CompareAndSet => "offsets compare-and-set",
+        }
+    }
+}
+
+impl std::fmt::Display for OffsetWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OffsetWrite {
+    type Err = crate::Error;
+    fn from_str(text: &str) -> Result<OffsetWrite> {
+        OffsetWrite::ALL
+            .into_iter()
+            .find(|w| w.name() == text.trim())
+            .ok_or_else(|| {
+                crate::Error::BadConfig(format!(
+                    "unknown way to write offsets {text:?}: use one of {}",
+                    OffsetWrite::ALL.map(OffsetWrite::name).join(", ")
+                ))
+            })
+    }
+}
+
 /// A store of results, written a batch at a time, each batch in one
 /// transaction of the store.
 pub trait ResultStore {
     /// Writes `rows` in one transaction. With `offsets`, the same transaction
     /// also keeps, per partition, the offset after the last record applied,
-    /// and leaves out every row below the offset it already holds (a batch
-    /// read before a rebalance moved the partition, or read again after a
-    /// crash). `before_commit` runs with the transaction open, all written.
-    /// Returns the rows applied, in order.
+    /// as [`OffsetWrite`] says ([`OffsetWrite::SkipApplied`]: every row below
+    /// the offset already held is left out, a batch read before a rebalance
+    /// moved the partition, or read again after a crash).
+    /// `before_commit` runs with the transaction open, all written.
+    /// Returns the rows applied, in order (none: a compare-and-set refused).
     fn apply(
         &mut self,
         rows: &[Row],
-        offsets: bool,
+        offsets: Option<OffsetWrite>,
         before_commit: &mut dyn FnMut(),
     ) -> Result<Vec<Row>>;
 

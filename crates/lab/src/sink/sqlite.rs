@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::{ResultStore, Row, Table};
+use super::{OffsetWrite, ResultStore, Row, Table};
 use crate::error::{Error, Result};
 
 /// How long a writer waits for another one's lock before giving up.
@@ -167,7 +167,7 @@ impl ResultStore for SqliteStore {
     fn apply(
         &mut self,
         rows: &[Row],
-        offsets: bool,
+        offsets: Option<OffsetWrite>,
         before_commit: &mut dyn FnMut(),
     ) -> Result<Vec<Row>> {
         let file = &self.file.clone();
@@ -188,10 +188,15 @@ impl ResultStore for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail("beginning a transaction"))?;
+        if offsets == Some(OffsetWrite::CompareAndSet)
+            && !still_ours(&tx, rows).map_err(fail("compare-and-set of the offsets"))?
+        {
+            return Ok(Vec::new()); // dropped: rolled back, nothing written
+        }
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut applied = Vec::new();
         for row in rows {
-            if offsets {
+            if offsets == Some(OffsetWrite::SkipApplied) {
                 let key = (row.topic.clone(), row.partition);
                 if !next.contains_key(&key) {
                     let stored = stored_offset(&tx, &row.topic, row.partition)
@@ -202,7 +207,9 @@ impl ResultStore for SqliteStore {
                 if row.offset < *slot {
                     continue; // applied already, by this consumer or another
                 }
-                *slot = row.offset + 1;
+            }
+            if offsets.is_some() {
+                next.insert((row.topic.clone(), row.partition), row.offset + 1);
             }
             tx.execute(
                 insert,
@@ -266,6 +273,41 @@ fn stored_offset(
     }
 }
 
+// ANCHOR: compare_and_set
+/// The fence of [`OffsetWrite::CompareAndSet`], inside the batch's
+/// transaction: each partition's stored offset moves from the batch's first
+/// offset to its next one only if it still is the first one (no row yet:
+/// the partition's first batch). False if any partition had moved on: the
+/// caller then drops the transaction.
+fn still_ours(tx: &rusqlite::Transaction<'_>, rows: &[Row]) -> rusqlite::Result<bool> {
+    let mut span: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
+    for row in rows {
+        let (first, next) = span
+            .entry((row.topic.as_str(), row.partition))
+            .or_insert((row.offset, row.offset + 1));
+        *first = (*first).min(row.offset);
+        *next = (*next).max(row.offset + 1);
+    }
+    for ((topic, partition), (first, next)) in span {
+        let moved = tx.execute(
+            "UPDATE consumed_offsets SET next_offset = ?4
+             WHERE topic = ?1 AND kafka_partition = ?2 AND next_offset = ?3",
+            params![topic, partition, first, next],
+        )?;
+        let added = moved == 0
+            && tx.execute(
+                "INSERT INTO consumed_offsets VALUES (?1, ?2, ?3)
+                 ON CONFLICT (topic, kafka_partition) DO NOTHING",
+                params![topic, partition, next],
+            )? == 1;
+        if moved == 0 && !added {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+// ANCHOR_END: compare_and_set
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +319,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
+
+    const SKIP: Option<OffsetWrite> = Some(OffsetWrite::SkipApplied);
 
     fn row(id: u64, partition: i32, offset: i64) -> Row {
         Row {
@@ -296,7 +340,7 @@ mod tests {
             SqliteStore::open(&dir.join("keyed.db"), Table::KeyedById).unwrap();
         for store in [&mut plain, &mut keyed] {
             for _ in 0..2 {
-                store.apply(&batch, false, &mut || {}).unwrap();
+                store.apply(&batch, None, &mut || {}).unwrap();
             }
         }
         let mut ids = plain.ids().unwrap();
@@ -319,10 +363,10 @@ mod tests {
         let file = dir.join("o.db");
         let mut store = SqliteStore::open(&file, Table::Plain).unwrap();
         let first = [row(10, 0, 0), row(11, 0, 1), row(20, 1, 0)];
-        assert_eq!(store.apply(&first, true, &mut || {}).unwrap().len(), 3);
+        assert_eq!(store.apply(&first, SKIP, &mut || {}).unwrap().len(), 3);
         // Read again (a crash, or a batch from before a rebalance): only the new one.
         let again = [row(11, 0, 1), row(12, 0, 2)];
-        let applied = store.apply(&again, true, &mut || {}).unwrap();
+        let applied = store.apply(&again, SKIP, &mut || {}).unwrap();
         assert_eq!(applied, [row(12, 0, 2)]);
         assert_eq!(
             store.stored_offsets("t").unwrap(),
@@ -331,12 +375,48 @@ mod tests {
         // A batch whose transaction never commits leaves neither rows nor offsets.
         let mut other = SqliteStore::open(&file, Table::Plain).unwrap();
         let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            other.apply(&[row(13, 0, 3)], true, &mut || panic!("killed"))
+            other.apply(&[row(13, 0, 3)], SKIP, &mut || panic!("killed"))
         }));
         assert!(failed.is_err());
         drop(other);
         assert_eq!(store.ids().unwrap().len(), 4);
         assert_eq!(store.stored_offsets("t").unwrap()[&0], 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_late_batch_moves_the_offsets_back_unless_the_store_compares_them_first() {
+        let dir = dir("late");
+        let ahead = [row(0, 0, 0), row(1, 0, 1), row(2, 0, 2), row(3, 0, 3)];
+        // Read from offset 0 before another consumer took the partition to 4.
+        let late = [row(0, 0, 0), row(1, 0, 1)];
+        let cases = [
+            (OffsetWrite::Overwrite, 6, 2, 2),
+            (OffsetWrite::SkipApplied, 4, 4, 0),
+            (OffsetWrite::CompareAndSet, 4, 4, 0),
+        ];
+        for (write, rows, offset, applied) in cases {
+            let file = dir.join(format!("{write}.db"));
+            let mut store = SqliteStore::open(&file, Table::Plain).unwrap();
+            // A first batch with nothing stored yet passes the compare-and-set.
+            let first =
+                store.apply(&ahead, Some(OffsetWrite::CompareAndSet), &mut || {});
+            assert_eq!(first.unwrap().len(), 4);
+            let got = store.apply(&late, Some(write), &mut || {}).unwrap();
+            assert_eq!(got.len(), applied, "{write}");
+            assert_eq!(store.ids().unwrap().len(), rows, "{write}");
+            assert_eq!(store.stored_offsets("t").unwrap()[&0], offset, "{write}");
+        }
+        // The batch that does start at the stored offset goes through.
+        let mut store =
+            SqliteStore::open(&dir.join("compare-and-set.db"), Table::Plain).unwrap();
+        let next = [row(4, 0, 4), row(9, 1, 7)];
+        let got = store.apply(&next, Some(OffsetWrite::CompareAndSet), &mut || {});
+        assert_eq!(got.unwrap().len(), 2);
+        assert_eq!(
+            store.stored_offsets("t").unwrap(),
+            BTreeMap::from([(0, 5), (1, 8)])
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -365,7 +445,7 @@ mod tests {
             .to_string();
         assert!(err.contains("locked.db") && err.contains("locked"), "{err}");
         let err = store
-            .apply(&[row(1, 0, 0)], true, &mut || {})
+            .apply(&[row(1, 0, 0)], SKIP, &mut || {})
             .unwrap_err()
             .to_string();
         assert!(

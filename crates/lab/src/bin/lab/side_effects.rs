@@ -2,7 +2,9 @@
 //! notifications, SIGKILLed between its steps, audited by record id.
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use lab::faults::crash::db::{db_sink_scenario, DbOptions, DbOutcome, DbVariant};
+use lab::faults::crash::db::{
+    db_sink_scenario, DbOptions, DbOutcome, DbVariant, OffsetWrite,
+};
 
 use crate::Target;
 
@@ -20,6 +22,11 @@ pub struct SideEffectsArgs {
     /// rebalance, instead of crashes
     #[arg(long)]
     rebalance: bool,
+    /// offsets-in-db only: the first instance stopped (SIGSTOP) holding a
+    /// batch, past its session timeout, while a second takes its partitions;
+    /// then resumed. How both keep their offsets in the database transaction
+    #[arg(long, value_name = "OFFSETS", value_parser = offset_write_parser(), conflicts_with = "rebalance")]
+    paused: Option<OffsetWrite>,
     /// Print the outcomes as a JSON list
     #[arg(long)]
     json: bool,
@@ -31,7 +38,7 @@ pub struct SideEffectsArgs {
 }
 
 /// `--variant`: names and numbers, listed in the help.
-fn variant_parser() -> impl TypedValueParser<Value = DbVariant> {
+pub(crate) fn variant_parser() -> impl TypedValueParser<Value = DbVariant> {
     let mut values: Vec<PossibleValue> = DbVariant::ALL
         .map(|v| PossibleValue::new(v.name()).help(v.label()))
         .to_vec();
@@ -39,16 +46,25 @@ fn variant_parser() -> impl TypedValueParser<Value = DbVariant> {
     PossibleValuesParser::new(values).try_map(|name| name.parse::<DbVariant>())
 }
 
+/// `--paused`: the ways to keep the offsets, listed in the help.
+fn offset_write_parser() -> impl TypedValueParser<Value = OffsetWrite> {
+    let values = OffsetWrite::ALL.map(|w| PossibleValue::new(w.name()).help(w.label()));
+    PossibleValuesParser::new(values).try_map(|name| name.parse::<OffsetWrite>())
+}
+
 impl SideEffectsArgs {
     pub fn run(self) -> lab::Result<()> {
         let variants = match self.variant.as_slice() {
-            [] if self.rebalance => vec![DbVariant::OffsetsInDb],
+            [] if self.rebalance || self.paused.is_some() => {
+                vec![DbVariant::OffsetsInDb]
+            }
             [] => DbVariant::ALL.to_vec(),
             chosen => chosen.to_vec(),
         };
         let cluster = self.target.cluster()?;
         let options = DbOptions {
             rebalance: self.rebalance,
+            paused: self.paused,
             ..DbOptions::new(self.records, self.seed)
         };
         let mut outcomes = Vec::new();

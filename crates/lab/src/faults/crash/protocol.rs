@@ -271,6 +271,14 @@ pub enum Event {
     ProcessedUncommitted { records: u64 },
     /// A consumer was assigned these partitions (by a rebalance).
     Assigned { partitions: Vec<i32> },
+    /// A consumer stops itself (SIGSTOP) holding this batch, not yet written.
+    Paused { ids: Vec<u64> },
+    /// A paused consumer, resumed, ended the transaction of the batch it
+    /// held: the rows it applied, and the offsets the database held after.
+    AfterPause {
+        applied: u64,
+        offsets: Vec<(i32, i64)>,
+    },
     /// The worker has finished its work.
     Done,
     /// The worker gives up: no broker answered at `bootstrap` for
@@ -327,6 +335,11 @@ mod tests {
             Event::Assigned {
                 partitions: vec![0, 2],
             },
+            Event::Paused { ids: vec![3, 4] },
+            Event::AfterPause {
+                applied: 2,
+                offsets: vec![(0, 5)],
+            },
             Event::Done,
             Event::NoBroker {
                 bootstrap: "127.0.0.1:9092".into(),
@@ -348,6 +361,8 @@ mod tests {
                 | Event::CommittedUnprocessed { .. }
                 | Event::ProcessedUncommitted { .. }
                 | Event::Assigned { .. }
+                | Event::Paused { .. }
+                | Event::AfterPause { .. }
                 | Event::Done
                 | Event::NoBroker { .. } => {}
             }

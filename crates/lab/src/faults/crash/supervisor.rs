@@ -43,6 +43,11 @@ pub(super) struct WorkerRun {
     pub assignments: Vec<Vec<i32>>,
     /// The worker gave up because no broker answered: the error it gave.
     pub no_broker: Option<Error>,
+    /// The batch a consumer worker held when it stopped itself.
+    pub paused: Vec<u64>,
+    /// Resumed, the rows its held batch's transaction applied and the
+    /// offsets the database held after it.
+    pub after_pause: Option<(u64, Vec<(i32, i64)>)>,
 }
 
 impl WorkerRun {
@@ -86,6 +91,10 @@ impl WorkerRun {
             }
             Event::InGap { ids } => self.in_gap.extend(ids),
             Event::Assigned { partitions } => self.assignments.push(partitions),
+            Event::Paused { ids } => self.paused.extend(ids),
+            Event::AfterPause { applied, offsets } => {
+                self.after_pause = Some((applied, offsets))
+            }
             // Reported for a reader of the pipe; the scenarios count these
             // from the log and the sink instead.
             Event::Failed { .. } | Event::Processed { .. } | Event::Done => {}

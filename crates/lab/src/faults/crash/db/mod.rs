@@ -9,16 +9,21 @@
 //! Five consumers ([`DbVariant`]): row then Kafka commit, Kafka commit then
 //! row, an upsert keyed by id, the offsets kept in the database transaction
 //! (also run as two instances sharing the partitions through a rebalance),
-//! and a Kafka transaction wrapped around the database write.
+//! and a Kafka transaction wrapped around the database write. The fourth
+//! also runs with an instance paused past its session timeout
+//! ([`paused`]), its offsets kept as an [`OffsetWrite`] says.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub mod paused;
 pub mod spec;
 pub mod worker;
 
+pub use crate::sink::OffsetWrite;
+pub use paused::PausedRun;
 pub use spec::{DbSinkSpec, DbStep, DbVariant};
 
 use super::protocol::WorkerSpec;
@@ -46,6 +51,10 @@ pub struct DbOptions {
     /// Instead of crashes: two instances at once, the second joining while
     /// the first is at work (the offsets-in-database variant only).
     pub rebalance: bool,
+    /// Instead of crashes: the first instance stopped (SIGSTOP) holding a
+    /// batch, past its session timeout, while a second takes over; both
+    /// keep their offsets this way (the offsets-in-database variant only).
+    pub paused: Option<OffsetWrite>,
 }
 
 impl DbOptions {
@@ -55,6 +64,7 @@ impl DbOptions {
             partitions: 3,
             seed,
             rebalance: false,
+            paused: None,
         }
     }
 
@@ -89,6 +99,9 @@ pub struct DbOutcome {
     pub deaths: Vec<String>,
     /// Two instances shared the partitions (no crash).
     pub rebalance: bool,
+    /// The run with a paused instance (no crash).
+    #[serde(default)]
+    pub paused: Option<PausedRun>,
     /// Per worker, the partitions of each assignment it was given.
     pub assignments: Vec<Vec<Vec<i32>>>,
     pub seconds: f64,
@@ -208,8 +221,16 @@ pub fn db_sink_scenario(
         batch: DB_BATCH,
         pace_ms: 0,
         crash: None,
+        offset_write: OffsetWrite::SkipApplied,
+        pause: None,
     };
-    let (runs, deaths) = if options.rebalance {
+    let mut paused = None;
+    let (runs, deaths) = if let Some(write) = options.paused {
+        let at = options.crash_points()[0];
+        let (runs, run) = paused::paused_instance(&spec, at, write)?;
+        paused = Some(run);
+        (runs, Vec::new())
+    } else if options.rebalance {
         (two_instances(&spec, options)?, Vec::new())
     } else {
         crashes(&spec, options)?
@@ -234,6 +255,7 @@ pub fn db_sink_scenario(
         fates: DbFates::of(options.records, &ids, &notified, &runs),
         deaths,
         rebalance: options.rebalance,
+        paused,
         assignments: runs.into_iter().map(|r| r.assignments).collect(),
         seconds: started.elapsed().as_secs_f64(),
         backend_description: cluster.describe(),
@@ -254,6 +276,14 @@ fn refuse(cluster: &Cluster, variant: DbVariant, options: &DbOptions) -> Result<
         return Err(Error::BadConfig(format!(
             "the rebalance run is for the offsets-in-db variant (its instances stop when the \
              database's offsets reach the end); run {variant} with crashes instead"
+        )));
+    }
+    if options.paused.is_some()
+        && (options.rebalance || variant != DbVariant::OffsetsInDb)
+    {
+        return Err(Error::BadConfig(format!(
+            "the paused-instance run is for the offsets-in-db variant alone (not with \
+             --rebalance); run {variant} with crashes instead"
         )));
     }
     if options.records < 8 * DB_BATCH as u64 {
@@ -371,6 +401,27 @@ impl std::fmt::Display for DbOutcome {
                 self.assignments
             )?;
         }
+        if let Some(p) = &self.paused {
+            writeln!(
+                f,
+                "  {}: instance 1 stopped holding {} ids for {:.1} s (session timeout {} ms); \
+                 resumed, its transaction wrote {} rows and left the offsets {:?} (they were {:?}: \
+                 {} records back)",
+                p.offset_write.label(),
+                p.held.len(),
+                p.paused_seconds,
+                p.session_timeout_ms,
+                p.applied_on_resume,
+                p.offsets_after,
+                p.offsets_before,
+                p.moved_back()
+            )?;
+            writeln!(
+                f,
+                "  assignments (partitions) per instance: {:?}",
+                self.assignments
+            )?;
+        }
         let line = |what: &str, t: &Tally| {
             format!(
                 "  {what:<14} {} of {} ids, {} duplicated, {} missing ({} entries)",
@@ -417,7 +468,11 @@ impl DbOutcome {
             for variant in DbVariant::ALL {
                 let mine: Vec<&DbOutcome> = runs
                     .iter()
-                    .filter(|r| r.variant == variant && r.rebalance == rebalance)
+                    .filter(|r| {
+                        r.variant == variant
+                            && r.rebalance == rebalance
+                            && r.paused.is_none()
+                    })
                     .collect();
                 if mine.is_empty() {
                     continue;
@@ -450,6 +505,8 @@ impl DbOutcome {
                 );
             }
         }
+        let runs: Vec<&DbOutcome> =
+            runs.iter().filter(|r| r.paused.is_none()).collect();
         let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
         seeds.sort_unstable();
         seeds.dedup();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sink::Table;
+use crate::sink::{OffsetWrite, Table};
 
 /// How a consumer writes each record to the database, and when it tells
 /// Kafka it is done: the five consumers of the side-effects scenario.
@@ -166,6 +166,14 @@ pub struct DbSinkSpec {
     pub pace_ms: u64,
     /// Die at this step of the batch that holds the worker's Nth record.
     pub crash: Option<(u64, DbStep)>,
+    /// How the offsets-in-database variant's transaction keeps the offsets.
+    #[serde(default)]
+    pub offset_write: OffsetWrite,
+    /// Stop (SIGSTOP) just after taking the batch that holds the worker's
+    /// Nth record, before its database transaction, once its process id is
+    /// in the file; the parent resumes it (SIGCONT).
+    #[serde(default)]
+    pub pause: Option<(u64, PathBuf)>,
 }
 
 impl DbSinkSpec {
@@ -175,6 +183,11 @@ impl DbSinkSpec {
             return Err(Error::BadConfig(
                 "the kafka-transaction variant, and only it, writes to an output topic"
                     .into(),
+            ));
+        }
+        if self.pause.is_some() && self.variant != DbVariant::OffsetsInDb {
+            return Err(Error::BadConfig(
+                "only the offsets-in-db variant's worker pauses".into(),
             ));
         }
         if self.batch == 0 {

@@ -22,7 +22,7 @@ use crate::faults::die_now;
 use crate::liveness::BrokerWatch;
 use crate::produce::{self, LoggingContext};
 use crate::semantics::Semantic;
-use crate::sink::{Notifications, ResultStore, Row, SqliteStore, Table};
+use crate::sink::{Notifications, OffsetWrite, ResultStore, Row, SqliteStore, Table};
 use crate::support::lock;
 
 /// How long the worker may see no record at all before it gives up.
@@ -104,6 +104,10 @@ struct Worker<'a> {
     consumed: u64,
     at_end: HashSet<i32>,
     last_record: Instant,
+    /// Whether it has paused (it pauses once).
+    paused: bool,
+    /// Resumed after a pause: the next transaction is the held batch's.
+    resumed: bool,
 }
 
 /// `lab worker '{"role":"db-sink",...}'`: consumes until the topic is done
@@ -126,6 +130,8 @@ pub fn run(w: &DbSinkSpec) -> Result<()> {
         consumed: 0,
         at_end: HashSet::new(),
         last_record: Instant::now(),
+        paused: false,
+        resumed: false,
         w,
     };
     loop {
@@ -137,6 +143,7 @@ pub fn run(w: &DbSinkSpec) -> Result<()> {
             continue;
         }
         worker.consumed += rows.len() as u64;
+        worker.pause_if_told(&rows)?;
         // Processing takes time: a rebalance can move a partition while its
         // batch is held here, before it is written.
         std::thread::sleep(Duration::from_millis(w.pace_ms));
@@ -266,6 +273,32 @@ impl Worker<'_> {
         }
     }
 
+    /// Stops this process (SIGSTOP) holding `rows` if the orders say so,
+    /// once the parent can read its process id; runs on when resumed.
+    fn pause_if_told(&mut self, rows: &[Row]) -> Result<()> {
+        let Some((at, file)) = &self.w.pause else {
+            return Ok(());
+        };
+        if self.paused || self.consumed < *at {
+            return Ok(());
+        }
+        report(Event::Paused {
+            ids: rows.iter().map(|r| r.id).collect(),
+        });
+        let written = file.with_extension("writing");
+        std::fs::write(&written, std::process::id().to_string())
+            .and_then(|()| std::fs::rename(&written, file))
+            .doing(format!("cannot write {}", file.display()))?;
+        // SAFETY: raise(3) with a signal number has no memory-safety preconditions.
+        unsafe {
+            libc::raise(libc::SIGSTOP);
+        }
+        self.paused = true;
+        self.resumed = true;
+        self.last_record = Instant::now();
+        Ok(())
+    }
+
     fn dies_at(&self, step: DbStep) -> bool {
         self.w
             .crash
@@ -277,6 +310,7 @@ impl Worker<'_> {
     fn write(&mut self, rows: &[Row], offsets: bool) -> Result<Vec<Row>> {
         let dies = self.dies_at(DbStep::InDbTransaction);
         let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
+        let offsets = offsets.then_some(self.w.offset_write);
         self.store.apply(rows, offsets, &mut || {
             if dies {
                 report(Event::InGap { ids: ids.clone() });
@@ -334,9 +368,39 @@ impl Worker<'_> {
         self.step(DbStep::AfterDbCommit, rows);
         self.notify(&applied)?;
         self.step(DbStep::AfterNotify, rows);
+        if applied.is_empty() && self.w.offset_write == OffsetWrite::CompareAndSet {
+            self.start_again_where_the_db_says(rows)?;
+        }
+        if std::mem::take(&mut self.resumed) {
+            let stored = self.store.stored_offsets(&self.w.input)?;
+            report(Event::AfterPause {
+                applied: applied.len() as u64,
+                offsets: stored.into_iter().collect(),
+            });
+        }
         Ok(())
     }
     // ANCHOR_END: offsets_in_db
+
+    /// After a compare-and-set refused a batch (another consumer moved its
+    /// partitions on), reads on from where the database says; a partition
+    /// this consumer no longer owns refuses the seek, and the rebalance
+    /// that comes starts it afresh anyway.
+    fn start_again_where_the_db_says(&mut self, rows: &[Row]) -> Result<()> {
+        let stored = self.store.stored_offsets(&self.w.input)?;
+        let partitions: HashSet<i32> = rows.iter().map(|r| r.partition).collect();
+        for p in partitions {
+            if let Some(&next) = stored.get(&p) {
+                let _ = self.consumer.seek(
+                    &self.w.input,
+                    p,
+                    Offset::Offset(next),
+                    Duration::from_secs(5),
+                );
+            }
+        }
+        Ok(())
+    }
 
     /// Variant 5: inside a Kafka transaction, the output records, then the
     /// database write and the notifications, then the consumed offsets and
