@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use lab::charts::{self, Chart};
 use lab::experiments::bench::{BenchReport, Case};
-use lab::experiments::matrix::Cell;
+use lab::experiments::matrix::{Cell, DbCell, DbCounts, DbVariant, Matrix};
 use lab::Outcome;
 
 fn generated(name: &str) -> String {
@@ -33,8 +33,13 @@ fn outcomes() -> Vec<Outcome> {
 }
 
 fn cells() -> Vec<Cell> {
+    matrix().cells
+}
+
+/// The recorded matrix, with its database rows if it has them.
+fn matrix() -> Matrix {
     serde_json::from_str(&generated("matrix.json"))
-        .expect("matrix.json is a list of cells")
+        .expect("matrix.json is a recorded matrix")
 }
 
 /// A fresh directory under the system's temp dir, removed when dropped.
@@ -203,6 +208,42 @@ fn matrix_chart_from_the_recorded_matrix() {
         expected.push("refused: not run");
     }
     check(&chart, "matrix", &expected);
+}
+
+/// The matrix with its database rows: one more group, a bar per consumer in
+/// a colour of its own, and a note saying what those bars count.
+#[test]
+fn matrix_chart_with_database_rows() {
+    let mut matrix = matrix();
+    let backend = "Apache Kafka 4.4.0, 1 broker at 127.0.0.1:9092";
+    matrix.database = DbVariant::ALL
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, variant)| {
+            (1..=3).map(move |seed| DbCell {
+                variant,
+                repetition: seed as u32 - 1,
+                seed,
+                result: Ok(DbCounts {
+                    source: 2000,
+                    rows_lost: if i == 1 { 100 } else { 0 },
+                    rows_duplicated: if i == 0 { 200 } else { 0 },
+                    notifications_lost: 0,
+                    notifications_duplicated: 0,
+                }),
+                backend: backend.into(),
+                seconds: 15.0,
+            })
+        })
+        .collect();
+    let chart = charts::matrix_chart_of(&matrix);
+    let mut expected: Vec<&str> = DbVariant::ALL.map(DbVariant::label).to_vec();
+    expected.extend(["F", "database", "sink", "its bars count the table's rows"]);
+    check(&chart, "matrix-database", &expected);
+    // Without database rows, the chart is the semantics' alone.
+    matrix.database.clear();
+    let svg = charts::matrix_chart_of(&matrix).to_svg_string();
+    assert!(!svg.contains("database sink"));
 }
 
 #[test]

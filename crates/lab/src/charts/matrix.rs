@@ -6,47 +6,82 @@ use super::format::thousands;
 use super::model::{Bar, Chart, Panel, Series, Unit};
 use super::style::{BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 use crate::audit::Counts;
-use crate::experiments::matrix::{Case, Cell};
+use crate::experiments::matrix::{
+    Case, Cell, DbCell, DbCounts, DbVariant, Matrix, DATABASE_SCENARIO,
+};
 use crate::faults::Scenario;
 use crate::support::distinct;
+use plotters::style::RGBColor;
 
 /// The scenario matrix: lost records (top) and duplicated records (bottom) per
 /// failure scenario and semantic. A bar is the mean over the repetitions, a dot
 /// one repetition; a cell the lab refused to run is a grey bar marked so.
 pub fn matrix_chart(cells: &[Cell]) -> Chart {
+    matrix_chart_of(&Matrix {
+        cells: cells.to_vec(),
+        database: Vec::new(),
+    })
+}
+
+/// The colours of the database rows' consumers, apart from the semantics'.
+const DATABASE_COLORS: [RGBColor; 5] = [
+    ORANGE,
+    PURPLE,
+    RGBColor(200, 180, 30),
+    RGBColor(90, 90, 90),
+    RGBColor(140, 86, 75),
+];
+
+/// [`matrix_chart`] with the matrix's database rows (scenario F) as one more
+/// group, a bar per consumer: its table's rows lost and duplicated.
+pub fn matrix_chart_of(matrix: &Matrix) -> Chart {
+    let cells = &matrix.cells;
     let scenarios: Vec<Scenario> = Scenario::ALL
         .into_iter()
         .filter(|s| cells.iter().any(|c| c.scenario == *s))
         .collect();
     let cases = cases(cells);
-    let palette = [VERMILLION, BLUE, SKY, GREEN, ORANGE, PURPLE];
-    let series: Vec<Series> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, case)| Series {
-            name: case.label(),
-            color: palette[i % palette.len()],
-        })
-        .collect();
-    let panel = |heading: &str, y_desc: &str, metric: fn(&Counts) -> u64| Panel {
-        heading: Some(heading.into()),
-        ..Panel::new(
-            y_desc,
-            Unit::Count,
-            scenarios.iter().map(|s| s.label().to_string()).collect(),
-            bars(cells, &scenarios, &cases, metric),
-        )
+    let variants = distinct(matrix.database.iter().map(|c| c.variant));
+    let series = series(&cases, &variants);
+    let mut groups: Vec<String> =
+        scenarios.iter().map(|s| s.label().to_string()).collect();
+    if !variants.is_empty() {
+        groups.push(DATABASE_SCENARIO.into());
+    }
+    let panel = |heading: &str,
+                 y_desc: &str,
+                 metric: fn(&Counts) -> u64,
+                 rows: fn(&DbCounts) -> u64| {
+        let mut bars = bars(cells, &scenarios, &cases, metric);
+        for group in &mut bars {
+            group.extend(variants.iter().map(|_| None));
+        }
+        if !variants.is_empty() {
+            let mut group: Vec<Option<Bar>> = cases.iter().map(|_| None).collect();
+            group.extend(
+                variants
+                    .iter()
+                    .map(|v| database_bar(&matrix.database, *v, rows)),
+            );
+            bars.push(group);
+        }
+        Panel {
+            heading: Some(heading.into()),
+            ..Panel::new(y_desc, Unit::Count, groups.clone(), bars)
+        }
     };
     let panels = vec![
         panel(
             "Lost: source records never delivered",
             "lost records",
             |c| c.lost,
+            |d| d.rows_lost,
         ),
         panel(
             "Duplicated: deliveries beyond the first",
             "duplicated records",
             |c| c.duplicated,
+            |d| d.rows_duplicated,
         ),
     ];
     let mut chart = Chart::bars(
@@ -54,12 +89,63 @@ pub fn matrix_chart(cells: &[Cell]) -> Chart {
         "failure scenario",
         series,
         panels,
-        caption(cells),
+        caption(matrix),
     )
     .with_subtitle(subtitle(cells))
-    .with_size(super::style::BOOK_WIDTH, 860);
-    chart.notes = refusals(cells);
+    .with_size(
+        super::style::BOOK_WIDTH,
+        if variants.is_empty() { 860 } else { 960 },
+    );
+    chart.notes = refusals(matrix);
+    if !variants.is_empty() {
+        chart.notes.push(
+            "F: a consumer writing each record to a database table, killed twice; \
+             its bars count the table's rows by record id."
+                .into(),
+        );
+    }
     chart
+}
+
+/// A series per case, in the semantics' colours, then one per database
+/// consumer in colours of their own.
+fn series(cases: &[Case], variants: &[DbVariant]) -> Vec<Series> {
+    let palette = [VERMILLION, BLUE, SKY, GREEN, ORANGE, PURPLE];
+    let mut series: Vec<Series> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, case)| Series {
+            name: case.label(),
+            color: palette[i % palette.len()],
+        })
+        .collect();
+    series.extend(variants.iter().enumerate().map(|(i, v)| Series {
+        name: v.label().into(),
+        color: DATABASE_COLORS[i % DATABASE_COLORS.len()],
+    }));
+    series
+}
+
+/// The bar of one database consumer: its runs, or a refused bar.
+fn database_bar(
+    cells: &[DbCell],
+    variant: DbVariant,
+    metric: fn(&DbCounts) -> u64,
+) -> Option<Bar> {
+    let runs: Vec<&DbCell> = cells.iter().filter(|c| c.variant == variant).collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|c| c.result.as_ref().ok())
+        .map(|counts| metric(counts) as f64)
+        .collect();
+    Some(if values.is_empty() {
+        Bar::Refused
+    } else {
+        Bar::Runs(values)
+    })
 }
 
 /// The cases in the matrix, in the lab's order, then any it does not know.
@@ -114,7 +200,8 @@ fn bars(
 }
 
 /// Which backend ran which scenario.
-fn caption(cells: &[Cell]) -> String {
+fn caption(matrix: &Matrix) -> String {
+    let cells = &matrix.cells;
     // From the cells that ran (a refused cell names the cluster it was
     // refused on, not one that measured).
     let mut by_backend: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -124,9 +211,13 @@ fn caption(cells: &[Cell]) -> String {
     } else {
         ran
     };
-    for c in sourced {
-        let letter = c.scenario.letter().to_string();
-        let letters = by_backend.entry(c.backend.clone()).or_default();
+    let database = matrix.database.iter().filter(|c| c.result.is_ok());
+    let lettered = sourced
+        .into_iter()
+        .map(|c| (c.backend.clone(), c.scenario.letter().to_string()))
+        .chain(database.map(|c| (c.backend.clone(), "F".to_string())));
+    for (backend, letter) in lettered {
+        let letters = by_backend.entry(backend).or_default();
         if !letters.contains(&letter) {
             letters.push(letter);
         }
@@ -148,8 +239,8 @@ fn caption(cells: &[Cell]) -> String {
 }
 
 /// Why each refused cell was refused, a note each.
-fn refusals(cells: &[Cell]) -> Vec<String> {
-    distinct(cells.iter().filter_map(|c| {
+fn refusals(matrix: &Matrix) -> Vec<String> {
+    let cells = matrix.cells.iter().filter_map(|c| {
         c.result.as_ref().err().map(|why| {
             format!(
                 "Refused: {} / {}: {}",
@@ -158,7 +249,15 @@ fn refusals(cells: &[Cell]) -> Vec<String> {
                 why
             )
         })
-    }))
+    });
+    let database = matrix.database.iter().filter_map(|c| {
+        let why = c.result.as_ref().err()?;
+        Some(format!(
+            "Refused: {DATABASE_SCENARIO} / {}: {why}",
+            c.variant.label()
+        ))
+    });
+    distinct(cells.chain(database))
 }
 
 /// The runs per cell and the records each sent.

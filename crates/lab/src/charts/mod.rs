@@ -51,7 +51,7 @@ pub use bench::{
 };
 pub use corrections::corrections_chart;
 pub use font::register_fonts;
-pub use matrix::matrix_chart;
+pub use matrix::{matrix_chart, matrix_chart_of};
 pub use model::{Chart, Unit};
 pub use monitor::{monitoring_chart, open_transaction_chart};
 pub use outcomes::outcomes_chart;

@@ -9,11 +9,11 @@ use plotters::prelude::*;
 
 use super::draw::draw_chart;
 use super::font::{register_fonts, CrispText};
-use super::matrix::matrix_chart;
+use super::matrix::matrix_chart_of;
 use super::model::Chart;
 use super::outcomes::outcomes_chart;
 use crate::error::{Doing, Error, Result};
-use crate::experiments::matrix::Cell;
+use crate::experiments::matrix::Matrix;
 use crate::outcome::Outcome;
 
 impl Chart {
@@ -107,7 +107,7 @@ pub fn write_charts(
     }
     let mut charts = Vec::new();
     if let Some(path) = from_matrix {
-        charts.push(("matrix", matrix_chart(&read::<Vec<Cell>>(path)?)));
+        charts.push(("matrix", matrix_chart_of(&read::<Matrix>(path)?)));
     }
     if let Some(path) = from_outcomes {
         charts.push(("outcomes", outcomes_chart(&read::<Vec<Outcome>>(path)?)));

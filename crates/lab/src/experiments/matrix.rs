@@ -1,5 +1,8 @@
 //! The scenario matrix: every semantic under every fault, repeated with seeded
-//! fault timing, in one table that names the backend and Kafka version.
+//! fault timing, in one table that names the backend and Kafka version; and
+//! its database rows (scenario F): the consumers that write to a database,
+//! each killed twice between its steps, counted in the table they wrote and
+//! in the notifications they sent.
 
 use std::time::Instant;
 
@@ -9,6 +12,8 @@ use crate::audit::Counts;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Error, Result};
 use crate::experiments::timelines::{self, TimelineRun};
+pub use crate::faults::crash::db::DbVariant;
+use crate::faults::crash::db::{db_sink_scenario, DbOptions, DbOutcome};
 pub use crate::faults::Scenario;
 use crate::faults::ScenarioOptions;
 use crate::semantics::Semantic;
@@ -76,6 +81,83 @@ pub struct Cell {
     pub seconds: f64,
 }
 
+/// The name of the database rows' scenario in tables and charts.
+pub const DATABASE_SCENARIO: &str = "F database sink";
+
+/// One cell of the database rows: a consumer that writes each record to a
+/// database table and sends a notification (a [`DbVariant`] of the
+/// side-effects scenario), killed twice at seeded points, one repetition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DbCell {
+    pub variant: DbVariant,
+    pub repetition: u32,
+    pub seed: u64,
+    /// The counts, or why this cell was refused or failed.
+    pub result: std::result::Result<DbCounts, String>,
+    pub backend: String,
+    pub seconds: f64,
+}
+
+/// What a database cell counted, by record id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbCounts {
+    /// Records in the topic.
+    pub source: u64,
+    /// Ids the table never got.
+    pub rows_lost: u64,
+    /// Rows beyond the first per id.
+    pub rows_duplicated: u64,
+    /// Ids never notified.
+    pub notifications_lost: u64,
+    /// Notifications beyond the first per id: sent again, not to be undone.
+    pub notifications_duplicated: u64,
+}
+
+impl DbCounts {
+    pub fn of(outcome: &DbOutcome) -> DbCounts {
+        DbCounts {
+            source: outcome.records,
+            rows_lost: outcome.rows.missing,
+            rows_duplicated: outcome.rows.duplicated,
+            notifications_lost: outcome.notifications.missing,
+            notifications_duplicated: outcome.notifications.duplicated,
+        }
+    }
+}
+
+/// A recorded matrix: the cells of the semantics, and the database rows.
+/// It reads back from either shape `cargo xtask regen` has written: this
+/// one, or the cells alone (a list), from before the database rows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "Recorded")]
+pub struct Matrix {
+    pub cells: Vec<Cell>,
+    pub database: Vec<DbCell>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Recorded {
+    Rows {
+        cells: Vec<Cell>,
+        #[serde(default)]
+        database: Vec<DbCell>,
+    },
+    Cells(Vec<Cell>),
+}
+
+impl From<Recorded> for Matrix {
+    fn from(recorded: Recorded) -> Matrix {
+        match recorded {
+            Recorded::Rows { cells, database } => Matrix { cells, database },
+            Recorded::Cells(cells) => Matrix {
+                cells,
+                database: Vec::new(),
+            },
+        }
+    }
+}
+
 /// Options of a matrix run.
 #[derive(Clone, Debug)]
 pub struct MatrixOptions {
@@ -83,6 +165,8 @@ pub struct MatrixOptions {
     pub repetitions: u32,
     pub seed: u64,
     pub scenarios: Vec<Scenario>,
+    /// The database rows to run (scenario F), one per consumer.
+    pub database: Vec<DbVariant>,
 }
 
 impl MatrixOptions {
@@ -93,6 +177,7 @@ impl MatrixOptions {
             repetitions: 3,
             seed: 1,
             scenarios: Scenario::ALL.to_vec(),
+            database: DbVariant::ALL.to_vec(),
         }
     }
 }
@@ -102,11 +187,23 @@ impl MatrixOptions {
 /// timelines draw the very runs the matrix counts.
 pub struct MatrixRun {
     pub cells: Vec<Cell>,
+    pub database: Vec<DbCell>,
     pub timelines: Vec<TimelineRun>,
 }
 
-/// Runs every case under every scenario `repetitions` times. `progress` is
-/// called before each cell with its label.
+impl MatrixRun {
+    /// What `cargo xtask regen` records: the cells and the database rows.
+    pub fn matrix(&self) -> Matrix {
+        Matrix {
+            cells: self.cells.clone(),
+            database: self.database.clone(),
+        }
+    }
+}
+
+/// Runs every case under every scenario `repetitions` times, then each
+/// database row as many times. `progress` is called before each cell with
+/// its label.
 pub fn run_matrix(
     single: &Cluster,
     three: Option<&Cluster>,
@@ -160,12 +257,66 @@ pub fn run_matrix(
             }
         }
     }
-    MatrixRun { cells, timelines }
+    let database = run_database_rows(single, options, progress);
+    MatrixRun {
+        cells,
+        database,
+        timelines,
+    }
+}
+
+/// The database rows: each consumer of `options.database`, killed twice at
+/// the seeded points of each repetition; its database and notifications
+/// log removed once counted.
+fn run_database_rows(
+    single: &Cluster,
+    options: &MatrixOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Vec<DbCell> {
+    let mut cells = Vec::new();
+    for variant in &options.database {
+        for repetition in 0..options.repetitions {
+            let seed = options.seed + repetition as u64;
+            progress(&format!(
+                "{DATABASE_SCENARIO} / {} / run {}",
+                variant.label(),
+                repetition + 1
+            ));
+            let started = Instant::now();
+            let outcome = db_sink_scenario(
+                single,
+                *variant,
+                &DbOptions::new(options.records, seed),
+            );
+            if let Ok(o) = &outcome {
+                let _ = std::fs::remove_file(&o.database);
+                let _ = std::fs::remove_file(&o.notifications_log);
+            }
+            cells.push(DbCell {
+                variant: *variant,
+                repetition,
+                seed,
+                backend: match &outcome {
+                    Ok(o) => o.backend_description.clone(),
+                    Err(_) => single.describe(),
+                },
+                result: outcome.map(|o| DbCounts::of(&o)).map_err(|e| e.to_string()),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    cells
 }
 
 /// Reads a recorded matrix (the book's is `book/src/generated/matrix.json`,
 /// written by `cargo xtask regen`): what a notebook draws without running it.
 pub fn read(path: impl AsRef<std::path::Path>) -> Result<Vec<Cell>> {
+    Ok(read_matrix(path)?.cells)
+}
+
+/// Reads a recorded matrix with its database rows (none in a matrix
+/// recorded before them).
+pub fn read_matrix(path: impl AsRef<std::path::Path>) -> Result<Matrix> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).doing(format!(
         "cannot read {} (record one with `cargo xtask regen --only matrix`)",
@@ -245,6 +396,74 @@ pub fn markdown(cells: &[Cell]) -> String {
     out
 }
 
+impl Matrix {
+    /// The whole matrix as Markdown: the semantics' table, then the
+    /// database rows' (each left out when it has no cells).
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        if !self.cells.is_empty() {
+            out += &markdown(&self.cells);
+        }
+        if !self.database.is_empty() {
+            if !out.is_empty() {
+                out += "\n";
+            }
+            out += &database_markdown(&self.database);
+        }
+        out
+    }
+}
+
+/// The database rows as a Markdown table: a line per consumer, each
+/// repetition's count side by side.
+pub fn database_markdown(cells: &[DbCell]) -> String {
+    let mut out = String::from(
+        "| scenario | consumer | rows lost (per run) | rows duplicated (per run) | \
+         notifications repeated (per run) |\n|---|---|---|---|---|\n",
+    );
+    let variants = crate::support::distinct(cells.iter().map(|c| c.variant));
+    for variant in variants {
+        let runs: Vec<&DbCell> =
+            cells.iter().filter(|c| c.variant == variant).collect();
+        let column = |f: &dyn Fn(&DbCounts) -> u64| {
+            let all: Vec<String> = runs
+                .iter()
+                .map(|c| match &c.result {
+                    Ok(counts) => f(counts).to_string(),
+                    Err(_) => "refused".into(),
+                })
+                .collect();
+            all.join(", ")
+        };
+        out += &format!(
+            "| {DATABASE_SCENARIO} | {} | {} | {} | {} |\n",
+            variant.label(),
+            column(&|c| c.rows_lost),
+            column(&|c| c.rows_duplicated),
+            column(&|c| c.notifications_duplicated),
+        );
+    }
+    let refused = crate::support::distinct(cells.iter().filter_map(|c| {
+        let why = c.result.as_ref().err()?;
+        Some(format!(
+            "{DATABASE_SCENARIO} / {}: {why}",
+            c.variant.label()
+        ))
+    }));
+    for r in refused {
+        out += &format!("\n- refused: {r}");
+    }
+    let backends = crate::support::distinct(cells.iter().map(|c| c.backend.clone()));
+    out += &format!(
+        "\n\nF: each consumer writes every record to an SQLite table and sends one \
+         notification per record, and is killed twice (SIGKILL) between its steps, each \
+         time replaced; counted by record id in the table and in the notifications log. \
+         Measured on {}.\n",
+        backends.join("; ")
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +478,62 @@ mod tests {
         assert!(err.contains("not a recorded scenario matrix"), "{err}");
         let err = read("no/such/matrix.json").unwrap_err().to_string();
         assert!(err.contains("xtask regen"), "{err}");
+    }
+
+    fn db_cell(variant: DbVariant, seed: u64, rows_duplicated: u64) -> DbCell {
+        DbCell {
+            variant,
+            repetition: seed as u32 - 1,
+            seed,
+            result: Ok(DbCounts {
+                source: 2000,
+                rows_lost: 0,
+                rows_duplicated,
+                notifications_lost: 0,
+                notifications_duplicated: rows_duplicated + 1,
+            }),
+            backend: "Apache Kafka 4.4.0, 1 broker at 127.0.0.1:9092".into(),
+            seconds: 15.0,
+        }
+    }
+
+    #[test]
+    fn a_matrix_with_database_rows_reads_back_as_does_one_of_cells_alone() {
+        let book = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/generated");
+        let text = std::fs::read_to_string(format!("{book}/matrix.json")).unwrap();
+        let cells: Vec<Cell> = serde_json::from_str(&text)
+            .unwrap_or_else(|_| serde_json::from_str::<Matrix>(&text).unwrap().cells);
+        let dir =
+            std::env::temp_dir().join(format!("lab-matrix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Cells alone (the shape recorded before the database rows).
+        let old = dir.join("old.json");
+        std::fs::write(&old, serde_json::to_string(&cells).unwrap()).unwrap();
+        let read_old = read_matrix(&old).unwrap();
+        assert_eq!(read_old.cells.len(), cells.len());
+        assert!(read_old.database.is_empty());
+        // With database rows.
+        let matrix = Matrix {
+            cells,
+            database: vec![
+                db_cell(DbVariant::RowThenCommit, 1, 100),
+                db_cell(DbVariant::RowThenCommit, 2, 70),
+                db_cell(DbVariant::OffsetsInDb, 1, 0),
+            ],
+        };
+        let new = dir.join("new.json");
+        std::fs::write(&new, serde_json::to_string(&matrix).unwrap()).unwrap();
+        let back = read_matrix(&new).unwrap();
+        assert_eq!(back.cells.len(), matrix.cells.len());
+        assert_eq!(back.database.len(), 3);
+        assert_eq!(read(&new).unwrap().len(), matrix.cells.len());
+        let text = back.markdown();
+        assert!(
+            text.contains("| F database sink | 1. row, then Kafka commit | 0, 0 | 100, 70 | 101, 71 |"),
+            "{text}"
+        );
+        assert!(text.contains("| F database sink | 4. offsets in the database transaction | 0 | 0 | 1 |"), "{text}");
+        assert!(text.contains("| A lost ack |"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
