@@ -132,15 +132,22 @@ fn database_bar(
     variant: DbVariant,
     metric: fn(&DbCounts) -> u64,
 ) -> Option<Bar> {
-    let runs: Vec<&DbCell> = cells.iter().filter(|c| c.variant == variant).collect();
+    bar_of(
+        cells
+            .iter()
+            .filter(|c| c.variant == variant)
+            .map(|c| c.result.as_ref().ok().map(|counts| metric(counts) as f64)),
+    )
+}
+
+/// The bar of a cell's runs (each its value, or `None` if refused): no bar
+/// without runs, a refused bar if none ran.
+fn bar_of(runs: impl Iterator<Item = Option<f64>>) -> Option<Bar> {
+    let runs: Vec<Option<f64>> = runs.collect();
     if runs.is_empty() {
         return None;
     }
-    let values: Vec<f64> = runs
-        .iter()
-        .filter_map(|c| c.result.as_ref().ok())
-        .map(|counts| metric(counts) as f64)
-        .collect();
+    let values: Vec<f64> = runs.into_iter().flatten().collect();
     Some(if values.is_empty() {
         Bar::Refused
     } else {
@@ -176,23 +183,12 @@ fn bars(
             cases
                 .iter()
                 .map(|case| {
-                    let runs: Vec<&Cell> = cells
-                        .iter()
-                        .filter(|c| c.scenario == *scenario && c.case == *case)
-                        .collect();
-                    if runs.is_empty() {
-                        return None;
-                    }
-                    let values: Vec<f64> = runs
-                        .iter()
-                        .filter_map(|c| c.result.as_ref().ok())
-                        .map(|counts| metric(counts) as f64)
-                        .collect();
-                    Some(if values.is_empty() {
-                        Bar::Refused
-                    } else {
-                        Bar::Runs(values)
-                    })
+                    bar_of(
+                        cells
+                            .iter()
+                            .filter(|c| c.scenario == *scenario && c.case == *case)
+                            .map(|c| c.result.as_ref().ok().map(|n| metric(n) as f64)),
+                    )
                 })
                 .collect()
         })
