@@ -32,7 +32,8 @@
 //! 4. One run: [`run`](mod@run) (the happy path end to end) and [`faults`] (the
 //!    failure scenarios, one list in [`faults::Scenario`]: real process deaths,
 //!    a chaos proxy that loses acknowledgements, broker failures, the
-//!    transaction protocol under stress).
+//!    transaction protocol under stress; [`faults::nemesis`]: a seeded
+//!    schedule of many faults for one long pipeline run).
 //! 5. Many runs: [`experiments`] (the scenario matrix, monitored runs, the
 //!    timelines, the benchmark, the consume-transform-produce pipeline's
 //!    benchmark), what `cargo xtask regen` records for the book.
