@@ -158,6 +158,33 @@ fn a_planted_loss_is_found_with_its_id_and_the_fault_in_force() {
 }
 
 #[test]
+fn the_timeline_chart_marks_each_planted_anomaly_and_the_fault() {
+    let mut h = fixture();
+    let victim = input_of(&h, 1)[41];
+    h.committed.retain(|r| r.id != victim.id);
+    h.uncommitted.retain(|r| r.id != victim.id);
+    h.faults.push(FaultStep {
+        name: "processor SIGKILL + restart".into(),
+        from: Mark::Records(100),
+        until: Some(Mark::Records(150)),
+    });
+    let v = checker::check(&h).unwrap();
+    let svg = lab::charts::history_timeline(&h, &v).to_svg_string();
+    for text in [
+        lab::charts::timeline::WRITTEN,
+        "lost (1)",
+        "offsets past output (1)",
+        "processor SIGKILL + restart",
+    ] {
+        assert!(svg.contains(text), "the chart lacks {text:?}");
+    }
+    let clean = fixture();
+    let svg = lab::charts::history_timeline(&clean, &checker::check(&clean).unwrap())
+        .to_svg_string();
+    assert!(svg.contains("exactly once held") && !svg.contains("lost ("));
+}
+
+#[test]
 fn a_planted_duplicate_is_found_and_is_not_called_a_reordering() {
     let mut h = fixture();
     let copy = committed(&h, input_of(&h, 0)[5].id);

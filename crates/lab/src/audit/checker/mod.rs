@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use verdict::{Anomalies, Finding, Kind, Verdict};
+pub use verdict::{Anomalies, Finding, Kind, Verdict, SHOWN};
 
 /// One record as a reader saw it: its id, where it sits, and when it was
 /// written (its timestamp, in milliseconds since the history's start: for an
