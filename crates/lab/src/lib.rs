@@ -23,12 +23,17 @@
 //!    a producer starts again after a crash), [`sink`] (stores outside Kafka:
 //!    a database behind a small trait, SQLite built in, and an append-only
 //!    log of notifications sent).
-//! 3. What happened: [`audit`] (counts by id: lost, duplicated, aborted) and
-//!    [`outcome`] (one run's result).
+//! 3. What happened: [`audit`] (counts by id: lost, duplicated, aborted),
+//!    [`outcome`] (one run's result), [`audit::checker`] (a whole
+//!    exactly-once pipeline's history judged at once: lost, duplicated,
+//!    aborted reads, order, committed offsets, each finding placed among the
+//!    faults in force) and [`audit::dump_log`] (a topic recounted from the
+//!    local broker's files by Kafka's `DumpLogSegments`).
 //! 4. One run: [`run`](mod@run) (the happy path end to end) and [`faults`] (the
 //!    failure scenarios, one list in [`faults::Scenario`]: real process deaths,
 //!    a chaos proxy that loses acknowledgements, broker failures, the
-//!    transaction protocol under stress).
+//!    transaction protocol under stress; [`faults::nemesis`]: a seeded
+//!    schedule of many faults for one long pipeline run).
 //! 5. Many runs: [`experiments`] (the scenario matrix, monitored runs, the
 //!    timelines, the benchmark, the consume-transform-produce pipeline's
 //!    benchmark), what `cargo xtask regen` records for the book.

@@ -4,6 +4,8 @@
 //! `lost` follows the rule Kafka's own system tests use: a record the producer
 //! was told is safe, but that is not there at the end.
 
+pub mod checker;
+pub mod dump_log;
 pub mod outcome;
 
 use std::collections::{HashMap, HashSet};

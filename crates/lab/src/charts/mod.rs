@@ -60,7 +60,7 @@ pub use pipeline::{pipeline_chart, pipeline_charts};
 pub use plain::{latency_chart, throughput_chart};
 pub use style::{BLUE, BOOK_WIDTH, GREEN, ORANGE, PURPLE, SKY, VERMILLION};
 pub use timeline::{
-    ids_timeline, outcome_timeline, side_effects_timeline, timeline_chart, IdsRun,
-    TimelineRun,
+    history_timeline, ids_timeline, outcome_timeline, side_effects_timeline,
+    timeline_chart, IdsRun, TimelineRun,
 };
 pub use xy::{xy_chart, Band, Scale, XyPanel, XySeries, XyStyle};

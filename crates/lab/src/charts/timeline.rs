@@ -16,6 +16,7 @@ use plotters::style::RGBColor;
 use super::model::Chart;
 use super::style::{BLUE, VERMILLION};
 use super::xy::{xy_chart, Band, XyPanel, XySeries, XyStyle};
+use crate::audit::checker::{History, Verdict, SHOWN};
 use crate::audit::IdRanges;
 pub use crate::experiments::timelines::TimelineRun;
 use crate::faults::crash::db::{DbOutcome, DbVariant};
@@ -211,6 +212,71 @@ pub fn ids_timeline(title: String, subtitle: String, runs: &[IdsRun]) -> Chart {
     );
     let panels = runs.len().max(1) as u32;
     chart.with_size(super::style::BOOK_WIDTH, (180 + 260 * panels).min(1400))
+}
+
+/// The legend entry of a pipeline history's records that nothing is wrong with.
+pub const WRITTEN: &str = "in the committed output";
+
+/// A whole exactly-once pipeline's history as the checker judged it: every
+/// committed output record at the moment the processor wrote it (x: seconds
+/// on the history's clock in milliseconds, y: record id), each anomaly the verdict shows as
+/// a point of its own kind (the first few of each kind, as the verdict keeps
+/// them) and every fault step as a shaded band.
+pub fn history_timeline(h: &History, v: &Verdict) -> Chart {
+    let s = |ms: u64| ms as f64;
+    let mut p = XyPanel::new("milliseconds since the first input record", "record id");
+    p.x_unit = super::Unit::Millis;
+    p.heading = Some(match v.clean() {
+        true => "exactly once held".into(),
+        false => format!("{} anomalies", v.all().iter().map(|a| a.count).sum::<u64>()),
+    });
+    let written = h
+        .committed
+        .iter()
+        .map(|r| (s(r.at_ms), r.id as f64))
+        .collect();
+    p.series
+        .push(XySeries::new(WRITTEN, XyStyle::Points, written).with_color(ONCE));
+    // Drawn last-kind first, so a lost record stays on top of the same
+    // record's offsets finding.
+    for a in v.all().into_iter().rev().filter(|a| a.count > 0) {
+        let points = a.shown.iter().map(|f| (s(f.at_ms), f.id as f64)).collect();
+        p.series.push(XySeries::new(
+            format!("{} ({})", a.kind.label(), a.count),
+            XyStyle::Points,
+            points,
+        ));
+    }
+    let end = h
+        .uncommitted
+        .iter()
+        .chain(&h.committed)
+        .map(|r| r.at_ms)
+        .max();
+    for f in &h.faults {
+        let from = h.moment(f.from);
+        let to = f
+            .until
+            .map_or(end.unwrap_or(from), |u| h.moment(u))
+            .max(from + 1);
+        p.bands.push(Band {
+            from: s(from),
+            to: s(to),
+            label: f.name.clone(),
+        });
+    }
+    xy_chart(
+        "An exactly-once pipeline's history, judged",
+        Some(format!(
+            "{} input records, {} committed output records",
+            v.input_records, v.committed_records
+        )),
+        format!(
+            "Grey: committed output records, when written. Coloured: anomalies \
+             (up to {SHOWN} of each kind). Shaded: faults."
+        ),
+        vec![p],
+    )
 }
 
 /// The side-effects scenario's legend: what a panel counts per id.

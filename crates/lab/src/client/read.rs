@@ -48,8 +48,59 @@ pub fn read_ids(
 pub fn read_ids_with(
     cluster: &Cluster,
     topic: &str,
-    mut config: ClientConfig,
+    config: ClientConfig,
 ) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    read_each(cluster, topic, config, &mut |m| {
+        if let Some(id) = record::parse_key(m.key()) {
+            ids.push(id);
+        }
+    })?;
+    Ok(ids)
+}
+
+/// One record of ours as a reader found it: its id, where it sits in the
+/// log, and its timestamp (the producer's creation time, in milliseconds
+/// since the epoch; `None` if the record carries none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    pub id: u64,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Every record of ours in `topic` with its partition, offset and timestamp,
+/// in the order read (each partition in offset order), as a reader with
+/// `isolation` sees it.
+pub fn read_located(
+    cluster: &Cluster,
+    topic: &str,
+    isolation: Isolation,
+) -> Result<Vec<Located>> {
+    let mut found = Vec::new();
+    let config = reader_config(cluster, "history", isolation);
+    read_each(cluster, topic, config, &mut |m| {
+        if let Some(id) = record::parse_key(m.key()) {
+            found.push(Located {
+                id,
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis(),
+            });
+        }
+    })?;
+    Ok(found)
+}
+
+/// Reads `topic` from the beginning of every partition to its end with
+/// `config`, handing each record to `each`.
+fn read_each(
+    cluster: &Cluster,
+    topic: &str,
+    mut config: ClientConfig,
+    each: &mut dyn FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<()> {
     cluster.check_kept_everything(topic)?;
     let partitions = cluster.partition_count(topic)?;
     let consumer: BaseConsumer = config
@@ -59,7 +110,6 @@ pub fn read_ids_with(
     assign_from_beginning(&consumer, topic, partitions)?;
 
     let mut watch = cluster.watch(format!("reading {topic} back"));
-    let mut ids = Vec::new();
     let mut at_end = HashSet::new();
     let limit = Duration::from_secs(60);
     let mut last_progress = Instant::now();
@@ -90,13 +140,11 @@ pub fn read_ids_with(
                 at_end.remove(&m.partition());
                 last_progress = Instant::now();
                 watch.heard();
-                if let Some(id) = record::parse_key(m.key()) {
-                    ids.push(id);
-                }
+                each(&m);
             }
         }
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// The configuration of a reader that joins no group and commits nothing,

@@ -7,6 +7,7 @@ pub mod crash;
 pub mod eos_stress;
 pub mod leader;
 pub mod lost_ack;
+pub mod nemesis;
 pub mod proxy;
 mod scenario;
 
