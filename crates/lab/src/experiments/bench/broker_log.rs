@@ -9,9 +9,15 @@
 //! thread samples the size of those files every [`SAMPLE_EVERY`]; the window
 //! is the time from the log's growing past the warm-up to its reaching its
 //! final size. For any other broker the figure is unknown, never guessed.
+//!
+//! The same samples read the CPU time the client process and the broker
+//! processes have used (`/proc/<pid>/stat`), so that the window also says
+//! how many microseconds of CPU each record cost on each side: on a machine
+//! whose few cores the client shares with the broker, that, more than the
+//! network, sets how fast a client can go.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -60,6 +66,29 @@ pub struct LogGrowth {
     pub bytes_per_record: f64,
     /// `bytes / bytes_per_record / seconds`: records appended per second.
     pub records_per_sec: f64,
+    /// CPU time per record over the window, on each side (None in reports
+    /// recorded before the bench read it, or where /proc could not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuPerRecord>,
+}
+
+/// Microseconds of CPU (user and system, every thread) per record appended
+/// over a measured window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuPerRecord {
+    /// The client's process: the lab's own, or ProducerPerformance's JVM.
+    pub client_us: f64,
+    /// The broker processes (all of them, on a local cluster).
+    pub broker_us: f64,
+}
+
+impl CpuPerRecord {
+    /// The most records per second `cores` cores could carry if client and
+    /// broker used them fully and nothing else ran: a ceiling set by CPU.
+    pub fn ceiling(&self, cores: usize) -> Option<f64> {
+        let per_record = self.client_us + self.broker_us;
+        (per_record > 0.0).then(|| cores as f64 * 1e6 / per_record)
+    }
 }
 
 /// Where one topic's partitions live on the local brokers' disks.
@@ -67,6 +96,8 @@ pub struct LogGrowth {
 pub(super) struct LogProbe {
     /// Per partition, its folder on every broker that holds a replica.
     partitions: Vec<Vec<PathBuf>>,
+    /// The local brokers' processes, whose CPU time the samples read.
+    broker_pids: Vec<u32>,
 }
 
 impl LogProbe {
@@ -102,7 +133,10 @@ impl LogProbe {
                 })
                 .collect();
             if found.iter().all(|f: &Vec<PathBuf>| !f.is_empty()) {
-                return Ok(LogProbe { partitions: found });
+                return Ok(LogProbe {
+                    partitions: found,
+                    broker_pids: local.brokers.iter().map(|b| b.pid).collect(),
+                });
             }
             if Instant::now() > deadline {
                 return Err(format!(
@@ -128,20 +162,55 @@ impl LogProbe {
             .sum()
     }
 
-    /// Runs `body` while sampling the log's size; after it, samples on
-    /// until the size has not changed for 50 ms (at most a second), so that
-    /// what the broker appends last (a commit marker) is seen.
-    pub(super) fn watch<T>(&self, body: impl FnOnce() -> T) -> (T, Vec<Sample>) {
+    /// The CPU time the brokers have used so far, in clock ticks.
+    fn broker_ticks(&self) -> Option<u64> {
+        self.broker_pids.iter().map(|&pid| cpu_ticks(pid)).sum()
+    }
+
+    /// A sample now; `client`: the client's process (0 while it has not
+    /// started). A process that has just ended keeps its last reading.
+    fn sample(
+        &self,
+        origin: Instant,
+        client: &AtomicU32,
+        last: Option<&Sample>,
+    ) -> Sample {
+        let pid = client.load(Ordering::SeqCst);
+        let carried = |read: Option<u64>, before: Option<u64>| read.or(before);
+        Sample {
+            seconds: origin.elapsed().as_secs_f64(),
+            bytes: self.size(),
+            client_ticks: carried(
+                (pid != 0).then(|| cpu_ticks(pid)).flatten(),
+                last.and_then(|s| s.client_ticks),
+            ),
+            broker_ticks: carried(
+                self.broker_ticks(),
+                last.and_then(|s| s.broker_ticks),
+            ),
+        }
+    }
+
+    /// Runs `body` while sampling the log's size and the CPU time of the
+    /// client process `client` (its pid, set by `body` once it has one) and
+    /// of the brokers; after it, samples on until the size has not changed
+    /// for 50 ms (at most a second), so that what the broker appends last (a
+    /// commit marker) is seen.
+    pub(super) fn watch<T>(
+        &self,
+        client: &AtomicU32,
+        body: impl FnOnce() -> T,
+    ) -> (T, Vec<Sample>) {
         let done = AtomicBool::new(false);
         let origin = Instant::now();
         std::thread::scope(|scope| {
             let sampler = scope.spawn(|| {
-                let mut samples = vec![Sample::at(origin, self.size())];
+                let mut samples = vec![self.sample(origin, client, None)];
                 let mut settled_since: Option<Instant> = None;
                 let mut done_at: Option<Instant> = None;
                 loop {
                     std::thread::sleep(SAMPLE_EVERY);
-                    let sample = Sample::at(origin, self.size());
+                    let sample = self.sample(origin, client, samples.last());
                     let changed =
                         samples.last().is_some_and(|s| s.bytes != sample.bytes);
                     samples.push(sample);
@@ -168,19 +237,37 @@ impl LogProbe {
     }
 }
 
-/// The log size at a time since sampling started.
+/// The log size at a time since sampling started, and the CPU time the
+/// client and the brokers had used by then (clock ticks; None: unknown).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Sample {
     pub(super) seconds: f64,
     pub(super) bytes: u64,
+    pub(super) client_ticks: Option<u64>,
+    pub(super) broker_ticks: Option<u64>,
 }
 
-impl Sample {
-    fn at(origin: Instant, bytes: u64) -> Sample {
-        Sample {
-            seconds: origin.elapsed().as_secs_f64(),
-            bytes,
-        }
+/// The CPU time process `pid` has used (user and system, every thread), in
+/// clock ticks: fields 14 and 15 of `/proc/<pid>/stat`, counted after the
+/// command name's closing parenthesis (the name may hold spaces).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name, field 3 (state) is the first: utime is 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
     }
 }
 
@@ -238,24 +325,44 @@ pub(super) fn growth(
     if last <= first || last <= window_from || records == 0 {
         return None;
     }
-    let crossing = |past: &dyn Fn(u64) -> bool| -> Option<f64> {
+    // The first sample past the mark, and the one before it.
+    let crossing = |past: &dyn Fn(u64) -> bool| -> Option<(usize, usize)> {
         let i = samples.iter().position(|s| past(s.bytes))?;
-        let before = samples[i.checked_sub(1)?].seconds;
-        Some((before + samples[i].seconds) / 2.0)
+        Some((i.checked_sub(1)?, i))
     };
+    let midpoint =
+        |(a, b): (usize, usize)| (samples[a].seconds + samples[b].seconds) / 2.0;
     let start = crossing(&|b| b > window_from)?;
     let end = crossing(&|b| b >= last)?;
-    let seconds = end - start;
+    let seconds = midpoint(end) - midpoint(start);
     if seconds <= 0.0 {
         return None;
     }
     let bytes = last - window_from;
     let bytes_per_record = (last - first) as f64 / records as f64;
+    let appended = bytes as f64 / bytes_per_record;
+    // CPU from the sample before the window's first growth to the one that
+    // saw its final size: the window with at most a sample to spare each side.
+    let (from, to) = (&samples[start.0], &samples[end.1]);
+    let used = |a: Option<u64>, b: Option<u64>| {
+        Some(b?.checked_sub(a?)? as f64 / ticks_per_sec() * 1e6 / appended)
+    };
+    let cpu = match (
+        used(from.client_ticks, to.client_ticks),
+        used(from.broker_ticks, to.broker_ticks),
+    ) {
+        (Some(client_us), Some(broker_us)) => Some(CpuPerRecord {
+            client_us,
+            broker_us,
+        }),
+        _ => None,
+    };
     Some(LogGrowth {
         bytes,
         seconds,
         bytes_per_record,
-        records_per_sec: bytes as f64 / bytes_per_record / seconds,
+        records_per_sec: appended / seconds,
+        cpu,
     })
 }
 
@@ -277,7 +384,12 @@ mod tests {
     fn samples(points: &[(f64, u64)]) -> Vec<Sample> {
         points
             .iter()
-            .map(|&(seconds, bytes)| Sample { seconds, bytes })
+            .map(|&(seconds, bytes)| Sample {
+                seconds,
+                bytes,
+                client_ticks: None,
+                broker_ticks: None,
+            })
             .collect()
     }
 
@@ -302,6 +414,46 @@ mod tests {
         assert!((g.records_per_sec - 90.0).abs() < 1e-9, "{g:?}");
         // A client that does not pause after its warm-up: its share.
         assert_eq!(warmup_boundary(&s, 10, 100), 1_000);
+    }
+
+    #[test]
+    fn cpu_per_record_is_read_over_the_window() {
+        // Ticks (100 a second) at each sample: the client used 20 and the
+        // broker 50 between the sample before the window and the one that
+        // saw the final size, over 90 records.
+        let mut s = samples(&[(0.0, 0), (0.9, 1_000), (1.1, 4_000), (2.1, 10_000)]);
+        for (sample, (client, broker)) in
+            s.iter_mut().zip([(0, 0), (5, 10), (15, 40), (25, 60)])
+        {
+            sample.client_ticks = Some(client);
+            sample.broker_ticks = Some(broker);
+        }
+        let cpu = growth(&s, 1_000, 100).unwrap().cpu.unwrap();
+        let per_tick = 1e6 / ticks_per_sec() / 90.0;
+        assert!((cpu.client_us - 20.0 * per_tick).abs() < 1e-6, "{cpu:?}");
+        assert!((cpu.broker_us - 50.0 * per_tick).abs() < 1e-6, "{cpu:?}");
+        // Both sides at 5 us a record: two cores carry 200,000 records/s.
+        let even = CpuPerRecord {
+            client_us: 5.0,
+            broker_us: 5.0,
+        };
+        assert_eq!(even.ceiling(2), Some(200_000.0));
+        // No CPU readings, no CPU figure (the throughput figure stays).
+        s.iter_mut().for_each(|x| x.client_ticks = None);
+        assert_eq!(growth(&s, 1_000, 100).unwrap().cpu, None);
+    }
+
+    #[test]
+    fn a_process_cpu_time_is_read_from_proc() {
+        let before = cpu_ticks(std::process::id()).unwrap();
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = cpu_ticks(std::process::id()).unwrap();
+        assert!(after > before, "100 ms of busy work used no CPU ticks");
+        assert_eq!(cpu_ticks(u32::MAX), None);
     }
 
     #[test]

@@ -278,11 +278,13 @@ mod tests {
                 whole_run: None,
                 broker_log: BrokerLog::NotChecked,
                 broker_unknown: None,
+                metrics: Default::default(),
             }),
             vs_acks_all: Some(rate / all),
             vs_producer_performance: Some(rate / java),
             vs_producer_performance_pairs: vec![rate / java],
             broker_log: BrokerLog::NotChecked,
+            wire: None,
         }
     }
 
@@ -293,6 +295,7 @@ mod tests {
             seconds: 1000.0 / rate,
             bytes_per_record: 1034.0,
             records_per_sec: rate,
+            cpu: None,
         })
     }
 

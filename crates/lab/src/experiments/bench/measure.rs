@@ -261,6 +261,7 @@ impl Session<'_> {
             vs_producer_performance: median(pairs.iter().flatten().copied().collect()),
             vs_producer_performance_pairs: pairs.into_iter().flatten().collect(),
             broker_log: alone.broker_log,
+            wire: alone.wire,
         })
     }
 

@@ -48,7 +48,9 @@
 //! `pass` (one pass: the warm-up, the measured loop, the end-to-end reader),
 //! `payload` (the record values), `producer_performance` (the Java tool),
 //! `host` (what /proc says of the machine), `broker_log` (how fast the
-//! broker's log grew, the broker-side figure), `report` (the figures and their
+//! broker's log grew, the broker-side figure, and the CPU each side spent
+//! per record), `wire` (librdkafka's own counters of the measured part:
+//! requests, records per request, its broker thread's wake-ups), `report` (the figures and their
 //! tables) and `claims` (published statements, checked). The command line,
 //! `lab bench`, is the binary's.
 
@@ -62,10 +64,11 @@ mod pass;
 mod payload;
 mod producer_performance;
 mod report;
+mod wire;
 
 use serde::{Deserialize, Serialize};
 
-pub use broker_log::{BrokerLog, LogGrowth, SAMPLE_EVERY};
+pub use broker_log::{BrokerLog, CpuPerRecord, LogGrowth, SAMPLE_EVERY};
 pub use cases::{Case, COMMIT_INTERVALS_MS};
 pub use claims::{claims_markdown, published_claims, Claim, TIE};
 pub use commit_cost::transaction_cost_markdown;
@@ -75,7 +78,11 @@ pub use payload::{EncodingCost, PayloadTemplate};
 pub use producer_performance::{
     java, kafka_tools, parse_producer_performance, PerfResult, PerfRun,
 };
-pub use report::{BenchReport, EndToEnd, Figure, TransactionStats, DISAGREEMENT};
+pub use report::{
+    cpu_comparison_markdown, BenchReport, EndToEnd, Figure, TransactionStats,
+    DISAGREEMENT,
+};
+pub use wire::{JavaMetrics, WireCounts};
 
 /// What to measure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::broker_log::{growth, BrokerLog, LogProbe};
 use super::payload::{now_us, parse_stamp, PayloadTemplate};
+use super::wire::{LatestStatistics, WireCounts, STATS_EVERY};
 use super::{BenchOptions, Case, TransactionStats};
 use crate::cluster::{Backend, Cluster};
 use crate::error::{Doing, Error, Result};
@@ -39,6 +40,7 @@ struct BenchContext {
     acks: Mutex<LatencyHistogram>,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    statistics: LatestStatistics,
 }
 
 impl BenchContext {
@@ -48,6 +50,7 @@ impl BenchContext {
             acks: Mutex::new(LatencyHistogram::new()),
             failed: AtomicU64::new(0),
             first_error: Mutex::new(None),
+            statistics: LatestStatistics::default(),
         }
     }
 
@@ -62,7 +65,11 @@ impl BenchContext {
     }
 }
 
-impl ClientContext for BenchContext {}
+impl ClientContext for BenchContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.statistics.deliver(statistics);
+    }
+}
 
 impl ProducerContext for BenchContext {
     type DeliveryOpaque = usize;
@@ -96,6 +103,9 @@ pub(super) struct Pass {
     /// when it is unknown.
     pub(super) broker_log: BrokerLog,
     pub(super) broker_unknown: Option<String>,
+    /// librdkafka's counters over the measured part (None if its statistics
+    /// did not come in time).
+    pub(super) wire: Option<WireCounts>,
     /// The log's size when the clock started (with a [`LogProbe`]).
     log_at_start: Option<u64>,
 }
@@ -157,7 +167,9 @@ fn watched_pass(
             return Ok(pass);
         }
     };
-    let (pass, samples) = probe.watch(|| {
+    // The client is this process.
+    let client = std::sync::atomic::AtomicU32::new(std::process::id());
+    let (pass, samples) = probe.watch(&client, || {
         produce_pass_on(cluster, case, options, with_reader, topic, Some(&probe))
     });
     let mut pass = pass?;
@@ -247,7 +259,7 @@ fn bench_producer(
     let transactional_id = cluster.fresh_name("bench-tx");
     let mut overrides = case.lab_overrides(options.one_in_flight);
     overrides.extend(options.producer_overrides.iter().cloned());
-    let config = case.semantic().producer_config(
+    let mut config = case.semantic().producer_config(
         cluster.bootstrap(),
         Some(&transactional_id),
         &overrides,
@@ -258,6 +270,11 @@ fn bench_producer(
         .filter(|(k, _)| !["transactional.id", "bootstrap.servers"].contains(k))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    // Not among the settings shown: it only lets the bench read librdkafka's counters.
+    config.set(
+        "statistics.interval.ms",
+        STATS_EVERY.as_millis().to_string(),
+    );
     let producer: BaseProducer<BenchContext> = config
         .create_with_context(BenchContext::new())
         .doing("creating the benchmark producer")?;
@@ -313,6 +330,10 @@ fn produce_measured(
         shared.wait_for_warmup(options.warmup_records);
     }
     producer.context().reset();
+    let poll = || {
+        producer.poll(Duration::from_millis(10));
+    };
+    let wire_at_start = producer.context().statistics.fresh(poll);
 
     let log_at_start = probe.map(LogProbe::size);
     let started = Instant::now();
@@ -355,6 +376,7 @@ fn produce_measured(
     }
     let elapsed = started.elapsed();
     // ANCHOR_END: measured_loop
+    let wire_at_end = producer.context().statistics.fresh(poll);
 
     let context = producer.context();
     let ack_latency = lock(&context.acks).summary();
@@ -376,6 +398,9 @@ fn produce_measured(
         end_to_end: None,
         broker_log: BrokerLog::NotChecked,
         broker_unknown: None,
+        wire: wire_at_end
+            .zip(wire_at_start)
+            .map(|(end, start)| end.since(&start)),
         log_at_start,
     })
 }

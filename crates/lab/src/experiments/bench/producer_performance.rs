@@ -10,13 +10,15 @@
 //! the producer's close). The steady state is its figure.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::broker_log::{growth, warmup_boundary, BrokerLog, LogProbe};
 use super::pass::delete_topic;
+use super::wire::JavaMetrics;
 use super::{BenchOptions, Case};
 use crate::cluster::{Backend, Cluster};
 
@@ -47,6 +49,9 @@ pub struct PerfRun {
     /// Why `broker_log` is unknown, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_unknown: Option<String>,
+    /// Its own metrics of the median run (`--print-metrics`).
+    #[serde(default)]
+    pub metrics: JavaMetrics,
 }
 
 /// The final line of ProducerPerformance's output.
@@ -148,14 +153,24 @@ pub(super) fn producer_performance(
         cluster, case, options, &java, &libs, &topic, records, warmup,
     );
     let probe = LogProbe::find(cluster, &topic, options.partitions);
+    // Its JVM's pid, for the probe's CPU readings, once it has started.
+    let client = AtomicU32::new(0);
     let run = || {
         let started = Instant::now();
-        let output = Command::new(&command[0]).args(&command[1..]).output();
+        let output = Command::new(&command[0])
+            .args(&command[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|child| {
+                client.store(child.id(), Ordering::SeqCst);
+                child.wait_with_output()
+            });
         (output, started.elapsed().as_secs_f64())
     };
     let ((output, wall_seconds), broker) = match &probe {
         Ok(probe) => {
-            let (out, samples) = probe.watch(run);
+            let (out, samples) = probe.watch(&client, run);
             let from = warmup_boundary(&samples, warmup, records + warmup);
             let grew = growth(&samples, from, records + warmup);
             let why = "the log did not grow over more than one sample: too short a run to time";
@@ -193,6 +208,7 @@ pub(super) fn producer_performance(
         whole_run: summaries.steady_state.and(summaries.whole_run),
         broker_log: broker.clone().unwrap_or(BrokerLog::Unknown),
         broker_unknown: broker.err(),
+        metrics: JavaMetrics::parse(&stdout),
     })
 }
 
@@ -226,6 +242,8 @@ fn command_line(
         options.record_bytes.to_string(),
         "--throughput".into(),
         "-1".into(),
+        // Its producer's metrics at the end: records per request, batch size.
+        "--print-metrics".into(),
     ];
     if warmup > 0 {
         command.push("--warmup-records".into());

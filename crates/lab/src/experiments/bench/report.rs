@@ -9,7 +9,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::cases::in_flight;
-use super::{BenchOptions, BrokerLog, Case, EncodingCost, PerfResult, PerfRun};
+use super::{
+    BenchOptions, BrokerLog, Case, CpuPerRecord, EncodingCost, PerfResult, PerfRun,
+    WireCounts,
+};
 use crate::cluster::Backend;
 use crate::error::{Doing, Error, Result};
 use crate::metrics::{format_us, LatencySummary, Throughput};
@@ -63,6 +66,9 @@ pub struct Figure {
     /// How fast the broker's log grew in the median producer-alone run.
     #[serde(default)]
     pub broker_log: BrokerLog,
+    /// librdkafka's counters over the median run's measured part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireCounts>,
 }
 
 /// A client's throughput further than this (as a fraction) from its
@@ -203,6 +209,48 @@ impl BenchReport {
         out
     }
 
+    /// Where the time goes: CPU per record on each side for both clients,
+    /// and librdkafka's requests and wake-ups, with the line naming what
+    /// measured them.
+    pub fn cpu_markdown(&self) -> String {
+        let mut out = String::new();
+        let cpu = Table::new(
+            self.figures.iter().filter(|f| cpu(f.broker_log).is_some()),
+            &[&BOOK_CPU],
+        );
+        if !cpu.rows.is_empty() {
+            out += &cpu.markdown();
+            out += "\n";
+        }
+        let wire = Table::new(
+            self.figures.iter().filter(|f| f.wire.is_some()),
+            &[&BOOK_WIRE],
+        );
+        if !wire.rows.is_empty() {
+            out += &wire.markdown();
+            out += "\n";
+        }
+        let load = |l: Option<[f64; 3]>| {
+            l.map_or_else(|| "?".into(), |l| format!("{:.2}", l[0]))
+        };
+        out += &format!(
+            "Measured on {}, librdkafka {}, {} CPUs (load average {} before, {} after): {} \
+             after {} warm-up records, the median of {}, {}. CPU: microseconds of CPU time \
+             (user and system, every thread, from /proc) per record over the measured window, \
+             the client's process and the broker's, in the median runs.\n",
+            self.backend_description,
+            self.librdkafka_version,
+            self.cpus,
+            load(self.load_before),
+            load(self.load_after),
+            per_case(&self.options),
+            self.options.warmup_records,
+            count(self.options.repetitions.max(1), "interleaved run"),
+            count(self.options.partitions, "partition"),
+        );
+        out
+    }
+
     /// Where a client's figure and its broker's log disagree by more than
     /// [`DISAGREEMENT`], one sentence each (the lab's run, then
     /// ProducerPerformance's, per case). Unknown broker figures are not compared.
@@ -283,6 +331,26 @@ impl fmt::Display for BenchReport {
         let details = Table::new(&self.figures, &[&TERMINAL_DETAILS]);
         f.write_str(&details.text(&[&[22, 12], &[9, 9, 9], &[9, 9, 9], &[8, 10]]))?;
         writeln!(f)?;
+        let cpu = Table::new(
+            self.figures.iter().filter(|f| cpu(f.broker_log).is_some()),
+            &[&BOOK_CPU],
+        );
+        if !cpu.rows.is_empty() {
+            f.write_str("CPU per record, µs (median runs' measured windows)\n")?;
+            f.write_str(&cpu.text(&[&[22], &[9, 12], &[9, 13], &[14, 10]]))?;
+            writeln!(f)?;
+        }
+        let wire = Table::new(
+            self.figures.iter().filter(|f| f.wire.is_some()),
+            &[&BOOK_WIRE],
+        );
+        if !wire.rows.is_empty() {
+            f.write_str(
+                "librdkafka's counters over the median runs' measured parts\n",
+            )?;
+            f.write_str(&wire.text(&[&[22], &[9, 16, 21, 16]]))?;
+            writeln!(f)?;
+        }
         let e = &self.payload_encoding;
         writeln!(
             f,
@@ -447,6 +515,91 @@ const BOOK_TRANSACTIONS: [Column; 5] = [
             .map(|t| format!("{:.1} ms", t.mean_commit_ms))
     }),
 ];
+
+/// CPU per record on each side, for both clients, and whether CPU explains
+/// the gap between them: Java's CPU per record (client and broker) over the
+/// lab's, beside the lab's throughput over Java's.
+const BOOK_CPU: [Column; 7] = [
+    CASE,
+    ("lab µs", |f| {
+        cpu(f.broker_log).map(|c| format!("{:.2}", c.client_us))
+    }),
+    ("lab's broker", |f| {
+        cpu(f.broker_log).map(|c| format!("{:.2}", c.broker_us))
+    }),
+    ("Java µs", |f| {
+        java_cpu(f).map(|c| format!("{:.2}", c.client_us))
+    }),
+    ("Java's broker", |f| {
+        java_cpu(f).map(|c| format!("{:.2}", c.broker_us))
+    }),
+    ("CPU Java ÷ lab", |f| {
+        let (lab, java) = (cpu(f.broker_log)?, java_cpu(f)?);
+        let ratio = (java.client_us + java.broker_us) / (lab.client_us + lab.broker_us);
+        ratio.is_finite().then(|| format!("{ratio:.2}"))
+    }),
+    ("lab ÷ Java", vs_java),
+];
+
+/// The same cases under other settings, one row per run and case: the
+/// lab's throughput, its CPU per record on each side, its broker thread's
+/// wake-ups per record. `runs`: each report with what distinguishes it.
+pub fn cpu_comparison_markdown(runs: &[(&str, &BenchReport)]) -> String {
+    let mut out = String::from(
+        "| run | case | records/s | lab µs | lab's broker | wake-ups/record |\n\
+         |---|---|---:|---:|---:|---:|\n",
+    );
+    let dash = || "–".to_string();
+    for (what, report) in runs {
+        for f in &report.figures {
+            let c = cpu(f.broker_log);
+            out += &format!(
+                "| {what} | {} | {:.0} | {} | {} | {} |\n",
+                f.label,
+                f.throughput.records_per_sec,
+                c.map_or_else(dash, |c| format!("{:.2}", c.client_us)),
+                c.map_or_else(dash, |c| format!("{:.2}", c.broker_us)),
+                f.wire
+                    .and_then(|w| w.wakeups_per_record())
+                    .map_or_else(dash, |w| format!("{w:.3}")),
+            );
+        }
+    }
+    out
+}
+
+/// How the records travelled: librdkafka's requests and its broker thread's
+/// wake-ups over the measured part, and the Java client's records per
+/// request (its whole run).
+const BOOK_WIRE: [Column; 5] = [
+    CASE,
+    ("requests", |f| {
+        f.wire.map(|w| w.produce_requests.to_string())
+    }),
+    ("records/request", |f| {
+        f.wire?.records_per_request().map(|r| format!("{r:.0}"))
+    }),
+    ("Java records/request", |f| {
+        let m = f.producer_performance.as_ref()?.metrics;
+        m.records_per_request.map(|r| format!("{r:.0}"))
+    }),
+    ("wake-ups/record", |f| {
+        f.wire?.wakeups_per_record().map(|w| format!("{w:.3}"))
+    }),
+];
+
+/// The CPU per record of a run's measured window, if read.
+fn cpu(log: BrokerLog) -> Option<CpuPerRecord> {
+    match log {
+        BrokerLog::Grew(g) => g.cpu,
+        _ => None,
+    }
+}
+
+/// ProducerPerformance's CPU per record (its median run's).
+fn java_cpu(f: &Figure) -> Option<CpuPerRecord> {
+    cpu(f.producer_performance.as_ref()?.broker_log)
+}
 
 /// The terminal's first table: the lab's throughput, ProducerPerformance's,
 /// and their ratio.
