@@ -326,6 +326,12 @@ pub fn parts() -> Vec<Part> {
             needs_three: false,
         },
         Part {
+            name: "holes",
+            measure: crate::book_holes::measure,
+            pages: crate::book_holes::pages,
+            needs_three: false,
+        },
+        Part {
             name: "monitoring",
             measure: measure_monitoring,
             pages: monitoring_pages,

@@ -4,6 +4,7 @@
 //!     cargo xtask test     # every test, against a real Apache Kafka broker
 
 mod book;
+mod book_holes;
 mod book_pipeline;
 mod browser;
 mod compose;

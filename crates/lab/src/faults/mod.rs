@@ -5,6 +5,7 @@
 
 pub mod crash;
 pub mod eos_stress;
+pub mod holes;
 pub mod leader;
 pub mod lost_ack;
 pub mod nemesis;

@@ -172,6 +172,16 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The consume-transform-produce pipeline, at-least-once beside exactly-once, over commit intervals
     PipelineBench(pipeline::PipelineArgs),
+    /// The holes a client can still fall into, on Apache Kafka: (a) a late
+    /// Produce request of a finished transaction, (c) group metadata taken
+    /// before a rebalance; about a minute
+    Holes {
+        /// Also write the measurement as JSON here
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Remove the topics and consumer groups the lab's runs left on a broker (nothing else)
     Clean {
         /// Only list what would be removed
@@ -235,6 +245,22 @@ fn dispatch(command: Command) -> lab::Result<()> {
         }
         Command::Bench(args) => bench::run(&args),
         Command::PipelineBench(args) => args.run(),
+        Command::Holes { json, target } => {
+            let record = lab::faults::holes::measure_holes(&target.cluster()?)?;
+            println!("{}", lab::faults::holes::holes_markdown(&record));
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&record).map_err(|e| {
+                    lab::Error::BadConfig(format!("cannot write JSON: {e}"))
+                })?;
+                std::fs::write(&path, text).map_err(|e| {
+                    lab::Error::BadConfig(format!(
+                        "cannot write {}: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+            Ok(())
+        }
         Command::Clean { dry_run, target } => clean(&target.cluster()?, dry_run),
         Command::Worker { spec } => {
             lab::faults::crash::worker::run(&WorkerSpec::from_json(&spec)?)

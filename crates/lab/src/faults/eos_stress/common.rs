@@ -30,7 +30,7 @@ pub struct TxnError {
 }
 
 impl TxnError {
-    pub(super) fn of(error: &KafkaError) -> TxnError {
+    pub(crate) fn of(error: &KafkaError) -> TxnError {
         match error {
             KafkaError::Transaction(e) => TxnError {
                 code: e.code(),

@@ -40,6 +40,7 @@
 
 mod bounds;
 mod frames;
+mod held;
 mod rewrite;
 mod sockets;
 #[cfg(test)]
@@ -63,6 +64,10 @@ pub use frames::{
     decode_request_header, encode_frame, produce_acks, read_frame,
     response_correlation_id, Frame, FrameError, FrameReader, RequestInfo,
     MAX_FRAME_BYTES,
+};
+pub use held::{
+    error_name, now_ms, produce_batches, produce_errors, BatchHeader, HeldRequest,
+    RequestHold,
 };
 pub use rewrite::{names_brokers, rewrite_response, Router};
 
@@ -160,6 +165,10 @@ pub struct ProxyStats {
     /// Responses swallowed, by api name (Produce ones included).
     #[serde(default)]
     pub dropped_by_api: BTreeMap<String, u64>,
+    /// Requests held back by [`ChaosProxy::inject_request_hold`], each with
+    /// the broker's answer once it came.
+    #[serde(default)]
+    pub held: Vec<HeldRequest>,
 }
 
 impl ProxyStats {
@@ -296,6 +305,26 @@ impl ChaosProxy {
         });
     }
 
+    /// Arms a hold of the next `count` requests of `api` (e.g. the next
+    /// transactional Produce): each waits in the proxy for `delay` before it
+    /// is forwarded, together with whatever follows it on that connection, as
+    /// on a network path that stalls. The client may time out, close the
+    /// connection and go on; the held request still reaches the broker late,
+    /// and its answer is noted in [`ProxyStats::held`] whoever hears it.
+    /// A count of 0 disarms.
+    pub fn inject_request_hold(&self, api: ApiKey, count: u32, delay: Duration) {
+        *lock(&self.shared.request_hold) = (count > 0).then_some(RequestHold {
+            api_key: api as i16,
+            count,
+            delay,
+        });
+    }
+
+    /// The request hold still armed, with its remaining count.
+    pub fn request_hold(&self) -> Option<RequestHold> {
+        *lock(&self.shared.request_hold)
+    }
+
     /// The response drop still armed, with its remaining count.
     pub fn response_drop(&self) -> Option<ResponseDrop> {
         *lock(&self.shared.response_drop)
@@ -319,6 +348,7 @@ impl std::fmt::Debug for ChaosProxy {
             .field("routes", &self.routes())
             .field("fault", &self.fault())
             .field("response_drop", &self.response_drop())
+            .field("request_hold", &self.request_hold())
             .field("stats", &self.stats())
             .finish()
     }

@@ -14,6 +14,7 @@ use super::frames::{
     decode_request_header, encode_frame, produce_acks, response_correlation_id,
     FrameError, FrameReader,
 };
+use super::held::{now_ms, HeldRequest, RequestHold};
 use super::rewrite::{names_brokers, rewrite_response};
 use super::{ProduceFault, ProxyStats, ResponseDrop, Route};
 use crate::support::lock;
@@ -45,6 +46,7 @@ pub(super) struct Shared {
     stopping: AtomicBool,
     pub(super) fault: Mutex<ProduceFault>,
     pub(super) response_drop: Mutex<Option<ResponseDrop>>,
+    pub(super) request_hold: Mutex<Option<RequestHold>>,
     pub(super) stats: Mutex<ProxyStats>,
     pub(super) routes: Mutex<Vec<Route>>,
     listeners: Mutex<Vec<JoinHandle<()>>>,
@@ -142,6 +144,23 @@ impl Shared {
         }
     }
 
+    /// Takes one armed hold for a request of `api_key`: how long to hold it.
+    fn take_hold(&self, api_key: i16) -> Option<Duration> {
+        let mut armed = lock(&self.request_hold);
+        let hold = armed.as_mut()?.take(api_key);
+        if armed.is_some_and(|h| h.count == 0) {
+            *armed = None;
+        }
+        hold
+    }
+
+    /// Notes a held request's answer (`payload`: the response frame).
+    fn held_answered(&self, index: usize, payload: &[u8], client_gone: bool) {
+        if let Some(h) = lock(&self.stats).held.get_mut(index) {
+            h.answered(payload, client_gone);
+        }
+    }
+
     /// Keeps `conn` so that [`Shared::stop`] can close it; false (and `conn`
     /// closed) if the proxy is already stopping.
     fn track(&self, conn: &Arc<Conn>) -> bool {
@@ -217,12 +236,29 @@ struct Pending {
     api_key: i16,
     api_version: i16,
     action: Action,
+    /// Held back: its index in [`ProxyStats::held`].
+    held: Option<usize>,
 }
 
 impl Conn {
     fn close_both(&self) {
         let _ = self.client.shutdown(Shutdown::Both);
         let _ = self.upstream.shutdown(Shutdown::Both);
+    }
+
+    /// Whether the client has closed its side (or reset it), without taking
+    /// any of its bytes. Only the request pump may ask: it alone reads.
+    fn client_closed(&self) -> bool {
+        if self.client.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let closed = match self.client.peek(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        let _ = self.client.set_nonblocking(false);
+        closed
     }
 
     /// The client is gone (it closed, or the proxy cut it): stop serving it,
@@ -395,7 +431,19 @@ fn forward_request(
     raw: &[u8],
     to: &mut TcpStream,
 ) -> Result<(), Stop> {
-    let action = note_request(shared, conn, &raw[4..]).map_err(|_| Stop::Malformed)?;
+    let (action, hold) =
+        note_request(shared, conn, &raw[4..]).map_err(|_| Stop::Malformed)?;
+    if let Some((delay, index)) = hold {
+        // Everything behind it on this connection waits too.
+        shared.nap(delay);
+        if let Some(h) = lock(&shared.stats).held.get_mut(index) {
+            h.forwarded_at_ms = Some(now_ms());
+        }
+        if conn.client_closed() {
+            // It timed out and hung up meanwhile: the request goes on alone.
+            conn.client_gone();
+        }
+    }
     if to.write_all(raw).is_err() {
         return Err(Stop::Close);
     }
@@ -405,13 +453,26 @@ fn forward_request(
     Ok(())
 }
 
-/// Records a request before it is forwarded, so its response is recognised.
+/// Records a request before it is forwarded, so its response is recognised:
+/// the fault for its response, and how long to hold it first (with its index
+/// among the held requests), if a hold is armed for it.
 fn note_request(
     shared: &Shared,
     conn: &Conn,
     payload: &[u8],
-) -> std::result::Result<Action, FrameError> {
+) -> std::result::Result<(Action, Option<(Duration, usize)>), FrameError> {
     let info = decode_request_header(payload)?;
+    let hold = shared.take_hold(info.api_key).map(|delay| {
+        let note = HeldRequest::arrived(
+            info.api_key,
+            info.api_version,
+            info.correlation_id,
+            &payload[info.header_len..],
+        );
+        let mut stats = lock(&shared.stats);
+        stats.held.push(note);
+        (delay, stats.held.len() - 1)
+    });
     let mut expects_response = true;
     let mut action = Action::Forward;
     if info.api_key == ApiKey::Produce as i16 {
@@ -432,6 +493,7 @@ fn note_request(
                 api_key: info.api_key,
                 api_version: info.api_version,
                 action,
+                held: hold.map(|(_, index)| index),
             },
         );
     }
@@ -441,7 +503,7 @@ fn note_request(
         // on their way: the connection is gone as far as it knows.
         state.client_gone_at.get_or_insert_with(Instant::now);
     }
-    Ok(action)
+    Ok((action, hold))
 }
 
 fn malformed(shared: &Shared, conn: &Conn) {
@@ -507,6 +569,9 @@ fn forward_response(
         )
     };
     let request = request.ok_or(Stop::Malformed)?;
+    if let Some(index) = request.held {
+        shared.held_answered(index, payload, !client_there);
+    }
     if !client_there {
         return Ok(()); // answered after the client left: nobody to tell
     }
@@ -796,6 +861,51 @@ mod tests {
         client.write_all(&produce_frame(3, -1)).unwrap();
         expect_answer(&mut client, 3);
         assert!(started.elapsed() < delay);
+    }
+
+    #[test]
+    fn a_held_request_reaches_the_broker_late_and_its_answer_is_noted() {
+        let broker = FakeBroker::simple();
+        let proxy = ChaosProxy::start(&broker.addr.to_string()).unwrap();
+        let mut client = connect(&proxy);
+        let delay = Duration::from_millis(400);
+        proxy.inject_request_hold(ApiKey::Produce, 1, delay);
+        // Another api passes at once; the Produce waits, and so does what follows it.
+        client.write_all(&api_versions_frame(1)).unwrap();
+        expect_answer(&mut client, 1);
+        let started = Instant::now();
+        client.write_all(&produce_frame(2, -1)).unwrap();
+        client.write_all(&api_versions_frame(3)).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(broker.requests().len(), 1, "the Produce is still held");
+        expect_answer(&mut client, 2);
+        assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+        expect_answer(&mut client, 3);
+        assert_eq!(proxy.request_hold(), None, "used up and disarmed");
+        let held = proxy.stats().held;
+        assert_eq!(held.len(), 1, "{held:?}");
+        let h = &held[0];
+        assert_eq!((h.api.as_str(), h.correlation_id), ("Produce", 2));
+        let (at, fwd) = (h.held_at_ms, h.forwarded_at_ms.unwrap());
+        assert!(fwd >= at + 350, "held {} ms", fwd - at);
+        assert!(h.answered_at_ms.unwrap() >= fwd && !h.client_gone);
+
+        // The client hangs up while its request is held: the request still
+        // reaches the broker, and only the proxy hears the answer.
+        let mut client = connect(&proxy);
+        proxy.inject_request_hold(ApiKey::Produce, 1, delay);
+        client.write_all(&produce_frame(4, -1)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(client);
+        eventually("the late answer", || {
+            proxy
+                .stats()
+                .held
+                .get(1)
+                .is_some_and(|h| h.answered_at_ms.is_some())
+        });
+        assert!(proxy.stats().held[1].client_gone);
+        assert_eq!(broker.requests().last().unwrap().correlation_id, 4);
     }
 
     #[test]
