@@ -5,6 +5,7 @@
 
 mod book;
 mod book_pipeline;
+mod book_protocols;
 mod browser;
 mod compose;
 mod kafka;
