@@ -332,6 +332,12 @@ pub fn parts() -> Vec<Part> {
             needs_three: false,
         },
         Part {
+            name: "group-protocols",
+            measure: crate::book_protocols::measure,
+            pages: crate::book_protocols::pages,
+            needs_three: false,
+        },
+        Part {
             name: "monitoring",
             measure: measure_monitoring,
             pages: monitoring_pages,

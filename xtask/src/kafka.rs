@@ -114,6 +114,16 @@ pub fn broker_properties(layout: Layout, node_id: u32) -> Vec<(&'static str, Str
         ("transaction.state.log.min.isr", min_isr),
         // A new consumer group starts at once instead of waiting 3 s for more members.
         ("group.initial.rebalance.delay.ms", "0".into()),
+        // Groups of the consumer protocol (KIP-848) take their session timeout
+        // from the broker: 45 s by default, and no group may ask for less than
+        // group.consumer.min.session.timeout.ms (45 s; the broker refuses
+        // `consumer.session.timeout.ms=6000` on a group). The crash scenarios'
+        // classic consumers ask for 6 s; these give consumer-protocol groups
+        // the same, so their tests stay short (the heartbeat must be shorter).
+        ("group.consumer.session.timeout.ms", "6000".into()),
+        ("group.consumer.min.session.timeout.ms", "6000".into()),
+        ("group.consumer.heartbeat.interval.ms", "2000".into()),
+        ("group.consumer.min.heartbeat.interval.ms", "1000".into()),
         ("auto.create.topics.enable", "false".into()),
     ];
     if layout == Layout::Secured {

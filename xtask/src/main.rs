@@ -6,6 +6,7 @@
 mod book;
 mod book_holes;
 mod book_pipeline;
+mod book_protocols;
 mod browser;
 mod compose;
 mod kafka;

@@ -11,7 +11,8 @@
 //! 2. Clients: [`semantics`] (`Semantic::{AtMostOnce, AtLeastOnce,
 //!    ExactlyOnce}` and the exact settings behind each, with the reasons),
 //!    [`stats`] (librdkafka's statistics, recorded while a [`stats::Monitor`]
-//!    watches), [`cluster`] (a real broker by address, or the mock cluster;
+//!    watches), [`group_protocol`] (classic or KIP-848's consumer group
+//!    protocol), [`cluster`] (a real broker by address, or the mock cluster;
 //!    fresh topics and groups), [`broker_version`] (the broker's release,
 //!    read from its `ApiVersions` answer), [`connection`] (a learner's
 //!    client-settings file for a secured cluster; secrets never shown), [`liveness`] (is any broker answering? every
@@ -63,8 +64,8 @@ pub use support::{error, local, metrics, record};
 // Clients: settings per semantic, where Kafka is, producer and consumer loops.
 mod client;
 pub use client::{
-    broker_version, clean, cluster, connection, consume, effective, liveness,
-    offset_store, produce, read, recovery, semantics, stats,
+    broker_version, clean, cluster, connection, consume, effective, group_protocol,
+    liveness, offset_store, produce, read, recovery, semantics, stats,
 };
 
 // Stores outside Kafka that consumers write results to (no Kafka in them).

@@ -121,6 +121,36 @@ fn a_consumer_variant_outside_scenario_c_is_refused_before_connecting() {
 }
 
 #[test]
+fn a_group_protocol_is_validated_and_only_taken_by_scenario_c() {
+    let (code, _, err, took) = lab(&[
+        "zombie-processor",
+        "--group-protocol",
+        "kip848",
+        "--bootstrap",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[possible values: classic, consumer]"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let (code, _, err, _) = lab(&[
+        "scenario",
+        "-f",
+        "lost-ack",
+        "-s",
+        "at-least-once",
+        "--group-protocol",
+        "consumer",
+        "--bootstrap",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("use it with --fault consumer-crash"), "{err}");
+}
+
+#[test]
 fn a_bench_case_that_does_not_exist_is_refused_with_the_valid_names() {
     let (code, _, err, took) = lab(&[
         "bench",

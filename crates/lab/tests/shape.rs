@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "liveness",
         "produce",
         "consume",
+        "group_protocol",
         "offset_store",
         "effective",
         "read",

@@ -442,6 +442,36 @@ impl Cluster {
             .unwrap_or(0))
     }
 
+    /// A broker's setting `name`, as the first broker of the metadata
+    /// reports it (its own value or Kafka's default); None if it has none.
+    pub fn broker_config(&self, name: &str) -> Result<Option<String>> {
+        let consumer = self.metadata_client()?;
+        let doing = format!("reading the broker setting {name}");
+        let metadata =
+            self.watch(&doing)
+                .patiently(&doing, Duration::from_secs(10), |t| {
+                    consumer.fetch_metadata(None, t)
+                })?;
+        let Some(broker) = metadata.brokers().first().map(|b| b.id()) else {
+            return Ok(None);
+        };
+        let admin = self.admin()?;
+        let results = self
+            .watch(&doing)
+            .wait_on_thread(move || {
+                futures_executor::block_on(admin.describe_configs(
+                    [&rdkafka::admin::ResourceSpecifier::Broker(broker)],
+                    &admin_options(),
+                ))
+            })?
+            .doing(&doing)?;
+        let value = results
+            .into_iter()
+            .filter_map(|r| r.ok())
+            .find_map(|r| r.get(name).and_then(|e| e.value.clone()));
+        Ok(value)
+    }
+
     /// A client configuration with just the bootstrap address.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();

@@ -53,6 +53,11 @@ pub trait Sink {
     /// consumer has taken so far, this batch included, and the batch's ids.
     fn between_steps(&mut self, _consumed: u64, _batch: &[u64]) {}
 
+    /// Exactly-once: Kafka refused to add the offsets to a transaction or
+    /// to commit it (`error`); `aborted` says whether the transaction was
+    /// then aborted. The loop returns the error next.
+    fn refused(&mut self, _error: &Error, _aborted: bool) {}
+
     /// The auto-commit loop's hook, called twice per batch: once it has been
     /// handed over (its offsets are stored, so the timer may commit them) and
     /// once it has been processed. `group` asks the broker what is committed.
@@ -99,15 +104,65 @@ pub fn consume(
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ConsumeReport> {
+    let setup = ConsumeSetup {
+        consumer_overrides: overrides.to_vec(),
+        ..ConsumeSetup::default()
+    };
+    consume_with(
+        cluster, semantic, input, output, group, &setup, sink, progress,
+    )
+}
+
+/// How a consumer (and exactly-once's processor) is set up beyond its
+/// semantic's settings.
+#[derive(Clone, Debug)]
+pub struct ConsumeSetup {
+    /// Extra consumer settings, applied last.
+    pub consumer_overrides: Vec<(String, String)>,
+    /// Exactly-once: the processor's `transactional.id` (by default one per
+    /// group, `<group>-processor`, so a restarted processor fences the last).
+    pub transactional_id: Option<String>,
+    /// Exactly-once: extra settings of the processor's producer.
+    pub producer_overrides: Vec<(String, String)>,
+    /// How long the consumer may see nothing at all before the run is
+    /// declared stalled.
+    pub idle_limit: Duration,
+}
+
+impl Default for ConsumeSetup {
+    fn default() -> ConsumeSetup {
+        ConsumeSetup {
+            consumer_overrides: Vec::new(),
+            transactional_id: None,
+            producer_overrides: Vec::new(),
+            idle_limit: IDLE_LIMIT,
+        }
+    }
+}
+
+/// [`consume`], set up as `setup` says.
+#[allow(clippy::too_many_arguments)]
+pub fn consume_with(
+    cluster: &Cluster,
+    semantic: Semantic,
+    input: &str,
+    output: Option<&str>,
+    group: &str,
+    setup: &ConsumeSetup,
+    sink: &mut dyn Sink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ConsumeReport> {
     let started = Instant::now();
     let partitions = cluster.partition_count(input)?;
-    let consumer = subscribe(cluster, semantic, group, overrides, input)?;
+    let consumer =
+        subscribe(cluster, semantic, group, &setup.consumer_overrides, input)?;
 
     let mut report = ConsumeReport::default();
     let mut drained = Drained::new(
         partitions,
         cluster.watch(format!("consuming {input} ({semantic})")),
     );
+    drained.idle_limit = setup.idle_limit;
     match semantic {
         Semantic::AtMostOnce | Semantic::AtLeastOnce => loop {
             let batch = next_batch(&consumer, &mut drained)?;
@@ -147,7 +202,7 @@ pub fn consume(
                 cluster,
                 &consumer,
                 output,
-                group,
+                (group, setup),
                 &mut drained,
                 &mut report,
                 sink,
@@ -167,7 +222,7 @@ fn transform(
     cluster: &Cluster,
     consumer: &BaseConsumer<StatsContext>,
     output: &str,
-    group: &str,
+    (group, setup): (&str, &ConsumeSetup),
     drained: &mut Drained,
     report: &mut ConsumeReport,
     sink: &mut dyn Sink,
@@ -176,9 +231,16 @@ fn transform(
     // ANCHOR: read_process_write
     // One transactional.id per processor instance: a restart with the same id
     // fences the previous instance and aborts whatever it left open.
-    let transactional_id = format!("{group}-processor");
+    let transactional_id = setup
+        .transactional_id
+        .clone()
+        .unwrap_or_else(|| format!("{group}-processor"));
     let producer: BaseProducer<produce::LoggingContext> = Semantic::ExactlyOnce
-        .producer_config(cluster.bootstrap(), Some(&transactional_id), &[])?
+        .producer_config(
+            cluster.bootstrap(),
+            Some(&transactional_id),
+            &setup.producer_overrides,
+        )?
         .create_with_context(produce::LoggingContext(Default::default()))
         .doing("creating the transactional producer")?;
     produce::init_transactions(&producer)?;
@@ -207,17 +269,40 @@ fn transform(
         let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
         sink.between_steps(report.processed.len() as u64 + batch.len() as u64, &ids);
         let offsets = next_offsets(&batch);
-        watch.patiently(
+        let sent = watch.patiently(
             "adding the consumed offsets to the transaction",
             Duration::from_secs(30),
             |t| producer.send_offsets_to_transaction(&offsets, &metadata, t),
-        )?;
-        produce::commit_watched(&producer, watch)?;
+        );
+        let committed = sent.and_then(|()| produce::commit_watched(&producer, watch));
+        if let Err(error) = committed {
+            return Err(refused(&producer, error, sink));
+        }
         report.commits += 1;
         report.processed.extend(batch.iter().map(|r| r.id));
         progress(report.processed.len() as u64);
     }
     // ANCHOR_END: read_process_write
+}
+
+/// A processor whose transaction Kafka refused to complete (a zombie fenced
+/// by its group, a producer fenced by a successor): the transaction is
+/// aborted if librdkafka says it must be, and the sink is told. Returns the
+/// refusal as the error.
+fn refused(
+    producer: &BaseProducer<produce::LoggingContext>,
+    error: Error,
+    sink: &mut dyn Sink,
+) -> Error {
+    let must_abort = matches!(
+        &error,
+        Error::Kafka { source: KafkaError::Transaction(e), .. } if e.txn_requires_abort()
+    );
+    let aborted = must_abort
+        && produce::drain(producer, Duration::from_secs(10)).is_ok()
+        && producer.abort_transaction(Duration::from_secs(30)).is_ok();
+    sink.refused(&error, aborted);
+    error
 }
 
 /// The part of a consumed record the loops need (a `BorrowedMessage` cannot
@@ -249,6 +334,7 @@ pub(crate) struct Drained {
     at_end: HashSet<i32>,
     last_progress: Instant,
     watch: BrokerWatch,
+    idle_limit: Duration,
 }
 
 impl Drained {
@@ -258,6 +344,7 @@ impl Drained {
             at_end: HashSet::new(),
             last_progress: Instant::now(),
             watch,
+            idle_limit: IDLE_LIMIT,
         }
     }
 
@@ -302,11 +389,11 @@ pub(crate) fn next_batch(
     }
     if batch.is_empty()
         && !drained.all()
-        && drained.last_progress.elapsed() > IDLE_LIMIT
+        && drained.last_progress.elapsed() > drained.idle_limit
     {
         return Err(Error::Stalled {
             stage: "consumer",
-            waited: IDLE_LIMIT,
+            waited: drained.idle_limit,
             detail: format!(
                 "read {} of {} partitions to their end; is another consumer in the group holding the rest?",
                 drained.at_end.len(),

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod connection;
 pub mod consume;
 pub mod effective;
+pub mod group_protocol;
 pub mod liveness;
 pub mod offset_store;
 pub mod produce;

@@ -51,6 +51,8 @@ pub struct ScenarioOptions {
     pub seed: u64,
     /// Producer settings applied after the semantic's (e.g. `acks=1` for D).
     pub producer_overrides: Vec<(String, String)>,
+    /// The consumers' group protocol (scenario C only).
+    pub group_protocol: crate::group_protocol::GroupProtocol,
 }
 
 impl ScenarioOptions {
@@ -60,6 +62,7 @@ impl ScenarioOptions {
             records,
             seed,
             producer_overrides: Vec::new(),
+            group_protocol: Default::default(),
         }
     }
 }
@@ -171,6 +174,15 @@ impl Scenario {
             ..
         } = *options;
         self.check_applies_to(semantic)?;
+        if options.group_protocol != Default::default()
+            && self != Scenario::ConsumerCrash
+        {
+            return Err(Error::BadConfig(format!(
+                "a group protocol chooses how scenario C's consumers join their group: \
+                 {} has no consumer group; drop the group protocol or use consumer-crash",
+                self.label()
+            )));
+        }
         let stress = EosStressOptions { records, seed };
         match self {
             Scenario::LostAck => {
@@ -186,6 +198,7 @@ impl Scenario {
                 semantic,
                 &CrashOptions {
                     partitions: 1,
+                    group_protocol: options.group_protocol,
                     ..CrashOptions::new(records, seed)
                 },
             ),

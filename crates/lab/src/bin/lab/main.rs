@@ -150,6 +150,9 @@ enum Command {
     },
     /// Inject a failure into one semantic and count what it did
     Scenario(scenario::ScenarioArgs),
+    /// The exactly-once processor paused inside its transaction past its
+    /// session timeout while a successor takes its partitions (KIP-447's zombie)
+    ZombieProcessor(scenario::ZombieArgs),
     /// A consumer writing to a database (SQLite) and sending notifications,
     /// SIGKILLed between its steps: rows and notifications counted by id
     SideEffects(side_effects::SideEffectsArgs),
@@ -226,6 +229,7 @@ fn dispatch(command: Command) -> lab::Result<()> {
             Ok(())
         }
         Command::Scenario(args) => args.run(),
+        Command::ZombieProcessor(args) => args.run(),
         Command::SideEffects(args) => args.run(),
         Command::Matrix(args) => args.run(),
         Command::Charts {

@@ -15,19 +15,24 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 pub mod db;
 pub mod protocol;
 mod supervisor;
 mod variants;
 pub mod worker;
+pub mod zombie;
 
 pub use protocol::{AutoCommitCrash, ConsumerVariant};
 pub use supervisor::worker_binary;
 pub use variants::{consumer_crash_variant, VariantOutcome};
+pub use zombie::{zombie_processor, ZombieOutcome};
 
 use crate::audit;
 use crate::cluster::Cluster;
 use crate::error::{Doing, Result};
+use crate::group_protocol::GroupProtocol;
 use crate::outcome::{FaultWindow, Outcome};
 use crate::produce::{self, ProduceOptions};
 use crate::read::{read_ids, Isolation};
@@ -46,6 +51,8 @@ pub struct CrashOptions {
     pub partitions: i32,
     /// Chooses the crash point, within the middle half of the stream.
     pub seed: u64,
+    /// The consumer group protocol of scenario C's consumers.
+    pub group_protocol: GroupProtocol,
 }
 
 impl CrashOptions {
@@ -64,6 +71,7 @@ impl CrashOptions {
             records,
             partitions: 3,
             seed,
+            group_protocol: GroupProtocol::Classic,
         }
     }
 
@@ -266,6 +274,7 @@ struct ConsumerStage {
     sink: PathBuf,
     produced: produce::ProduceReport,
     started: Instant,
+    group_protocol: GroupProtocol,
 }
 
 impl ConsumerStage {
@@ -290,6 +299,7 @@ impl ConsumerStage {
             sink,
             produced,
             started: Instant::now(),
+            group_protocol: options.group_protocol,
         })
     }
 
@@ -305,6 +315,9 @@ impl ConsumerStage {
             crash_at: None,
             variant: None,
             crash_when: None,
+            group_protocol: self.group_protocol,
+            pause_at: None,
+            transactional_id: None,
         }
     }
 
@@ -345,6 +358,27 @@ pub fn consumer_crash(
     semantic: Semantic,
     options: &CrashOptions,
 ) -> Result<Outcome> {
+    consumer_crash_timed(cluster, semantic, options).map(|(outcome, _)| outcome)
+}
+
+/// How long scenario C's consumers took to get their first batch, each
+/// from its own start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Takeover {
+    /// The first consumer, alone in a new group.
+    pub first_seconds: f64,
+    /// The replacement, started as soon as the first was killed: the time
+    /// the group took to hand it the dead member's partitions.
+    pub replacement_seconds: f64,
+}
+
+/// [`consumer_crash`], and how long the replacement waited for the dead
+/// consumer's partitions.
+pub fn consumer_crash_timed(
+    cluster: &Cluster,
+    semantic: Semantic,
+    options: &CrashOptions,
+) -> Result<(Outcome, Takeover)> {
     cluster.require_faithful(semantic)?;
     options.check_fits(cluster, "the consumer-crash scenario")?;
     let stage = ConsumerStage::set_up(cluster, semantic, "consumer-crash", options)?;
@@ -357,7 +391,12 @@ pub fn consumer_crash(
         }),
         "the first consumer",
     )?;
-    run_worker(&WorkerSpec::Consume(spec))?;
+    let second = run_worker(&WorkerSpec::Consume(spec))?;
+    let seconds = |run: &WorkerRun| run.first_batch_ms.unwrap_or(0) as f64 / 1000.0;
+    let takeover = Takeover {
+        first_seconds: seconds(&first),
+        replacement_seconds: seconds(&second),
+    };
 
     let (delivered, uncommitted) = match &stage.output {
         Some(out) => (
@@ -372,8 +411,9 @@ pub fn consumer_crash(
     let mut outcome =
         stage.outcome(cluster, semantic, options, &delivered, &aborted)?;
     outcome.fault = Some(format!(
-        "consumer SIGKILLed between its two steps at its record {crash_at} (seed {}); a replacement joined the group",
-        options.seed
+        "consumer SIGKILLed between its two steps at its record {crash_at} (seed {}); a replacement \
+         joined the group ({} protocol) and got its first records {:.1} s after it started",
+        options.seed, options.group_protocol, takeover.replacement_seconds
     ));
     // The aborted copies are in the output topic, not the input log.
     outcome.counts.aborted_in_log = aborted.len() as u64;
@@ -394,7 +434,7 @@ pub fn consumer_crash(
         first.in_gap.iter().copied().collect(),
         0,
     ));
-    Ok(outcome)
+    Ok((outcome, takeover))
 }
 
 /// The ids in a consumer worker's sink, one per line.

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::group_protocol::GroupProtocol;
 use crate::produce::DeliveryStatus;
 use crate::semantics::Semantic;
 
@@ -69,6 +70,18 @@ pub struct ConsumeSpec {
     /// With an auto-commit variant and `crash_at`: which side of an
     /// auto-commit the crash falls on.
     pub crash_when: Option<AutoCommitCrash>,
+    /// The consumer group protocol the worker's consumer speaks.
+    #[serde(default)]
+    pub group_protocol: GroupProtocol,
+    /// Exactly-once: stop (SIGSTOP) inside the open transaction of the batch
+    /// that holds this worker's Nth record, its output written, its offsets
+    /// not yet sent, once the process id is in the file (the zombie).
+    #[serde(default)]
+    pub pause_at: Option<(u64, PathBuf)>,
+    /// Exactly-once: the processor's own `transactional.id` (by default one
+    /// per group, so a replacement fences the last).
+    #[serde(default)]
+    pub transactional_id: Option<String>,
 }
 
 impl WorkerSpec {
@@ -111,6 +124,12 @@ impl ConsumeSpec {
         if self.crash_when.is_some() && self.crash_at.is_none() {
             return Err(Error::BadConfig(
                 "crash_when says on which side of an auto-commit to die: it needs crash_at"
+                    .into(),
+            ));
+        }
+        if self.pause_at.is_some() && self.semantic != Semantic::ExactlyOnce {
+            return Err(Error::BadConfig(
+                "pause_at stops a processor inside its transaction: it needs exactly-once"
                     .into(),
             ));
         }
@@ -230,6 +249,20 @@ impl std::str::FromStr for ConsumerVariant {
     }
 }
 
+/// How Kafka refused a processor's transaction, as the worker reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// What the processor was doing ("adding the consumed offsets to the
+    /// transaction", "committing a transaction").
+    pub doing: String,
+    /// librdkafka's error code, as its name (`UNKNOWN_MEMBER_ID`).
+    pub code: String,
+    /// librdkafka's message.
+    pub message: String,
+    /// Whether the processor then aborted its transaction.
+    pub aborted: bool,
+}
+
 /// Which side of an auto-commit the auto-commit consumer dies on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -278,6 +311,17 @@ pub enum Event {
     AfterPause {
         applied: u64,
         offsets: Vec<(i32, i64)>,
+    },
+    /// A consumer got its first batch this many ms after it started.
+    FirstBatch { ms: u64 },
+    /// Kafka refused an exactly-once processor's transaction: what it was
+    /// doing, librdkafka's error code and message, and whether the
+    /// transaction was aborted.
+    Refused {
+        doing: String,
+        code: String,
+        message: String,
+        aborted: bool,
     },
     /// The worker has finished its work.
     Done,
@@ -340,6 +384,13 @@ mod tests {
                 applied: 2,
                 offsets: vec![(0, 5)],
             },
+            Event::FirstBatch { ms: 6120 },
+            Event::Refused {
+                doing: "committing".into(),
+                code: "UNKNOWN_MEMBER_ID".into(),
+                message: "Broker: Unknown member".into(),
+                aborted: true,
+            },
             Event::Done,
             Event::NoBroker {
                 bootstrap: "127.0.0.1:9092".into(),
@@ -363,6 +414,8 @@ mod tests {
                 | Event::Assigned { .. }
                 | Event::Paused { .. }
                 | Event::AfterPause { .. }
+                | Event::FirstBatch { .. }
+                | Event::Refused { .. }
                 | Event::Done
                 | Event::NoBroker { .. } => {}
             }
@@ -412,6 +465,9 @@ mod tests {
             crash_at: Some(360),
             variant: Some(ConsumerVariant::AutoCommit),
             crash_when: Some(AutoCommitCrash::CommittedNotProcessed),
+            group_protocol: GroupProtocol::Classic,
+            pause_at: None,
+            transactional_id: None,
         }
     }
 
@@ -462,7 +518,14 @@ mod tests {
             output: Some("out".into()),
             ..consume_spec()
         };
+        let paused_at_most_once = ConsumeSpec {
+            pause_at: Some((10, "/tmp/pid".into())),
+            variant: None,
+            crash_when: None,
+            ..consume_spec()
+        };
         for (spec, says) in [
+            (paused_at_most_once, "needs exactly-once"),
             (no_crash_point, "needs crash_at"),
             (not_auto_commit, "needs an auto-commit variant"),
             (with_output, "drop the output topic"),

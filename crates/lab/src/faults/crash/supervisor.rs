@@ -48,6 +48,10 @@ pub(super) struct WorkerRun {
     /// Resumed, the rows its held batch's transaction applied and the
     /// offsets the database held after it.
     pub after_pause: Option<(u64, Vec<(i32, i64)>)>,
+    /// A consumer worker's first batch, in ms after it started.
+    pub first_batch_ms: Option<u64>,
+    /// How Kafka refused an exactly-once worker's transaction.
+    pub refused: Option<super::protocol::Refusal>,
 }
 
 impl WorkerRun {
@@ -94,6 +98,22 @@ impl WorkerRun {
             Event::Paused { ids } => self.paused.extend(ids),
             Event::AfterPause { applied, offsets } => {
                 self.after_pause = Some((applied, offsets))
+            }
+            Event::FirstBatch { ms } => {
+                self.first_batch_ms.get_or_insert(ms);
+            }
+            Event::Refused {
+                doing,
+                code,
+                message,
+                aborted,
+            } => {
+                self.refused = Some(super::protocol::Refusal {
+                    doing,
+                    code,
+                    message,
+                    aborted,
+                })
             }
             // Reported for a reader of the pipe; the scenarios count these
             // from the log and the sink instead.

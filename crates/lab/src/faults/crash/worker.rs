@@ -19,7 +19,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, Producer};
 
@@ -27,9 +27,10 @@ use super::protocol::{
     AutoCommitCrash, ConsumeSpec, ConsumerVariant, Event, ProduceSpec, WorkerSpec,
 };
 use crate::cluster::Cluster;
-use crate::consume::{self, AutoCommitStep, GroupOffsets, Sink};
+use crate::consume::{self, AutoCommitStep, ConsumeSetup, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
 use crate::faults::die_now;
+use crate::group_protocol::GroupProtocol;
 use crate::liveness::BrokerWatch;
 use crate::offset_store::{self, StoreAfterProcessingSink, StoredOffsets};
 use crate::produce::{self, DeliveryLog, LoggingContext};
@@ -43,7 +44,49 @@ pub const TRANSACTION_SIZE: u64 = 100;
 /// after 6 s (the broker's minimum) instead of 45 s, so its replacement gets
 /// the partitions quickly.
 pub fn crash_consumer_overrides() -> Vec<(String, String)> {
-    vec![("session.timeout.ms".into(), "6000".into())]
+    crash_consumer_overrides_for(GroupProtocol::Classic)
+}
+
+/// [`crash_consumer_overrides`] for a consumer speaking `protocol`. Under the
+/// consumer protocol (KIP-848) the session timeout is the broker's
+/// (`group.consumer.session.timeout.ms`, 45 s by default, and a group may not
+/// go below `group.consumer.min.session.timeout.ms`): librdkafka refuses
+/// `session.timeout.ms` there.
+pub fn crash_consumer_overrides_for(protocol: GroupProtocol) -> Vec<(String, String)> {
+    match protocol {
+        GroupProtocol::Classic => vec![
+            protocol.setting(),
+            ("session.timeout.ms".into(), "6000".into()),
+        ],
+        GroupProtocol::Consumer => vec![protocol.setting()],
+    }
+}
+
+/// The paused processor's `transaction.timeout.ms`: longer than any pause
+/// the zombie scenario makes (the broker's longest session timeout, 60 s by
+/// default, and the successor's work), so that it is the group that fences
+/// the zombie, not the transaction coordinator's timeout.
+pub const ZOMBIE_TRANSACTION_TIMEOUT_MS: u64 = 180_000;
+
+/// The error code of a Kafka error, by librdkafka's name for it
+/// (`UNKNOWN_MEMBER_ID`), or the error's kind if it has none.
+pub fn error_code_name(error: &crate::Error) -> String {
+    let code = match error {
+        crate::Error::Kafka { source, .. } => source.rdkafka_error_code(),
+        _ => None,
+    };
+    let Some(code) = code else {
+        return "no Kafka error code".into();
+    };
+    // RDKafkaErrorCode's names are librdkafka's, in CamelCase.
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
 }
 
 /// Parses `KEY=VALUE`, as the `--producer-set` flags of `lab` write a setting.
@@ -280,6 +323,15 @@ struct FileSink {
     armed: bool,
     /// Records in the batch being processed, before any were skipped.
     batch: usize,
+    /// When the worker started, and whether its first batch was reported.
+    started: Instant,
+    first_reported: bool,
+    /// Exactly-once's zombie: stop inside the transaction of this record's
+    /// batch, once the process id is in the file.
+    pause_at: Option<(u64, std::path::PathBuf)>,
+    paused: bool,
+    /// Kafka refused a transaction after the pause.
+    refused: bool,
 }
 
 impl FileSink {
@@ -309,6 +361,11 @@ impl FileSink {
             crash_when: w.crash_when,
             armed: false,
             batch: 0,
+            started: Instant::now(),
+            first_reported: false,
+            pause_at: w.pause_at.clone(),
+            paused: false,
+            refused: false,
         })
     }
 }
@@ -340,6 +397,13 @@ impl Sink for FileSink {
     }
 
     fn between_steps(&mut self, consumed: u64, batch: &[u64]) {
+        if !self.first_reported {
+            self.first_reported = true;
+            report(Event::FirstBatch {
+                ms: self.started.elapsed().as_millis() as u64,
+            });
+        }
+        self.pause_if_told(consumed, batch);
         if self.crash_at.is_some_and(|k| consumed >= k) {
             // At-least-once dies here with the batch processed, not committed
             // (at-most-once with it committed, not processed yet).
@@ -354,6 +418,24 @@ impl Sink for FileSink {
             });
             die_now();
         }
+    }
+
+    fn refused(&mut self, error: &crate::Error, aborted: bool) {
+        let doing = match error {
+            crate::Error::Kafka { doing, .. } => doing.clone(),
+            _ => "ending a transaction".into(),
+        };
+        let message = match error {
+            crate::Error::Kafka { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        self.refused = self.paused;
+        report(Event::Refused {
+            doing,
+            code: error_code_name(error),
+            message,
+            aborted,
+        });
     }
 
     fn auto_commit_step(
@@ -399,6 +481,35 @@ impl Sink for FileSink {
             _ => Ok(()),
         }
         // ANCHOR_END: auto_commit_crash
+    }
+}
+
+impl FileSink {
+    /// Stops this process (SIGSTOP) holding `batch`, its output written in
+    /// the open transaction, if the orders say so; runs on when resumed.
+    /// If the pid file cannot be written the parent never resumes it, so
+    /// the worker dies instead (the parent's wait for the file then fails).
+    fn pause_if_told(&mut self, consumed: u64, batch: &[u64]) {
+        let Some((at, file)) = &self.pause_at else {
+            return;
+        };
+        if self.paused || consumed < *at {
+            return;
+        }
+        report(Event::Paused {
+            ids: batch.to_vec(),
+        });
+        let writing = file.with_extension("writing");
+        let written = fs::write(&writing, std::process::id().to_string())
+            .and_then(|()| fs::rename(&writing, file));
+        if written.is_err() {
+            die_now();
+        }
+        // SAFETY: raise(3) with a signal number has no memory-safety preconditions.
+        unsafe {
+            libc::raise(libc::SIGSTOP);
+        }
+        self.paused = true;
     }
 }
 
@@ -460,7 +571,7 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
                 &cluster,
                 &w.input,
                 &w.group,
-                &crash_consumer_overrides(),
+                &crash_consumer_overrides_for(w.group_protocol),
                 &mut sink,
                 &mut |_| {},
             ))?;
@@ -470,31 +581,90 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
                 &cluster,
                 &w.input,
                 &w.group,
-                &crash_consumer_overrides(),
+                &crash_consumer_overrides_for(w.group_protocol),
                 &mut sink,
                 &mut |_| {},
             ))?;
         }
         _ => {
-            told(consume::consume(
+            let consumed = consume::consume_with(
                 &cluster,
                 semantic,
                 &w.input,
                 w.output.as_deref(),
                 &w.group,
-                &crash_consumer_overrides(),
+                &setup_of(w),
                 &mut sink,
                 &mut |_| {},
-            ))?;
+            );
+            // A zombie whose transaction Kafka refused has said so: its work
+            // is over, and the refusal is the scenario's result.
+            if consumed.is_err() && sink.refused {
+                return Ok(());
+            }
+            told(consumed)?;
         }
     }
     report(Event::Done);
     Ok(())
 }
 
+/// The consumer (and processor) setup of a consumer worker: the crash
+/// scenarios' group settings for its protocol; the zombie's own
+/// transactional.id and a transaction timeout longer than its pause. Under
+/// the consumer protocol a replacement may wait a whole broker-side session
+/// timeout (up to 60 s by default) before it gets a partition.
+fn setup_of(w: &ConsumeSpec) -> ConsumeSetup {
+    let mut producer_overrides = Vec::new();
+    if w.pause_at.is_some() {
+        producer_overrides.push((
+            "transaction.timeout.ms".to_string(),
+            ZOMBIE_TRANSACTION_TIMEOUT_MS.to_string(),
+        ));
+    }
+    let idle_limit = match w.group_protocol {
+        GroupProtocol::Classic => consume::IDLE_LIMIT,
+        GroupProtocol::Consumer => consume::IDLE_LIMIT + Duration::from_secs(60),
+    };
+    ConsumeSetup {
+        consumer_overrides: crash_consumer_overrides_for(w.group_protocol),
+        transactional_id: w.transactional_id.clone(),
+        producer_overrides,
+        idle_limit,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_are_named_as_librdkafka_names_them() {
+        use rdkafka::error::KafkaError;
+        use rdkafka::types::RDKafkaErrorCode;
+        let named = |code| {
+            error_code_name(&crate::Error::Kafka {
+                doing: "committing".into(),
+                source: KafkaError::MessageConsumption(code),
+            })
+        };
+        assert_eq!(
+            named(RDKafkaErrorCode::UnknownMemberId),
+            "UNKNOWN_MEMBER_ID"
+        );
+        assert_eq!(
+            named(RDKafkaErrorCode::IllegalGeneration),
+            "ILLEGAL_GENERATION"
+        );
+        assert_eq!(
+            named(RDKafkaErrorCode::StaleMemberEpoch),
+            "STALE_MEMBER_EPOCH"
+        );
+        assert_eq!(
+            error_code_name(&crate::Error::BadConfig("x".into())),
+            "no Kafka error code"
+        );
+    }
 
     #[test]
     fn seen_ids_kept_with_the_results_survive_a_restart_and_in_memory_ones_do_not() {

@@ -1,0 +1,139 @@
+//! The book's group-protocols part: scenario C (all three semantics) and the
+//! zombie processor of KIP-447, under the classic consumer group protocol and
+//! under KIP-848's consumer protocol, on one broker; recorded as
+//! `group-protocols.json`, rendered as one table for the exactly-once chapter.
+
+use anyhow::{bail, Result};
+use lab::faults::crash::zombie::ProtocolRow;
+use lab::faults::crash::{
+    consumer_crash_timed, zombie_processor, CrashOptions, ZombieOutcome,
+};
+use lab::group_protocol::GroupProtocol;
+use lab::Semantic;
+use serde::{Deserialize, Serialize};
+
+use crate::book::{record, recorded, Clusters};
+
+const FILE: &str = "group-protocols.json";
+const SEEDS: [u64; 3] = [1, 2, 3];
+const RECORDS: u64 = 2000;
+
+/// What the part records.
+#[derive(Serialize, Deserialize)]
+struct Recorded {
+    /// A line per protocol and case.
+    rows: Vec<ProtocolRow>,
+    /// Every zombie run in full (the refusal's whole message among it).
+    zombies: Vec<ZombieOutcome>,
+    /// The broker, as the outcomes describe it, and the client.
+    measured_on: String,
+    /// The broker's `group.consumer.session.timeout.ms` during the runs.
+    consumer_session_timeout_ms: u64,
+}
+
+pub fn measure(clusters: &Clusters) -> Result<()> {
+    let cluster = &clusters.single;
+    let mut rows = Vec::new();
+    let mut zombies = Vec::new();
+    let mut measured_on = String::new();
+    for protocol in GroupProtocol::ALL {
+        for semantic in Semantic::ALL {
+            let mut runs = Vec::new();
+            for seed in SEEDS {
+                println!("group protocols: {protocol}, consumer crash, {semantic}, seed {seed}");
+                // One partition, as the scenario matrix runs C.
+                let options = CrashOptions {
+                    partitions: 1,
+                    group_protocol: protocol,
+                    ..CrashOptions::new(RECORDS, seed)
+                };
+                let (outcome, takeover) =
+                    consumer_crash_timed(cluster, semantic, &options)?;
+                println!(
+                    "{outcome}\n  takeover {:.1} s",
+                    takeover.replacement_seconds
+                );
+                measured_on = format!(
+                    "{}, librdkafka {}",
+                    outcome.backend_description, outcome.librdkafka_version
+                );
+                runs.push((seed, outcome, takeover));
+            }
+            rows.push(ProtocolRow::of_crashes(protocol, semantic, &runs));
+        }
+        let mut mine = Vec::new();
+        for seed in SEEDS {
+            println!("group protocols: {protocol}, zombie processor, seed {seed}");
+            let options = CrashOptions {
+                group_protocol: protocol,
+                ..CrashOptions::new(RECORDS, seed)
+            };
+            let z = zombie_processor(cluster, &options)?;
+            println!("{}\n  refused: {:?}", z.outcome, z.refused);
+            mine.push(z);
+        }
+        rows.push(ProtocolRow::of_zombies(protocol, &mine));
+        zombies.extend(mine);
+    }
+    let consumer_session_timeout_ms = zombies
+        .iter()
+        .find(|z| z.group_protocol == GroupProtocol::Consumer)
+        .map_or(0, |z| z.session_timeout_ms);
+    record(
+        FILE,
+        &Recorded {
+            rows,
+            zombies,
+            measured_on,
+            consumer_session_timeout_ms,
+        },
+    )
+}
+
+pub fn pages() -> Result<Vec<(String, String)>> {
+    let r: Recorded = recorded(FILE)?;
+    if !r.measured_on.starts_with("Apache Kafka") {
+        bail!("book/src/generated/{FILE} was not measured on Apache Kafka");
+    }
+    let classic = r
+        .zombies
+        .iter()
+        .find(|z| z.group_protocol == GroupProtocol::Classic)
+        .map_or(0, |z| z.session_timeout_ms);
+    let note = format!(
+        "{RECORDS} records per run, seeds {}, one value per seed. Takeover: seconds from the \
+         replacement's start (as the old member was killed or stopped) to its first records. \
+         Session timeout: {classic} ms asked for by the classic consumers, {} ms set by the \
+         broker for the consumer protocol; the zombie's transaction timeout {} ms. \
+         Measured on {}.",
+        SEEDS.map(|s| s.to_string()).join(", "),
+        r.consumer_session_timeout_ms,
+        r.zombies.first().map_or(0, |z| z.transaction_timeout_ms),
+        r.measured_on
+    );
+    let mut errors = String::new();
+    for protocol in GroupProtocol::ALL {
+        if let Some(z) = r.zombies.iter().find(|z| z.group_protocol == protocol) {
+            let said = z.refused.as_ref().map_or_else(
+                || "its commit was accepted".to_string(),
+                |e| format!("`{}` while {}: `{}`", e.code, e.doing, e.message),
+            );
+            errors += &format!("- {protocol} (seed {}): {said}\n", z.seed);
+        }
+    }
+    Ok(vec![
+        (
+            "group-protocols.md".into(),
+            format!(
+                "<!-- generated by `cargo xtask regen` from {FILE}: a lab run, not typed -->\n\n{}",
+                ProtocolRow::markdown_table(&r.rows, &note)
+            ),
+        ),
+        (
+            "group-protocols-errors.md".into(),
+            format!(
+                "<!-- generated by `cargo xtask regen` from {FILE}: a lab run, not typed -->\n\n{errors}"
+            ),
+        ),
+    ])
+}
