@@ -173,7 +173,7 @@ fn transform(
     // ANCHOR: read_process_write
     // One transactional.id per processor instance: a restart with the same id
     // fences the previous instance and aborts whatever it left open.
-    let transactional_id = format!("{group}-processor");
+    let transactional_id = processor_transactional_id(group);
     let producer: BaseProducer<produce::LoggingContext> = Semantic::ExactlyOnce
         .producer_config(cluster.bootstrap(), Some(&transactional_id), &[])?
         .create_with_context(produce::LoggingContext(Default::default()))
@@ -215,6 +215,11 @@ fn transform(
         progress(report.processed.len() as u64);
     }
     // ANCHOR_END: read_process_write
+}
+
+/// The `transactional.id` of the read-process-write processor of `group`.
+pub fn processor_transactional_id(group: &str) -> String {
+    format!("{group}-processor")
 }
 
 /// The part of a consumed record the loops need (a `BorrowedMessage` cannot

@@ -69,6 +69,14 @@ pub struct ConsumeSpec {
     /// With an auto-commit variant and `crash_at`: which side of an
     /// auto-commit the crash falls on.
     pub crash_when: Option<AutoCommitCrash>,
+    /// A slow processor: after writing each batch, before committing it,
+    /// wait this many microseconds per record of the batch (scenario D's
+    /// exactly-once run, so that the run lasts while leaders die in turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_per_record_us: Option<u64>,
+    /// Consumer settings applied after the crash scenarios' own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_overrides: Vec<(String, String)>,
 }
 
 impl WorkerSpec {
@@ -397,6 +405,8 @@ mod tests {
             crash_at: Some(360),
             variant: Some(ConsumerVariant::AutoCommit),
             crash_when: Some(AutoCommitCrash::CommittedNotProcessed),
+            pause_per_record_us: None,
+            consumer_overrides: Vec::new(),
         }
     }
 

@@ -280,6 +280,8 @@ struct FileSink {
     armed: bool,
     /// Records in the batch being processed, before any were skipped.
     batch: usize,
+    /// A slow processor's pause per record, between its two steps.
+    pause_per_record: Duration,
 }
 
 impl FileSink {
@@ -309,6 +311,7 @@ impl FileSink {
             crash_when: w.crash_when,
             armed: false,
             batch: 0,
+            pause_per_record: Duration::from_micros(w.pause_per_record_us.unwrap_or(0)),
         })
     }
 }
@@ -354,6 +357,9 @@ impl Sink for FileSink {
             });
             die_now();
         }
+        // A slow processor: the batch is written (for exactly-once, inside
+        // the open transaction) and not yet committed while it works.
+        std::thread::sleep(self.pause_per_record * batch.len() as u32);
     }
 
     fn auto_commit_step(
@@ -454,13 +460,14 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
     // The seen-id variants ride on at-least-once's own loop.
     let semantic = w.variant.map_or(w.semantic, ConsumerVariant::semantic);
     let mut sink = FileSink::open(w, semantic)?;
+    let overrides = [crash_consumer_overrides(), w.consumer_overrides.clone()].concat();
     match w.variant {
         Some(ConsumerVariant::AutoCommit) => {
             told(consume::consume_auto_commit(
                 &cluster,
                 &w.input,
                 &w.group,
-                &crash_consumer_overrides(),
+                &overrides,
                 &mut sink,
                 &mut |_| {},
             ))?;
@@ -470,7 +477,7 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
                 &cluster,
                 &w.input,
                 &w.group,
-                &crash_consumer_overrides(),
+                &overrides,
                 &mut sink,
                 &mut |_| {},
             ))?;
@@ -482,7 +489,7 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
                 &w.input,
                 w.output.as_deref(),
                 &w.group,
-                &crash_consumer_overrides(),
+                &overrides,
                 &mut sink,
                 &mut |_| {},
             ))?;
