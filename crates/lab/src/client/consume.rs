@@ -234,7 +234,7 @@ fn transform(
     let transactional_id = setup
         .transactional_id
         .clone()
-        .unwrap_or_else(|| format!("{group}-processor"));
+        .unwrap_or_else(|| processor_transactional_id(group));
     let producer: BaseProducer<produce::LoggingContext> = Semantic::ExactlyOnce
         .producer_config(
             cluster.bootstrap(),
@@ -303,6 +303,11 @@ fn refused(
         && producer.abort_transaction(Duration::from_secs(30)).is_ok();
     sink.refused(&error, aborted);
     error
+}
+
+/// The `transactional.id` of the read-process-write processor of `group`.
+pub fn processor_transactional_id(group: &str) -> String {
+    format!("{group}-processor")
 }
 
 /// The part of a consumed record the loops need (a `BorrowedMessage` cannot

@@ -39,7 +39,8 @@ use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 use crate::support::Seeded;
 use protocol::{ConsumeSpec, ProduceSpec, WorkerSpec};
-use supervisor::{run_to_death, run_worker, WorkerRun};
+pub(crate) use supervisor::run_worker;
+use supervisor::{run_to_death, WorkerRun};
 
 /// How long to wait for produced records to be readable (high watermark).
 const WAIT_FOR_LOG: Duration = Duration::from_secs(15);
@@ -264,12 +265,13 @@ fn write_input(
 }
 
 /// Scenario C, set up: the input written and in the log, the group and the
-/// sink named, the consumers' clock started.
-struct ConsumerStage {
-    input: String,
+/// sink named, the consumers' clock started. Scenario D's exactly-once run
+/// sets up its pipeline the same way.
+pub(crate) struct ConsumerStage {
+    pub(crate) input: String,
     /// Exactly-once's output topic.
-    output: Option<String>,
-    group: String,
+    pub(crate) output: Option<String>,
+    pub(crate) group: String,
     /// Where the workers of the other semantics process into.
     sink: PathBuf,
     produced: produce::ProduceReport,
@@ -279,7 +281,7 @@ struct ConsumerStage {
 
 impl ConsumerStage {
     /// Creates the topics and writes the input with `producer`'s settings.
-    fn set_up(
+    pub(crate) fn set_up(
         cluster: &Cluster,
         producer: Semantic,
         what: &str,
@@ -304,7 +306,7 @@ impl ConsumerStage {
     }
 
     /// The orders of a consumer worker that runs to the end.
-    fn spec(&self, cluster: &Cluster, semantic: Semantic) -> ConsumeSpec {
+    pub(crate) fn spec(&self, cluster: &Cluster, semantic: Semantic) -> ConsumeSpec {
         ConsumeSpec {
             semantic,
             bootstrap: cluster.bootstrap().to_string(),
@@ -318,12 +320,14 @@ impl ConsumerStage {
             group_protocol: self.group_protocol,
             pause_at: None,
             transactional_id: None,
+            pause_per_record_us: None,
+            consumer_overrides: Vec::new(),
         }
     }
 
     /// The audit of what the consumers delivered, against the input as it was
     /// produced, as the outcome of `semantic`.
-    fn outcome(
+    pub(crate) fn outcome(
         self,
         cluster: &Cluster,
         semantic: Semantic,
@@ -445,7 +449,7 @@ fn read_sink(sink: &Path) -> Result<Vec<u64>> {
 }
 
 /// The copies a read_uncommitted reader sees beyond a read_committed one.
-fn aborted_copies(committed: &[u64], uncommitted: &[u64]) -> Vec<u64> {
+pub(crate) fn aborted_copies(committed: &[u64], uncommitted: &[u64]) -> Vec<u64> {
     let mut seen = std::collections::HashMap::new();
     for id in committed {
         *seen.entry(*id).or_insert(0u64) += 1;

@@ -82,6 +82,14 @@ pub struct ConsumeSpec {
     /// per group, so a replacement fences the last).
     #[serde(default)]
     pub transactional_id: Option<String>,
+    /// A slow processor: after writing each batch, before committing it,
+    /// wait this many microseconds per record of the batch (scenario D's
+    /// exactly-once run, so that the run lasts while leaders die in turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_per_record_us: Option<u64>,
+    /// Consumer settings applied after the crash scenarios' own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_overrides: Vec<(String, String)>,
 }
 
 impl WorkerSpec {
@@ -468,6 +476,8 @@ mod tests {
             group_protocol: GroupProtocol::Classic,
             pause_at: None,
             transactional_id: None,
+            pause_per_record_us: None,
+            consumer_overrides: Vec::new(),
         }
     }
 

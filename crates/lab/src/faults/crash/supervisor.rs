@@ -22,7 +22,7 @@ const WORKER_LIMIT: Duration = Duration::from_secs(180);
 
 /// What one worker process did, read from its events.
 #[derive(Debug, Default)]
-pub(super) struct WorkerRun {
+pub(crate) struct WorkerRun {
     pub handed: Vec<u64>,
     pub acked: Vec<u64>,
     pub committed_through: Option<u64>,
@@ -161,7 +161,7 @@ pub fn worker_binary() -> Result<PathBuf> {
 }
 
 /// Runs one worker to its end (or its death) and reads its report.
-pub(super) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
+pub(crate) fn run_worker(spec: &WorkerSpec) -> Result<WorkerRun> {
     let orders = spec.to_json();
     let mut child = crate::local::dies_with_parent(&mut Command::new(worker_binary()?))
         .arg("worker")

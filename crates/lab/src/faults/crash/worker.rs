@@ -332,6 +332,8 @@ struct FileSink {
     paused: bool,
     /// Kafka refused a transaction after the pause.
     refused: bool,
+    /// A slow processor's pause per record, between its two steps.
+    pause_per_record: Duration,
 }
 
 impl FileSink {
@@ -366,6 +368,7 @@ impl FileSink {
             pause_at: w.pause_at.clone(),
             paused: false,
             refused: false,
+            pause_per_record: Duration::from_micros(w.pause_per_record_us.unwrap_or(0)),
         })
     }
 }
@@ -418,6 +421,9 @@ impl Sink for FileSink {
             });
             die_now();
         }
+        // A slow processor: the batch is written (for exactly-once, inside
+        // the open transaction) and not yet committed while it works.
+        std::thread::sleep(self.pause_per_record * batch.len() as u32);
     }
 
     fn refused(&mut self, error: &crate::Error, aborted: bool) {
@@ -565,13 +571,18 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
     // The seen-id variants ride on at-least-once's own loop.
     let semantic = w.variant.map_or(w.semantic, ConsumerVariant::semantic);
     let mut sink = FileSink::open(w, semantic)?;
+    let overrides = [
+        crash_consumer_overrides_for(w.group_protocol),
+        w.consumer_overrides.clone(),
+    ]
+    .concat();
     match w.variant {
         Some(ConsumerVariant::AutoCommit) => {
             told(consume::consume_auto_commit(
                 &cluster,
                 &w.input,
                 &w.group,
-                &crash_consumer_overrides_for(w.group_protocol),
+                &overrides,
                 &mut sink,
                 &mut |_| {},
             ))?;
@@ -581,7 +592,7 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
                 &cluster,
                 &w.input,
                 &w.group,
-                &crash_consumer_overrides_for(w.group_protocol),
+                &overrides,
                 &mut sink,
                 &mut |_| {},
             ))?;
@@ -627,7 +638,11 @@ fn setup_of(w: &ConsumeSpec) -> ConsumeSetup {
         GroupProtocol::Consumer => consume::IDLE_LIMIT + Duration::from_secs(60),
     };
     ConsumeSetup {
-        consumer_overrides: crash_consumer_overrides_for(w.group_protocol),
+        consumer_overrides: [
+            crash_consumer_overrides_for(w.group_protocol),
+            w.consumer_overrides.clone(),
+        ]
+        .concat(),
         transactional_id: w.transactional_id.clone(),
         producer_overrides,
         idle_limit,

@@ -8,6 +8,9 @@
 //! lost although the producer was told they were safe. With acks=all it
 //! acknowledged nothing the followers lacked: the producer retries them to the
 //! new leader and loses nothing.
+//!
+//! Exactly-once runs a whole read-process-write pipeline instead, while the
+//! brokers leading what it depends on die in turn: see [`exactly_once`].
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,8 @@ use crate::read::{read_ids, Isolation};
 use crate::semantics::Semantic;
 use crate::support::wait_until;
 use crate::support::Seeded;
+
+pub mod exactly_once;
 
 /// The workload of a leader failure.
 #[derive(Clone, Debug)]
@@ -56,14 +61,18 @@ fn refuse(cluster: &Cluster, why: &str) -> Error {
     }
 }
 
-/// Runs scenario D for `semantic` (at-most-once or at-least-once; override
-/// `acks` to compare).
+/// Runs scenario D for `semantic` (at-most-once or at-least-once: override
+/// `acks` to compare; exactly-once: [`exactly_once::leader_failure`]'s
+/// pipeline, and its outcome).
 pub fn leader_failure(
     cluster: &Cluster,
     semantic: Semantic,
     options: &LeaderFailureOptions,
 ) -> Result<Outcome> {
-    let mut local = three_local_brokers(cluster, semantic)?;
+    if semantic == Semantic::ExactlyOnce {
+        return exactly_once::run(cluster, options).map(|run| run.outcome);
+    }
+    let mut local = three_local_brokers(cluster)?;
     let started = Instant::now();
     let topic = cluster.fresh_name(&format!("{semantic}-leader-failure"));
     cluster.create_topic(&topic, 1)?;
@@ -127,12 +136,9 @@ pub fn leader_failure(
 }
 
 /// The course's own three-broker cluster behind `cluster`, or why D cannot run.
-fn three_local_brokers(cluster: &Cluster, semantic: Semantic) -> Result<LocalCluster> {
+fn three_local_brokers(cluster: &Cluster) -> Result<LocalCluster> {
     if cluster.backend() == crate::Backend::Mock {
         return Err(refuse(cluster, "librdkafka's mock cluster does not replicate, so no follower can take over"));
-    }
-    if semantic == Semantic::ExactlyOnce {
-        return Err(refuse(cluster, "the course does not run exactly-once under a leader failure; see scenarios A, B, C and E"));
     }
     LocalCluster::serving(cluster.bootstrap())
         .filter(|c| c.brokers.len() >= 3)
