@@ -155,19 +155,7 @@ pub(super) fn producer_performance(
     let probe = LogProbe::find(cluster, &topic, options.partitions);
     // Its JVM's pid, for the probe's CPU readings, once it has started.
     let client = AtomicU32::new(0);
-    let run = || {
-        let started = Instant::now();
-        let output = Command::new(&command[0])
-            .args(&command[1..])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|child| {
-                client.store(child.id(), Ordering::SeqCst);
-                child.wait_with_output()
-            });
-        (output, started.elapsed().as_secs_f64())
-    };
+    let run = || run_timed(&command, &client);
     let ((output, wall_seconds), broker) = match &probe {
         Ok(probe) => {
             let (out, samples) = probe.watch(&client, run);
@@ -210,6 +198,25 @@ pub(super) fn producer_performance(
         broker_unknown: broker.err(),
         metrics: JavaMetrics::parse(&stdout),
     })
+}
+
+/// Runs `command` to its end, its pid in `client` once spawned (for the
+/// probe's CPU readings): its output, and its wall-clock seconds.
+fn run_timed(
+    command: &[String],
+    client: &AtomicU32,
+) -> (std::io::Result<std::process::Output>, f64) {
+    let started = Instant::now();
+    let output = Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|child| {
+            client.store(child.id(), Ordering::SeqCst);
+            child.wait_with_output()
+        });
+    (output, started.elapsed().as_secs_f64())
 }
 
 /// ProducerPerformance's command line for `case`: `records` measured

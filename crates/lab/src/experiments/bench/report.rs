@@ -287,6 +287,34 @@ impl BenchReport {
     }
 }
 
+impl BenchReport {
+    /// The terminal's tables of CPU per record and librdkafka's counters,
+    /// where the report has them.
+    fn write_cpu_text(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cpu = Table::new(
+            self.figures.iter().filter(|f| cpu(f.broker_log).is_some()),
+            &[&BOOK_CPU],
+        );
+        if !cpu.rows.is_empty() {
+            f.write_str("CPU per record, µs (median runs' measured windows)\n")?;
+            f.write_str(&cpu.text(&[&[22], &[9, 12], &[9, 13], &[14, 10]]))?;
+            writeln!(f)?;
+        }
+        let wire = Table::new(
+            self.figures.iter().filter(|f| f.wire.is_some()),
+            &[&BOOK_WIRE],
+        );
+        if !wire.rows.is_empty() {
+            f.write_str(
+                "librdkafka's counters over the median runs' measured parts\n",
+            )?;
+            f.write_str(&wire.text(&[&[22], &[9, 16, 21, 16]]))?;
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for BenchReport {
     /// The report for the terminal: what measured it, two tables of the
     /// figures, the payload's encoding cost, a legend and the notes.
@@ -331,26 +359,7 @@ impl fmt::Display for BenchReport {
         let details = Table::new(&self.figures, &[&TERMINAL_DETAILS]);
         f.write_str(&details.text(&[&[22, 12], &[9, 9, 9], &[9, 9, 9], &[8, 10]]))?;
         writeln!(f)?;
-        let cpu = Table::new(
-            self.figures.iter().filter(|f| cpu(f.broker_log).is_some()),
-            &[&BOOK_CPU],
-        );
-        if !cpu.rows.is_empty() {
-            f.write_str("CPU per record, µs (median runs' measured windows)\n")?;
-            f.write_str(&cpu.text(&[&[22], &[9, 12], &[9, 13], &[14, 10]]))?;
-            writeln!(f)?;
-        }
-        let wire = Table::new(
-            self.figures.iter().filter(|f| f.wire.is_some()),
-            &[&BOOK_WIRE],
-        );
-        if !wire.rows.is_empty() {
-            f.write_str(
-                "librdkafka's counters over the median runs' measured parts\n",
-            )?;
-            f.write_str(&wire.text(&[&[22], &[9, 16, 21, 16]]))?;
-            writeln!(f)?;
-        }
+        self.write_cpu_text(f)?;
         let e = &self.payload_encoding;
         writeln!(
             f,
