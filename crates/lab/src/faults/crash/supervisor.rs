@@ -294,6 +294,52 @@ fn wait_within(
     }
 }
 
+/// The process id a worker writes to `flag` just before it stops itself
+/// (SIGSTOP), waited for up to two minutes; an error naming `what` if the
+/// worker (`first`) ends first or never writes it.
+pub(crate) fn wait_for_pid(
+    flag: &Path,
+    first: &std::thread::JoinHandle<Result<WorkerRun>>,
+    what: &'static str,
+) -> Result<i32> {
+    let limit = Duration::from_secs(120);
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(pid) = std::fs::read_to_string(flag)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Ok(pid);
+        }
+        if first.is_finished() {
+            return Err(Error::Process {
+                what: what.into(),
+                detail: "it ended without reaching its pause point".into(),
+            });
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Stalled {
+                stage: what,
+                waited: limit,
+                detail: format!("it never wrote {}", flag.display()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` is stopped (state `T` in `/proc/<pid>/stat`).
+/// Where there is no `/proc`, it is taken to be.
+pub(crate) fn is_stopped(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T')),
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{ConsumeSpec, Refusal, WorkerSpec};
-use super::supervisor::{run_worker, WorkerRun};
+use super::supervisor::{is_stopped, run_worker, wait_for_pid, WorkerRun};
 use super::worker::ZOMBIE_TRANSACTION_TIMEOUT_MS;
 use super::{aborted_copies, ConsumerStage, CrashOptions};
 use crate::cluster::Cluster;
@@ -143,7 +143,7 @@ fn pause_a_while_b_works(
     b: &WorkerSpec,
     session: Duration,
 ) -> Result<(WorkerRun, WorkerRun, f64)> {
-    let pid = match wait_for_pid(flag, &first) {
+    let pid = match wait_for_pid(flag, &first, "the processor meant to pause") {
         Ok(pid) => pid,
         Err(e) => {
             // A ended (or never paused): its own error says more.
@@ -202,45 +202,6 @@ fn session_timeout(cluster: &Cluster, protocol: GroupProtocol) -> Result<Duratio
             .broker_config("group.consumer.session.timeout.ms")?
             .and_then(|v| v.parse().ok())
             .map_or(CONSUMER_SESSION_TIMEOUT_DEFAULT, Duration::from_millis)),
-    }
-}
-
-/// The process id the paused processor writes just before it stops itself.
-fn wait_for_pid(flag: &Path, first: &JoinHandle<Result<WorkerRun>>) -> Result<i32> {
-    let limit = Duration::from_secs(120);
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(pid) = fs::read_to_string(flag)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
-            return Ok(pid);
-        }
-        if first.is_finished() {
-            return Err(Error::Process {
-                what: "the processor meant to pause".into(),
-                detail: "it ended without reaching its pause point".into(),
-            });
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Stalled {
-                stage: "the processor meant to pause",
-                waited: limit,
-                detail: format!("it never wrote {}", flag.display()),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Whether process `pid` is stopped (state `T` in `/proc/<pid>/stat`).
-/// Where there is no `/proc`, it is taken to be.
-fn is_stopped(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('T')),
-        Err(_) => true,
     }
 }
 

@@ -12,8 +12,6 @@
 //! timeout is what evicts a stopped process.
 
 use std::fs;
-use std::path::Path;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -23,7 +21,9 @@ use super::{DbOutcome, DB_BATCH};
 use crate::audit::IdRanges;
 use crate::error::{Error, Result};
 use crate::faults::crash::protocol::WorkerSpec;
-use crate::faults::crash::supervisor::{run_worker, WorkerRun};
+use crate::faults::crash::supervisor::{
+    is_stopped, run_worker, wait_for_pid, WorkerRun,
+};
 use crate::faults::crash::worker::crash_consumer_overrides;
 use crate::sink::{OffsetWrite, ResultStore, SqliteStore};
 
@@ -153,7 +153,7 @@ pub(super) fn paused_instance(
         });
         std::thread::spawn(move || run_worker(&told))
     };
-    let pid = wait_for_pid(&flag, &first)?;
+    let pid = wait_for_pid(&flag, &first, "the instance meant to pause")?;
     let stopped = Instant::now();
     let second = run_worker(&WorkerSpec::DbSink(orders));
     let before = SqliteStore::open(&spec.db, spec.variant.table())
@@ -198,46 +198,6 @@ pub(super) fn paused_instance(
         offsets_after,
     };
     Ok((vec![first, second], paused))
-}
-
-/// The process id the first instance writes just before it stops itself.
-fn wait_for_pid(flag: &Path, first: &JoinHandle<Result<WorkerRun>>) -> Result<i32> {
-    let limit = Duration::from_secs(120);
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(pid) = fs::read_to_string(flag)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
-            return Ok(pid);
-        }
-        if first.is_finished() {
-            return Err(Error::Process {
-                what: "the instance meant to pause".into(),
-                detail: "it finished without reaching its pause point".into(),
-            });
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Stalled {
-                stage: "the instance meant to pause",
-                waited: limit,
-                detail: format!("it never wrote {}", flag.display()),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Whether process `pid` is stopped (state `T` in `/proc/<pid>/stat`).
-/// Where there is no `/proc`, it is taken to be.
-fn is_stopped(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('T')),
-        Err(_) => true,
-    }
 }
 
 #[cfg(test)]
