@@ -168,8 +168,61 @@ struct Live {
     ended: bool,
     /// A processor paused or started by the fault (its pid).
     pid: Option<u32>,
-    /// The proxy's count of dropped responses when it struck.
-    dropped_before: u64,
+    /// A proxy fault: what to arm, and how far it got.
+    arm: Option<Arm>,
+}
+
+/// A proxy fault of a step. One Produce fault is armed at a time, so a
+/// second one of the same step waits until the first has been used; each
+/// stays in force until used (at least its duration, at most
+/// [`ARM_LIMIT`]), since the slowed processor sends in bursts.
+struct Arm {
+    fault: Option<ProduceFault>,
+    pending: bool,
+    used: bool,
+    struck: Instant,
+}
+
+/// The longest a proxy fault waits for a response to lose or hold.
+const ARM_LIMIT: Duration = Duration::from_secs(20);
+
+impl Arm {
+    fn new(fault: Option<ProduceFault>) -> Arm {
+        Arm {
+            fault,
+            pending: true,
+            used: false,
+            struck: Instant::now(),
+        }
+    }
+
+    /// Whether the proxy no longer holds this fault armed.
+    fn spent(&self, proxy: &ChaosProxy) -> bool {
+        match self.fault {
+            Some(_) => proxy.fault() == ProduceFault::None,
+            None => proxy.response_drop().is_none(),
+        }
+    }
+
+    fn try_arm(&mut self, proxy: &ChaosProxy) {
+        if !self.pending || !self.spent(proxy) {
+            return;
+        }
+        match self.fault {
+            Some(f) => proxy.inject(f),
+            None => proxy.inject_response_drop(ApiKey::EndTxn, 1),
+        }
+        self.pending = false;
+    }
+}
+
+/// Whether `l` is over: its duration passed and, for a proxy fault, used
+/// or past [`ARM_LIMIT`].
+fn over(l: &Live) -> bool {
+    Instant::now() >= l.until
+        && l.arm
+            .as_ref()
+            .is_none_or(|a| a.used || a.struck.elapsed() >= ARM_LIMIT)
 }
 
 /// The executor's state during one run.
@@ -374,7 +427,7 @@ impl Exec<'_, '_> {
         let at = self.procs.committed();
         let mut live = Vec::new();
         for &(_, action) in step {
-            let (detail, pid, dropped_before) = self.strike(action)?;
+            let (detail, pid) = self.strike(action)?;
             let now = epoch_ms();
             self.out.injected.push(Injected {
                 step: index,
@@ -394,12 +447,31 @@ impl Exec<'_, '_> {
                 until: Instant::now() + Duration::from_millis(action.duration_ms),
                 ended: false,
                 pid,
-                dropped_before,
+                arm: match action.kind {
+                    FaultKind::LostProduceResponse => {
+                        Some(Arm::new(Some(ProduceFault::DropResponses { count: 1 })))
+                    }
+                    FaultKind::DelayedProduceResponse => {
+                        Some(Arm::new(Some(ProduceFault::DelayResponses {
+                            count: 1,
+                            delay: Duration::from_millis(action.duration_ms),
+                        })))
+                    }
+                    FaultKind::LostEndTxnResponse => Some(Arm::new(None)),
+                    _ => None,
+                },
             });
         }
         while live.iter().any(|l| !l.ended) {
             self.reap()?;
-            for l in live.iter_mut().filter(|l| !l.ended && Instant::now() >= l.until) {
+            let proxy = self.rig.proxy;
+            for a in live.iter_mut().filter(|l| !l.ended).filter_map(|l| l.arm.as_mut()) {
+                a.used = a.used || (!a.pending && a.spent(proxy));
+            }
+            for a in live.iter_mut().filter(|l| !l.ended).filter_map(|l| l.arm.as_mut()) {
+                a.try_arm(proxy);
+            }
+            for l in live.iter_mut().filter(|l| !l.ended && over(l)) {
                 self.end(l)?;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -410,12 +482,9 @@ impl Exec<'_, '_> {
     }
 
     /// Starts one fault: what it struck, the processor it paused or
-    /// started, the proxy's dropped count.
-    fn strike(&mut self, a: &Action) -> Result<(String, Option<u32>, u64)> {
-        let proxy = self.rig.proxy;
-        let dropped = proxy.stats().dropped_of(ApiKey::Produce)
-            + proxy.stats().dropped_of(ApiKey::EndTxn);
-        let none = |d: String| Ok((d, None, dropped));
+    /// started.
+    fn strike(&mut self, a: &Action) -> Result<(String, Option<u32>)> {
+        let none = |d: String| Ok((d, None));
         match (a.kind, a.target) {
             (FaultKind::BrokerKill, Target::Broker(node)) => {
                 let led = self.led_by(node);
@@ -428,22 +497,20 @@ impl Exec<'_, '_> {
                 none(format!("SIGSTOP; it led {led}"))
             }
             (FaultKind::LostProduceResponse, _) => {
-                proxy.inject(ProduceFault::DropResponses { count: 1 });
-                none("next Produce response dropped".into())
+                none("the next Produce response to be dropped".into())
             }
             (FaultKind::DelayedProduceResponse, _) => {
-                let delay = Duration::from_millis(a.duration_ms);
-                proxy.inject(ProduceFault::DelayResponses { count: 1, delay });
-                none(format!("next Produce response held {} ms", a.duration_ms))
+                none(format!("the next Produce response to be held {} ms", a.duration_ms))
             }
             (FaultKind::LostEndTxnResponse, _) => {
-                proxy.inject_response_drop(ApiKey::EndTxn, 1);
-                none("next EndTxn response dropped".into())
+                none("the next EndTxn response to be dropped".into())
             }
             (FaultKind::ProcessorKill, _) => match self.procs.of_role(Role::Main) {
                 Some(p) => {
                     let pid = p.pid;
                     self.procs.kill(pid);
+                    // Gone from the running set before another fault looks.
+                    self.reap()?;
                     none(format!("pid {pid} SIGKILLed"))
                 }
                 None => none("skipped: no processor running".into()),
@@ -451,18 +518,18 @@ impl Exec<'_, '_> {
             (FaultKind::SecondProcessor, _) => {
                 let tid = self.tid_of(1000 + a.step as u32);
                 let pid = self.procs.start(Role::Second, tid)?;
-                Ok((format!("pid {pid} joined the group"), Some(pid), dropped))
+                Ok((format!("pid {pid} joined the group"), Some(pid)))
             }
-            (FaultKind::ZombiePause, _) => self.pause_main(dropped),
+            (FaultKind::ZombiePause, _) => self.pause_main(),
             (kind, target) => none(format!("skipped: {kind:?} cannot strike {target}")),
         }
     }
 
     /// The zombie: the main processor is SIGSTOPped and a successor with a
     /// `transactional.id` of its own takes its place in the group.
-    fn pause_main(&mut self, dropped: u64) -> Result<(String, Option<u32>, u64)> {
+    fn pause_main(&mut self) -> Result<(String, Option<u32>)> {
         let Some(main) = self.procs.of_role_mut(Role::Main) else {
-            return Ok(("skipped: no processor running".into(), None, dropped));
+            return Ok(("skipped: no processor running".into(), None));
         };
         main.role = Role::Zombie;
         let pid = main.pid;
@@ -473,7 +540,6 @@ impl Exec<'_, '_> {
         Ok((
             format!("pid {pid} SIGSTOPped; successor pid {successor} started"),
             Some(pid),
-            dropped,
         ))
     }
 
@@ -489,10 +555,28 @@ impl Exec<'_, '_> {
         match (kind, target) {
             (FaultKind::BrokerKill, Target::Broker(node)) => self.brokers.restart(node)?,
             (FaultKind::FollowerPause, Target::Broker(node)) => self.brokers.resume(node)?,
-            (FaultKind::LostProduceResponse | FaultKind::DelayedProduceResponse, _) => {
-                proxy.inject(ProduceFault::None);
+            (
+                FaultKind::LostProduceResponse
+                | FaultKind::DelayedProduceResponse
+                | FaultKind::LostEndTxnResponse,
+                _,
+            ) => {
+                if let Some(a) = &l.arm {
+                    note = match (a.pending, a.used) {
+                        (true, _) => "; never armed (another fault held the proxy)".into(),
+                        (false, true) => "; used".into(),
+                        (false, false) => {
+                            // Disarm only what is still ours.
+                            match a.fault {
+                                Some(f) if proxy.fault() == f => proxy.inject(ProduceFault::None),
+                                Some(_) => {}
+                                None => proxy.inject_response_drop(ApiKey::EndTxn, 0),
+                            }
+                            format!("; no response came in {} s", ARM_LIMIT.as_secs())
+                        }
+                    };
+                }
             }
-            (FaultKind::LostEndTxnResponse, _) => proxy.inject_response_drop(ApiKey::EndTxn, 0),
             (FaultKind::ProcessorKill, _) if self.procs.of_role(Role::Main).is_none() => {
                 let pid = self.start_main()?;
                 note = format!("; restarted as pid {pid}");
@@ -510,14 +594,6 @@ impl Exec<'_, '_> {
                 }
             }
             _ => {}
-        }
-        if matches!(kind, FaultKind::LostProduceResponse | FaultKind::LostEndTxnResponse) {
-            let dropped = proxy.stats().dropped_of(ApiKey::Produce)
-                + proxy.stats().dropped_of(ApiKey::EndTxn);
-            note = match dropped > l.dropped_before {
-                true => "; a response was dropped".into(),
-                false => "; no response came to drop".into(),
-            };
         }
         let since = self.since();
         let i = &mut self.out.injected[l.index];

@@ -136,9 +136,10 @@ pub fn run(cluster: &Cluster, options: &NemesisOptions) -> Result<NemesisRun> {
     let brokers: Vec<u32> = local.brokers.iter().map(|b| b.node_id).collect();
     let actions = plan(&schedule, &brokers);
     let proxy = ChaosProxy::start(cluster.bootstrap())?;
-    let exactly_once = pipeline(cluster, &mut local, &proxy, Semantic::ExactlyOnce, options, &actions)?;
+    let through = proxy_bootstrap(&proxy)?;
+    let exactly_once = pipeline(cluster, &mut local, (&proxy, &through), Semantic::ExactlyOnce, options, &actions)?;
     let at_least_once = match options.at_least_once {
-        true => Some(pipeline(cluster, &mut local, &proxy, Semantic::AtLeastOnce, options, &actions)?),
+        true => Some(pipeline(cluster, &mut local, (&proxy, &through), Semantic::AtLeastOnce, options, &actions)?),
         false => None,
     };
     proxy.stop();
@@ -156,6 +157,21 @@ pub fn run(cluster: &Cluster, options: &NemesisOptions) -> Result<NemesisRun> {
         at_least_once,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The proxy's listeners for all three brokers, as a bootstrap list: a
+/// processor started while one broker is down still finds the others.
+fn proxy_bootstrap(proxy: &ChaosProxy) -> Result<String> {
+    let via = Cluster::connect(&proxy.bootstrap())?;
+    let client: BaseConsumer = via
+        .client_config()
+        .create()
+        .doing("creating a metadata client through the chaos proxy")?;
+    rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(10))
+        .doing("reading the cluster's metadata through the chaos proxy")?;
+    drop(client);
+    let routes: Vec<String> = proxy.routes().iter().map(|r| r.local.to_string()).collect();
+    Ok(routes.join(","))
 }
 
 /// Runs `count` schedules, seeds `options.seed`, `options.seed + 1`, ...;
@@ -183,7 +199,7 @@ pub fn run_schedules(
 fn pipeline(
     cluster: &Cluster,
     local: &mut LocalCluster,
-    proxy: &ChaosProxy,
+    (proxy, through): (&ChaosProxy, &str),
     semantic: Semantic,
     options: &NemesisOptions,
     actions: &[super::plan::Action],
@@ -207,7 +223,7 @@ fn pipeline(
         }
     };
     let mut spec = stage.spec(cluster, semantic);
-    spec.bootstrap = proxy.bootstrap();
+    spec.bootstrap = through.to_string();
     spec.output = Some(output.clone());
     spec.pause_per_record_us = Some(options.pipeline_seconds * 1_000_000 / options.records);
     if semantic == Semantic::ExactlyOnce {
