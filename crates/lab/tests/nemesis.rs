@@ -43,9 +43,17 @@ fn a_short_schedule_leaves_exactly_once_clean() {
     println!("{}", nemesis::summary_table(std::slice::from_ref(&run)));
     println!("{}", eos.verdict);
     assert!(eos.verdict.clean(), "{}", eos.verdict);
-    assert!(eos.verdict.same_ids() && eos.verdict.aborted_known, "{}", eos.verdict);
+    assert!(
+        eos.verdict.same_ids() && eos.verdict.aborted_known,
+        "{}",
+        eos.verdict
+    );
     assert_eq!(eos.verdict.committed_records, options.records);
-    assert!(eos.aborted_from.starts_with("DumpLogSegments"), "{}", eos.aborted_from);
+    assert!(
+        eos.aborted_from.starts_with("DumpLogSegments"),
+        "{}",
+        eos.aborted_from
+    );
 
     // The faults struck in the planned order, each after its planned count,
     // each ended, and the history names them.
@@ -54,19 +62,23 @@ fn a_short_schedule_leaves_exactly_once_clean() {
     let injected = &eos.executed.injected;
     assert!(!injected.is_empty(), "no fault struck: {:?}", eos.executed);
     for (done, want) in injected.iter().zip(&planned) {
-        assert_eq!((done.step, done.kind, done.target), (want.step, want.kind, want.target));
+        assert_eq!(
+            (done.step, done.kind, done.target),
+            (want.step, want.kind, want.target)
+        );
         assert!(done.at_records >= want.at_records, "{done:?}");
         assert!(done.ended_s >= done.started_s, "{done:?}");
         if let Target::Broker(_) = done.target {
             assert!(done.detail.contains("it led"), "{done:?}");
         }
     }
-    let reached = injected.len() + eos
-        .executed
-        .not_reached
-        .iter()
-        .map(|s| run.schedule.steps[*s].faults.len())
-        .sum::<usize>();
+    let reached = injected.len()
+        + eos
+            .executed
+            .not_reached
+            .iter()
+            .map(|s| run.schedule.steps[*s].faults.len())
+            .sum::<usize>();
     assert_eq!(reached, planned.len());
     assert!(!eos.verdict.faults.is_empty());
     let json = run.to_json();

@@ -46,21 +46,33 @@ impl NemesisArgs {
             ..NemesisOptions::default()
         };
         let started = std::time::Instant::now();
-        let runs = nemesis::run_schedules(&cluster, &options, self.schedules, &mut |run| {
-            eprintln!(
-                "seed {}: {} faults, exactly-once {}, {:.0} s",
-                run.seed,
-                nemesis::Summary::of(run).faults,
-                if run.exactly_once.verdict.clean() { "clean" } else { "NOT clean" },
-                run.seconds
-            );
-        })?;
+        let runs =
+            nemesis::run_schedules(&cluster, &options, self.schedules, &mut |run| {
+                eprintln!(
+                    "seed {}: {} faults, exactly-once {}, {:.0} s",
+                    run.seed,
+                    nemesis::Summary::of(run).faults,
+                    if run.exactly_once.verdict.clean() {
+                        "clean"
+                    } else {
+                        "NOT clean"
+                    },
+                    run.seconds
+                );
+            })?;
         println!("{}", nemesis::summary_table(&runs));
         for run in &runs {
             if !run.exactly_once.verdict.clean() {
-                println!("seed {} (exactly-once):\n{}", run.seed, run.exactly_once.verdict);
+                println!(
+                    "seed {} (exactly-once):\n{}",
+                    run.seed, run.exactly_once.verdict
+                );
             }
-            if let Some(a) = run.at_least_once.as_ref().filter(|a| a.verdict.lost.count > 0) {
+            if let Some(a) = run
+                .at_least_once
+                .as_ref()
+                .filter(|a| a.verdict.lost.count > 0)
+            {
                 println!("seed {} (at-least-once):\n{}", run.seed, a.verdict);
             }
         }
@@ -70,7 +82,8 @@ impl NemesisArgs {
                 runs,
                 seconds: started.elapsed().as_secs_f64(),
             };
-            let text = serde_json::to_string_pretty(&record).expect("a record serializes");
+            let text =
+                serde_json::to_string_pretty(&record).expect("a record serializes");
             std::fs::write(path, text).map_err(|source| lab::Error::Io {
                 doing: format!("cannot write {}", path.display()),
                 source,

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, Producer};
 
-use super::topic_sink::TopicSink;
 use super::protocol::{
     AutoCommitCrash, ConsumeSpec, ConsumerVariant, Event, ProduceSpec, WorkerSpec,
 };
+use super::topic_sink::TopicSink;
 use crate::cluster::Cluster;
 use crate::consume::{self, AutoCommitStep, ConsumeSetup, GroupOffsets, Sink};
 use crate::error::{Doing, Result};

@@ -121,13 +121,23 @@ impl Brokers<'_> {
     fn kill(&mut self, node: u32) -> Result<()> {
         self.signal(node, libc::SIGKILL)?;
         self.killed.push(node);
-        let broker = self.local.brokers.iter().find(|b| b.node_id == node).cloned();
-        wait_until("a broker's SIGKILL", Duration::from_secs(10), Duration::from_millis(20), || {
-            Ok(broker
-                .as_ref()
-                .filter(|b| b.alive())
-                .map(|b| format!("broker {node} (pid {}) still runs", b.pid)))
-        })
+        let broker = self
+            .local
+            .brokers
+            .iter()
+            .find(|b| b.node_id == node)
+            .cloned();
+        wait_until(
+            "a broker's SIGKILL",
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || {
+                Ok(broker
+                    .as_ref()
+                    .filter(|b| b.alive())
+                    .map(|b| format!("broker {node} (pid {}) still runs", b.pid)))
+            },
+        )
     }
 
     fn restart(&mut self, node: u32) -> Result<()> {
@@ -355,7 +365,8 @@ impl Exec<'_, '_> {
     fn reap(&mut self) -> Result<()> {
         for exit in self.procs.reap() {
             if exit.role != Role::Main || exit.meant {
-                if self.rig.semantic == Semantic::ExactlyOnce && exit.role != Role::Main {
+                if self.rig.semantic == Semantic::ExactlyOnce && exit.role != Role::Main
+                {
                     fence(self.rig, exit.transactional_id.as_deref());
                 }
                 continue;
@@ -465,10 +476,18 @@ impl Exec<'_, '_> {
         while live.iter().any(|l| !l.ended) {
             self.reap()?;
             let proxy = self.rig.proxy;
-            for a in live.iter_mut().filter(|l| !l.ended).filter_map(|l| l.arm.as_mut()) {
+            for a in live
+                .iter_mut()
+                .filter(|l| !l.ended)
+                .filter_map(|l| l.arm.as_mut())
+            {
                 a.used = a.used || (!a.pending && a.spent(proxy));
             }
-            for a in live.iter_mut().filter(|l| !l.ended).filter_map(|l| l.arm.as_mut()) {
+            for a in live
+                .iter_mut()
+                .filter(|l| !l.ended)
+                .filter_map(|l| l.arm.as_mut())
+            {
                 a.try_arm(proxy);
             }
             for l in live.iter_mut().filter(|l| !l.ended && over(l)) {
@@ -499,9 +518,10 @@ impl Exec<'_, '_> {
             (FaultKind::LostProduceResponse, _) => {
                 none("the next Produce response to be dropped".into())
             }
-            (FaultKind::DelayedProduceResponse, _) => {
-                none(format!("the next Produce response to be held {} ms", a.duration_ms))
-            }
+            (FaultKind::DelayedProduceResponse, _) => none(format!(
+                "the next Produce response to be held {} ms",
+                a.duration_ms
+            )),
             (FaultKind::LostEndTxnResponse, _) => {
                 none("the next EndTxn response to be dropped".into())
             }
@@ -553,8 +573,12 @@ impl Exec<'_, '_> {
         let proxy = self.rig.proxy;
         let mut note = String::new();
         match (kind, target) {
-            (FaultKind::BrokerKill, Target::Broker(node)) => self.brokers.restart(node)?,
-            (FaultKind::FollowerPause, Target::Broker(node)) => self.brokers.resume(node)?,
+            (FaultKind::BrokerKill, Target::Broker(node)) => {
+                self.brokers.restart(node)?
+            }
+            (FaultKind::FollowerPause, Target::Broker(node)) => {
+                self.brokers.resume(node)?
+            }
             (
                 FaultKind::LostProduceResponse
                 | FaultKind::DelayedProduceResponse
@@ -563,12 +587,16 @@ impl Exec<'_, '_> {
             ) => {
                 if let Some(a) = &l.arm {
                     note = match (a.pending, a.used) {
-                        (true, _) => "; never armed (another fault held the proxy)".into(),
+                        (true, _) => {
+                            "; never armed (another fault held the proxy)".into()
+                        }
                         (false, true) => "; used".into(),
                         (false, false) => {
                             // Disarm only what is still ours.
                             match a.fault {
-                                Some(f) if proxy.fault() == f => proxy.inject(ProduceFault::None),
+                                Some(f) if proxy.fault() == f => {
+                                    proxy.inject(ProduceFault::None)
+                                }
                                 Some(_) => {}
                                 None => proxy.inject_response_drop(ApiKey::EndTxn, 0),
                             }
@@ -577,7 +605,9 @@ impl Exec<'_, '_> {
                     };
                 }
             }
-            (FaultKind::ProcessorKill, _) if self.procs.of_role(Role::Main).is_none() => {
+            (FaultKind::ProcessorKill, _)
+                if self.procs.of_role(Role::Main).is_none() =>
+            {
                 let pid = self.start_main()?;
                 note = format!("; restarted as pid {pid}");
             }
@@ -680,10 +710,11 @@ pub(super) fn wait_in_sync(client: &BaseConsumer, spec: &ConsumeSpec) -> Result<
         || {
             let mut behind = Vec::new();
             for topic in &topics {
-                let metadata = match client.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-                    Ok(m) => m,
-                    Err(e) => return Ok(Some(format!("metadata of {topic}: {e}"))),
-                };
+                let metadata =
+                    match client.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                        Ok(m) => m,
+                        Err(e) => return Ok(Some(format!("metadata of {topic}: {e}"))),
+                    };
                 for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
                     if p.isr().len() < 3 || p.leader() < 0 {
                         behind.push(format!("{topic}/{}", p.id()));

@@ -21,6 +21,10 @@ mod schedule;
 
 pub use executor::{Executed, Injected, Replacement, HANG_LIMIT};
 pub use plan::{plan, Action, Target};
-pub use report::{nemesis_markdown, summary_table, NemesisRecord, Summary};
-pub use runner::{run, run_schedules, NemesisOptions, NemesisRun, PipelineRun, PARTITIONS};
+pub use report::{
+    nemesis_markdown, nemesis_steps_markdown, summary_table, NemesisRecord, Summary,
+};
+pub use runner::{
+    run, run_schedules, NemesisOptions, NemesisRun, PipelineRun, PARTITIONS,
+};
 pub use schedule::{Fault, FaultKind, Schedule, ScheduleOptions, Step};

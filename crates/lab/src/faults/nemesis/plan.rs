@@ -44,7 +44,7 @@ pub struct Action {
 }
 
 /// Mixed into the seed so that the targets do not repeat the schedule's draws.
-const TARGET_SALT: u64 = 0x6e65_6d65_7369_73;
+const TARGET_SALT: u64 = 0x006e_656d_6573_6973;
 
 /// The actions of `schedule` on a cluster of `brokers` (node ids), in the
 /// order they strike: by step, and within a step by kind. A step that kills
@@ -56,7 +56,9 @@ pub fn plan(schedule: &Schedule, brokers: &[u32]) -> Vec<Action> {
         let mut left: Vec<u32> = brokers.to_vec();
         for fault in &step.faults {
             let target = match fault.kind {
-                FaultKind::BrokerKill | FaultKind::FollowerPause if !left.is_empty() => {
+                FaultKind::BrokerKill | FaultKind::FollowerPause
+                    if !left.is_empty() =>
+                {
                     let pick = rng.in_range(0..left.len() as u64) as usize;
                     Target::Broker(left.remove(pick))
                 }
@@ -104,10 +106,12 @@ mod tests {
             let a = plan(&schedule(seed), &brokers);
             assert_eq!(a, plan(&schedule(seed), &brokers), "seed {seed}");
             // In step order, at non-decreasing counts, one action per fault.
-            let faults: usize = schedule(seed).steps.iter().map(|s| s.faults.len()).sum();
+            let faults: usize =
+                schedule(seed).steps.iter().map(|s| s.faults.len()).sum();
             assert_eq!(a.len(), faults);
-            assert!(a.windows(2).all(|w| w[0].step <= w[1].step
-                && w[0].at_records <= w[1].at_records));
+            assert!(a
+                .windows(2)
+                .all(|w| w[0].step <= w[1].step && w[0].at_records <= w[1].at_records));
             // A broker killed and a follower paused in one step are two brokers.
             for step in 0..6 {
                 let struck: Vec<Target> = a

@@ -73,18 +73,23 @@ impl Processors {
 
     /// Starts a processor; its pid. Called from the executor's own thread:
     /// a worker dies with the thread that started it.
-    pub(super) fn start(&mut self, role: Role, transactional_id: Option<String>) -> Result<u32> {
+    pub(super) fn start(
+        &mut self,
+        role: Role,
+        transactional_id: Option<String>,
+    ) -> Result<u32> {
         let spec = WorkerSpec::Consume(ConsumeSpec {
             transactional_id: transactional_id.clone(),
             ..self.spec.clone()
         });
-        let mut child = crate::local::dies_with_parent(&mut Command::new(worker_binary()?))
-            .arg("worker")
-            .arg(spec.to_json())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .doing("cannot start a nemesis processor (lab worker)")?;
+        let mut child =
+            crate::local::dies_with_parent(&mut Command::new(worker_binary()?))
+                .arg("worker")
+                .arg(spec.to_json())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .doing("cannot start a nemesis processor (lab worker)")?;
         let committed = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -93,7 +98,9 @@ impl Processors {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
                 match Event::parse(&line) {
-                    Ok(Event::Progress { records }) => c.store(records, Ordering::SeqCst),
+                    Ok(Event::Progress { records }) => {
+                        c.store(records, Ordering::SeqCst)
+                    }
                     Ok(Event::Done) => d.store(true, Ordering::SeqCst),
                     _ => {}
                 }
@@ -108,7 +115,8 @@ impl Processors {
                 t.push('\n');
                 if t.len() > 4000 {
                     let cut = t.len() - 2000;
-                    let cut = (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(0);
+                    let cut =
+                        (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(0);
                     t.drain(..cut);
                 }
             }

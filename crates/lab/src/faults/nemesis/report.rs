@@ -66,10 +66,10 @@ impl Summary {
 /// The table of `runs` in Markdown.
 pub fn summary_table(runs: &[NemesisRun]) -> String {
     let mut out = String::from(
-        "| seed | faults (steps) | records | lost | duplicated | aborted reads | out of order \
-         | output = input | processor hung, replaced | other processor failures | \
-         at-least-once lost / duplicated | seconds |\n\
-         |---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|\n",
+        "| seed | faults (steps) | records | exactly-once: lost / duplicated / aborted reads \
+         / out of order | output = input | processor hung, replaced | other processor \
+         failures | at-least-once: lost / duplicated | seconds |\n\
+         |---:|---:|---:|:---:|:---:|---:|---:|:---:|---:|\n",
     );
     for s in runs.iter().map(Summary::of) {
         let alo = match (s.alo_lost, s.alo_duplicated) {
@@ -77,7 +77,7 @@ pub fn summary_table(runs: &[NemesisRun]) -> String {
             _ => "not run".into(),
         };
         out += &format!(
-            "| {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |\n",
+            "| {} | {} ({}) | {} | {} / {} / {} / {} | {} | {} | {} | {} | {:.0} |\n",
             s.seed,
             s.faults,
             s.steps,
@@ -144,5 +144,68 @@ pub fn nemesis_markdown(record: &NemesisRecord) -> String {
             r.seed, r.exactly_once.verdict
         );
     }
+    out
+}
+
+/// The first schedule's faults as they were injected into the exactly-once
+/// pipeline, and every processor the runs replaced, as lists.
+pub fn nemesis_steps_markdown(record: &NemesisRecord) -> String {
+    let mut out = String::new();
+    if let Some(run) = record.runs.first() {
+        out += &format!(
+            "The schedule of seed {} ({} steps over {} records), as the exactly-once run \
+             met it:\n\n",
+            run.seed, run.schedule.options.steps, run.schedule.options.records
+        );
+        for i in &run.exactly_once.executed.injected {
+            out += &format!(
+                "- step {}, planned at record {}, struck at {} ({:.1} s to {:.1} s): {}, {}: {}\n",
+                i.step + 1,
+                i.planned_at_records,
+                i.at_records,
+                i.started_s,
+                i.ended_s,
+                i.kind.label(),
+                i.target,
+                i.detail
+            );
+        }
+        for s in &run.exactly_once.executed.not_reached {
+            out +=
+                &format!("- step {}: not reached, the pipeline had finished\n", s + 1);
+        }
+    }
+    let replaced: Vec<String> = record
+        .runs
+        .iter()
+        .flat_map(|r| {
+            r.exactly_once
+                .executed
+                .replacements
+                .iter()
+                .map(move |x| (r.seed, x))
+        })
+        .map(|(seed, x)| {
+            let after = x
+                .after_step
+                .map_or("before the first step".to_string(), |s| {
+                    format!("after step {}", s + 1)
+                });
+            let what = if x.hung {
+                "hung, replaced"
+            } else {
+                "failed, replaced"
+            };
+            format!(
+                "- seed {seed}, {:.0} s, {after}: {what} ({})\n",
+                x.at_s, x.reason
+            )
+        })
+        .collect();
+    out += "\nExactly-once processors the runs replaced themselves (not a planned fault):\n\n";
+    out += &match replaced.is_empty() {
+        true => "- none\n".to_string(),
+        false => replaced.concat(),
+    };
     out
 }

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::executor::{self, execute, Executed, Rig};
 use super::plan::plan;
 use super::schedule::{FaultKind, Schedule, ScheduleOptions};
-use crate::audit::checker::{self, recorder, FaultStep, History, Mark, Position, Verdict};
+use crate::audit::checker::{
+    self, recorder, FaultStep, History, Mark, Position, Verdict,
+};
 use crate::audit::dump_log;
 use crate::cluster::Cluster;
 use crate::consume::processor_transactional_id;
@@ -79,7 +81,9 @@ impl NemesisOptions {
             )));
         }
         if self.pipeline_seconds == 0 {
-            return Err(Error::BadConfig("pipeline_seconds must be at least 1".into()));
+            return Err(Error::BadConfig(
+                "pipeline_seconds must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -137,9 +141,23 @@ pub fn run(cluster: &Cluster, options: &NemesisOptions) -> Result<NemesisRun> {
     let actions = plan(&schedule, &brokers);
     let proxy = ChaosProxy::start(cluster.bootstrap())?;
     let through = proxy_bootstrap(&proxy)?;
-    let exactly_once = pipeline(cluster, &mut local, (&proxy, &through), Semantic::ExactlyOnce, options, &actions)?;
+    let exactly_once = pipeline(
+        cluster,
+        &mut local,
+        (&proxy, &through),
+        Semantic::ExactlyOnce,
+        options,
+        &actions,
+    )?;
     let at_least_once = match options.at_least_once {
-        true => Some(pipeline(cluster, &mut local, (&proxy, &through), Semantic::AtLeastOnce, options, &actions)?),
+        true => Some(pipeline(
+            cluster,
+            &mut local,
+            (&proxy, &through),
+            Semantic::AtLeastOnce,
+            options,
+            &actions,
+        )?),
         false => None,
     };
     proxy.stop();
@@ -170,7 +188,8 @@ fn proxy_bootstrap(proxy: &ChaosProxy) -> Result<String> {
     rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(10))
         .doing("reading the cluster's metadata through the chaos proxy")?;
     drop(client);
-    let routes: Vec<String> = proxy.routes().iter().map(|r| r.local.to_string()).collect();
+    let routes: Vec<String> =
+        proxy.routes().iter().map(|r| r.local.to_string()).collect();
     Ok(routes.join(","))
 }
 
@@ -225,7 +244,8 @@ fn pipeline(
     let mut spec = stage.spec(cluster, semantic);
     spec.bootstrap = through.to_string();
     spec.output = Some(output.clone());
-    spec.pause_per_record_us = Some(options.pipeline_seconds * 1_000_000 / options.records);
+    spec.pause_per_record_us =
+        Some(options.pipeline_seconds * 1_000_000 / options.records);
     if semantic == Semantic::ExactlyOnce {
         spec.transactional_id = Some(processor_transactional_id(&stage.group));
     }
@@ -235,14 +255,22 @@ fn pipeline(
         semantic,
         spec: spec.clone(),
         records: options.records,
-        limit: Duration::from_secs(options.pipeline_seconds * 4 + 120 * options.steps + 180),
+        limit: Duration::from_secs(
+            options.pipeline_seconds * 4 + 120 * options.steps + 180,
+        ),
     };
     let executed = execute(&rig, local, actions)?;
-    let client: BaseConsumer = cluster.client_config().create().doing("creating a metadata client")?;
+    let client: BaseConsumer = cluster
+        .client_config()
+        .create()
+        .doing("creating a metadata client")?;
     executor::wait_in_sync(&client, &spec)?;
     let (aborted, aborted_from) = match semantic {
         Semantic::ExactlyOnce => aborted_positions(cluster, &output),
-        _ => (Some(Vec::new()), "none: at-least-once writes no transactions".into()),
+        _ => (
+            Some(Vec::new()),
+            "none: at-least-once writes no transactions".into(),
+        ),
     };
     let names = recorder::Pipeline {
         input: &stage.input,
@@ -267,7 +295,10 @@ fn pipeline(
 /// The output positions of aborted transactions: from the log's ABORT
 /// markers as Kafka's `DumpLogSegments` prints them from a replica's files
 /// (every replica is in sync by then); if the tool cannot run, not known.
-fn aborted_positions(cluster: &Cluster, output: &str) -> (Option<Vec<Position>>, String) {
+fn aborted_positions(
+    cluster: &Cluster,
+    output: &str,
+) -> (Option<Vec<Position>>, String) {
     match dump_log::dump_topic(cluster.bootstrap(), output) {
         Ok(dump) => {
             let recount = dump.recount();
@@ -286,7 +317,9 @@ fn aborted_positions(cluster: &Cluster, output: &str) -> (Option<Vec<Position>>,
 
 /// The injected faults as the history's fault steps, on its clock.
 fn fault_steps(h: &History, executed: &Executed) -> Vec<FaultStep> {
-    let at = |epoch_ms: i64| Mark::Ms(epoch_ms.saturating_sub(h.started_at_ms).max(0) as u64);
+    let at = |epoch_ms: i64| {
+        Mark::Ms(epoch_ms.saturating_sub(h.started_at_ms).max(0) as u64)
+    };
     executed
         .injected
         .iter()
@@ -298,4 +331,3 @@ fn fault_steps(h: &History, executed: &Executed) -> Vec<FaultStep> {
         })
         .collect()
 }
-
