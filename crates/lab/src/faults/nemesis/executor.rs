@@ -371,17 +371,17 @@ impl Exec<'_, '_> {
                 }
                 continue;
             }
-            if exit.finished && self.procs.committed() >= self.rig.records {
-                self.finished = true;
-            } else if exit.finished {
-                let reason = format!(
-                    "it ended with {} of {} records committed",
-                    self.procs.committed(),
-                    self.rig.records
-                );
-                self.replace(false, reason)?;
-            } else {
-                self.replace(false, exit.detail)?;
+            // A processor's count is reported after its commit, so one
+            // killed in between committed more than it said: the group's
+            // offsets, not the counts, say whether the input is done.
+            let short = match exit.finished {
+                true => self.offsets_short(),
+                false => None,
+            };
+            match (exit.finished, short) {
+                (true, None) => self.finished = true,
+                (true, Some(short)) => self.replace(false, short)?,
+                (false, _) => self.replace(false, exit.detail)?,
             }
         }
         if self.finished {
@@ -393,6 +393,47 @@ impl Exec<'_, '_> {
             self.procs.reap();
         }
         Ok(())
+    }
+
+    /// Whether the group's committed offsets fall short of the input's end
+    /// (for a transactional input, the last offset is a commit marker): what
+    /// is missing, or `None` if the input is done.
+    fn offsets_short(&self) -> Option<String> {
+        let spec = &self.rig.spec;
+        let marker = i64::from(self.rig.semantic == Semantic::ExactlyOnce);
+        let committed = match crate::audit::checker::recorder::group_offsets(
+            self.rig.cluster,
+            &spec.input,
+            &spec.group,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(format!(
+                    "it ended, and its group's offsets could not be read: {e}"
+                ))
+            }
+        };
+        let mut short = Vec::new();
+        for p in 0..super::runner::PARTITIONS {
+            let end = self
+                .client
+                .fetch_watermarks(&spec.input, p, Duration::from_secs(10))
+                .map(|(_, high)| high)
+                .unwrap_or(i64::MAX);
+            let next = committed
+                .iter()
+                .find(|g| g.partition == p)
+                .map_or(0, |g| g.next);
+            if next < end - marker {
+                short.push(format!("partition {p} committed to {next} of {end}"));
+            }
+        }
+        (!short.is_empty()).then(|| {
+            format!(
+                "it ended with its group short of the input's end: {}",
+                short.join(", ")
+            )
+        })
     }
 
     /// Between steps: a main processor that commits nothing for
