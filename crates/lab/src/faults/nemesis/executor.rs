@@ -390,7 +390,12 @@ impl Exec<'_, '_> {
             for pid in pids {
                 self.procs.kill(pid);
             }
-            self.procs.reap();
+            for exit in self.procs.reap() {
+                if self.rig.semantic == Semantic::ExactlyOnce {
+                    // What it left open would hold read_committed readers back.
+                    fence(self.rig, exit.transactional_id.as_deref());
+                }
+            }
         }
         Ok(())
     }

@@ -135,7 +135,14 @@ impl NemesisRun {
 pub fn run(cluster: &Cluster, options: &NemesisOptions) -> Result<NemesisRun> {
     options.check()?;
     let started = Instant::now();
-    let mut local = three_local_brokers(cluster)?;
+    let mut local = three_local_brokers(cluster).map_err(|e| match e {
+        Error::Unsupported { backend, why, .. } => Error::Unsupported {
+            what: "the nemesis".into(),
+            backend,
+            why,
+        },
+        other => other,
+    })?;
     let schedule = options.schedule()?;
     let brokers: Vec<u32> = local.brokers.iter().map(|b| b.node_id).collect();
     let actions = plan(&schedule, &brokers);
