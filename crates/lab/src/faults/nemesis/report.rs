@@ -202,6 +202,19 @@ pub fn nemesis_steps_markdown(record: &NemesisRecord) -> String {
             )
         })
         .collect();
+    out += "\nThe checker's counts beside Kafka's own recount of the output's log files:\n\n";
+    for r in &record.runs {
+        let v = &r.exactly_once.verdict;
+        out += &format!(
+            "- seed {}: the checker read {} committed records ({} in the log counting aborted \
+             ones, {} at aborted positions); {}\n",
+            r.seed,
+            v.committed_records,
+            v.uncommitted_records,
+            v.aborted_in_log,
+            r.exactly_once.aborted_from
+        );
+    }
     out += "\nExactly-once processors the runs replaced themselves (not a planned fault):\n\n";
     out += &match replaced.is_empty() {
         true => "- none\n".to_string(),

@@ -100,6 +100,10 @@ pub struct PipelineRun {
     pub executed: Executed,
     /// Where the aborted output positions came from.
     pub aborted_from: String,
+    /// `DumpLogSegments`'s recount of the output (committed, aborted
+    /// records), to set beside the checker's.
+    #[serde(default)]
+    pub dump_log: Option<(u64, u64)>,
     pub verdict: Verdict,
     pub seconds: f64,
 }
@@ -272,11 +276,12 @@ fn pipeline(
         .create()
         .doing("creating a metadata client")?;
     executor::wait_in_sync(&client, &spec)?;
-    let (aborted, aborted_from) = match semantic {
+    let (aborted, aborted_from, recounted) = match semantic {
         Semantic::ExactlyOnce => aborted_positions(cluster, &output),
         _ => (
             Some(Vec::new()),
             "none: at-least-once writes no transactions".into(),
+            None,
         ),
     };
     let names = recorder::Pipeline {
@@ -294,6 +299,7 @@ fn pipeline(
         group: stage.group.clone(),
         executed,
         aborted_from,
+        dump_log: recounted,
         verdict,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -305,7 +311,7 @@ fn pipeline(
 fn aborted_positions(
     cluster: &Cluster,
     output: &str,
-) -> (Option<Vec<Position>>, String) {
+) -> (Option<Vec<Position>>, String, Option<(u64, u64)>) {
     match dump_log::dump_topic(cluster.bootstrap(), output) {
         Ok(dump) => {
             let recount = dump.recount();
@@ -316,9 +322,14 @@ fn aborted_positions(
                 recount.aborted.len(),
                 recount.open.len()
             );
-            (Some(recount.aborted_positions()), from)
+            let counts = (recount.committed.len() as u64, recount.aborted.len() as u64);
+            (Some(recount.aborted_positions()), from, Some(counts))
         }
-        Err(e) => (None, format!("not known: DumpLogSegments failed ({e})")),
+        Err(e) => (
+            None,
+            format!("not known: DumpLogSegments failed ({e})"),
+            None,
+        ),
     }
 }
 
