@@ -338,6 +338,12 @@ pub fn parts() -> Vec<Part> {
             needs_three: false,
         },
         Part {
+            name: "nemesis",
+            measure: crate::book_nemesis::measure,
+            pages: crate::book_nemesis::pages,
+            needs_three: true,
+        },
+        Part {
             name: "monitoring",
             measure: measure_monitoring,
             pages: monitoring_pages,

@@ -5,6 +5,7 @@
 
 mod book;
 mod book_holes;
+mod book_nemesis;
 mod book_pipeline;
 mod book_protocols;
 mod browser;

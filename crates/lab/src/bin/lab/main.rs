@@ -9,6 +9,7 @@
 //!     lab ping
 //!     lab bench --records 200000 --json bench.json --charts charts/
 //!     lab pipeline-bench --three-bootstrap 127.0.0.1:19092 --json pipeline.json
+//!     lab nemesis --schedules 5 --seed 1 --bootstrap 127.0.0.1:19092 --json nemesis.json
 //!     lab matrix --repetitions 3 --json matrix.json --charts charts/
 //!     lab charts --from-matrix book/src/generated/matrix.json --out charts
 //!     lab clean --dry-run
@@ -18,6 +19,7 @@
 
 mod bench;
 mod matrix;
+mod nemesis;
 mod pipeline;
 mod run;
 mod scenario;
@@ -158,6 +160,10 @@ enum Command {
     SideEffects(side_effects::SideEffectsArgs),
     /// Every semantic under every fault, repeated, in one table
     Matrix(matrix::MatrixArgs),
+    /// Seeded fault schedules (broker kills and pauses, lost responses,
+    /// processor kills, rebalances, zombies) against one long pipeline on
+    /// the three-broker cluster, judged by the checker; minutes per schedule
+    Nemesis(nemesis::NemesisArgs),
     /// Draw recorded results as charts (SVG and PNG) into a directory
     #[command(group = clap::ArgGroup::new("input").required(true).multiple(true))]
     Charts {
@@ -232,6 +238,7 @@ fn dispatch(command: Command) -> lab::Result<()> {
         Command::ZombieProcessor(args) => args.run(),
         Command::SideEffects(args) => args.run(),
         Command::Matrix(args) => args.run(),
+        Command::Nemesis(args) => args.run(),
         Command::Charts {
             from_matrix,
             from_outcomes,

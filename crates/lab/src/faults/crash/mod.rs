@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub mod db;
 pub mod protocol;
 mod supervisor;
+mod topic_sink;
 mod variants;
 pub mod worker;
 pub mod zombie;

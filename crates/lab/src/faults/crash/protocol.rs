@@ -331,6 +331,9 @@ pub enum Event {
         message: String,
         aborted: bool,
     },
+    /// A consumer has committed this many records so far (its own count,
+    /// since it started), after each commit.
+    Progress { records: u64 },
     /// The worker has finished its work.
     Done,
     /// The worker gives up: no broker answered at `bootstrap` for
@@ -393,6 +396,7 @@ mod tests {
                 offsets: vec![(0, 5)],
             },
             Event::FirstBatch { ms: 6120 },
+            Event::Progress { records: 1500 },
             Event::Refused {
                 doing: "committing".into(),
                 code: "UNKNOWN_MEMBER_ID".into(),
@@ -423,6 +427,7 @@ mod tests {
                 | Event::Paused { .. }
                 | Event::AfterPause { .. }
                 | Event::FirstBatch { .. }
+                | Event::Progress { .. }
                 | Event::Refused { .. }
                 | Event::Done
                 | Event::NoBroker { .. } => {}

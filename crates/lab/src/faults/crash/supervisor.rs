@@ -117,7 +117,10 @@ impl WorkerRun {
             }
             // Reported for a reader of the pipe; the scenarios count these
             // from the log and the sink instead.
-            Event::Failed { .. } | Event::Processed { .. } | Event::Done => {}
+            Event::Failed { .. }
+            | Event::Processed { .. }
+            | Event::Progress { .. }
+            | Event::Done => {}
         }
     }
 }

@@ -26,6 +26,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use super::protocol::{
     AutoCommitCrash, ConsumeSpec, ConsumerVariant, Event, ProduceSpec, WorkerSpec,
 };
+use super::topic_sink::TopicSink;
 use crate::cluster::Cluster;
 use crate::consume::{self, AutoCommitStep, ConsumeSetup, GroupOffsets, Sink};
 use crate::error::{Doing, Result};
@@ -598,16 +599,28 @@ pub fn consume(w: &ConsumeSpec) -> Result<()> {
             ))?;
         }
         _ => {
-            let consumed = consume::consume_with(
-                &cluster,
-                semantic,
-                &w.input,
-                w.output.as_deref(),
-                &w.group,
-                &setup_of(w),
-                &mut sink,
-                &mut |_| {},
-            );
+            let setup = setup_of(w);
+            let run = |target: &mut dyn Sink| {
+                consume::consume_with(
+                    &cluster,
+                    semantic,
+                    &w.input,
+                    w.output.as_deref(),
+                    &w.group,
+                    &setup,
+                    target,
+                    &mut |records| report(Event::Progress { records }),
+                )
+            };
+            // At-least-once with an output topic: read-process-write, each
+            // batch written and acknowledged before its offsets are committed.
+            let consumed = match (&w.output, semantic) {
+                (Some(output), Semantic::AtLeastOnce) => {
+                    let mut target = told(TopicSink::new(&cluster, output, &mut sink))?;
+                    run(&mut target)
+                }
+                _ => run(&mut sink),
+            };
             // A zombie whose transaction Kafka refused has said so: its work
             // is over, and the refusal is the scenario's result.
             if consumed.is_err() && sink.refused {

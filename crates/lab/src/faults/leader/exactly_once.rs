@@ -491,6 +491,22 @@ fn leaders(
     Ok(out)
 }
 
+/// What each broker leads of a pipeline (its topics' partitions and its two
+/// coordinators), for another fault scenario (the nemesis).
+pub(crate) fn leaders_of(
+    cluster: &Cluster,
+    client: &BaseConsumer,
+    (input, output, group, transactional_id): (&str, &str, &str, &str),
+) -> Result<Vec<(Led, i32)>> {
+    let names = Names {
+        input: input.into(),
+        output: output.into(),
+        group: group.into(),
+        transactional_id: transactional_id.into(),
+    };
+    leaders(cluster, client, &names)
+}
+
 /// The broker to kill next: the one leading the most kinds not struck yet,
 /// then the most kinds at all; the seed chooses among equals.
 fn choose_victim(

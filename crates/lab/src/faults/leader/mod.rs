@@ -136,7 +136,7 @@ pub fn leader_failure(
 }
 
 /// The course's own three-broker cluster behind `cluster`, or why D cannot run.
-fn three_local_brokers(cluster: &Cluster) -> Result<LocalCluster> {
+pub(crate) fn three_local_brokers(cluster: &Cluster) -> Result<LocalCluster> {
     if cluster.backend() == crate::Backend::Mock {
         return Err(refuse(cluster, "librdkafka's mock cluster does not replicate, so no follower can take over"));
     }
@@ -315,7 +315,7 @@ fn wait_for_high_watermark(
     )
 }
 
-fn wait_for_brokers(cluster: &Cluster, count: usize) -> Result<()> {
+pub(crate) fn wait_for_brokers(cluster: &Cluster, count: usize) -> Result<()> {
     wait_until(
         "broker restart",
         Duration::from_secs(90),

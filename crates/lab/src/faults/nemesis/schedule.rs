@@ -125,7 +125,25 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule of `seed`: always the same for the same seed and options.
     pub fn generate(seed: u64, options: ScheduleOptions) -> Result<Schedule> {
-        let kinds = FaultKind::ALL.len() as u64;
+        Schedule::generate_with(seed, options, &FaultKind::ALL)
+    }
+
+    /// The schedule of `seed` drawn from `kinds` only (e.g. the kinds an
+    /// executor can inject); with every kind it is [`Schedule::generate`]'s.
+    pub fn generate_with(
+        seed: u64,
+        options: ScheduleOptions,
+        kinds: &[FaultKind],
+    ) -> Result<Schedule> {
+        let mut pool: Vec<FaultKind> = kinds.to_vec();
+        pool.sort();
+        pool.dedup();
+        if pool.is_empty() {
+            return Err(Error::BadConfig(
+                "a fault schedule needs at least one kind of fault to draw from".into(),
+            ));
+        }
+        let kinds = pool.len() as u64;
         if options.steps == 0 || options.records < options.steps {
             return Err(Error::BadConfig(format!(
                 "a fault schedule needs at least one step and a record per step \
@@ -144,7 +162,7 @@ impl Schedule {
         let steps = (0..options.steps)
             .map(|i| Step {
                 at_records: i * slot + rng.in_range(0..slot),
-                faults: combination(&mut rng, options.most_at_once),
+                faults: combination(&mut rng, options.most_at_once, &pool),
             })
             .collect();
         Ok(Schedule {
@@ -168,13 +186,13 @@ impl Schedule {
 }
 
 /// 1 to `most` distinct kinds, fewer more often, each with its duration.
-fn combination(rng: &mut Seeded, most: u64) -> Vec<Fault> {
+fn combination(rng: &mut Seeded, most: u64, kinds: &[FaultKind]) -> Vec<Fault> {
     // 1 fault half the time, 2 a quarter, ...: halve the odds per extra fault.
     let mut count = 1;
     while count < most && rng.in_range(0..2) == 1 {
         count += 1;
     }
-    let mut left = FaultKind::ALL.to_vec();
+    let mut left = kinds.to_vec();
     let mut faults: Vec<Fault> = (0..count)
         .map(|_| {
             let kind = left.remove(rng.in_range(0..left.len() as u64) as usize);
@@ -292,6 +310,34 @@ mod tests {
             },
         );
         assert!(one.unwrap().steps.iter().all(|st| st.faults.len() == 1));
+    }
+
+    #[test]
+    fn a_schedule_drawn_from_some_kinds_holds_only_those() {
+        let kinds = [FaultKind::BrokerKill, FaultKind::ProcessorKill];
+        let d = ScheduleOptions {
+            most_at_once: 2,
+            ..Default::default()
+        };
+        for seed in 0..30 {
+            let s = Schedule::generate_with(seed, d, &kinds).unwrap();
+            assert!(s
+                .steps
+                .iter()
+                .flat_map(|st| &st.faults)
+                .all(|f| kinds.contains(&f.kind)));
+        }
+        assert_eq!(
+            Schedule::generate_with(4, ScheduleOptions::default(), &FaultKind::ALL)
+                .unwrap(),
+            of(4)
+        );
+        let three = ScheduleOptions::default();
+        assert!(Schedule::generate_with(1, three, &kinds)
+            .unwrap_err()
+            .to_string()
+            .contains("1 to 2"));
+        assert!(Schedule::generate_with(1, d, &[]).is_err());
     }
 
     #[test]
