@@ -449,11 +449,18 @@ fn cargo_test() -> Result<()> {
     // come back on the three-broker cluster, which nothing else uses: they
     // run beside the rest instead of after it. Their output goes to a file,
     // printed when they end, so the two runs' lines never mix.
-    const APART: &str = "leader_failure";
+    // The nemesis kills brokers too: it runs after them in the same run,
+    // never at the same time.
+    const APART: &[&str] = &["leader_failure", "nemesis"];
     let log_path = repo_root().join("target").join("leader_failure.log");
     fs::create_dir_all(repo_root().join("target"))?;
     let log = fs::File::create(&log_path)?;
-    let mut apart = test(&["-p", "lab", "--test", APART, "--", "--include-ignored"])
+    let mut apart_args = vec!["-p", "lab"];
+    for name in APART {
+        apart_args.extend(["--test", name]);
+    }
+    apart_args.extend(["--", "--include-ignored"]);
+    let mut apart = test(&apart_args)
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
@@ -471,7 +478,9 @@ fn cargo_test() -> Result<()> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        if path.extension().is_some_and(|e| e == "rs") && stem != APART {
+        if path.extension().is_some_and(|e| e == "rs")
+            && !APART.contains(&stem.as_str())
+        {
             lab_targets.extend(["--test".to_string(), stem]);
         }
     }

@@ -58,7 +58,7 @@ fn a_short_schedule_leaves_exactly_once_clean() {
     // The faults struck in the planned order, each after its planned count,
     // each ended, and the history names them.
     let brokers: Vec<u32> = vec![1, 2, 3];
-    let planned = plan(&run.schedule, &brokers);
+    let planned = plan(&run.schedule, &brokers, nemesis::PARTITIONS);
     let injected = &eos.executed.injected;
     assert!(!injected.is_empty(), "no fault struck: {:?}", eos.executed);
     for (done, want) in injected.iter().zip(&planned) {
@@ -68,8 +68,20 @@ fn a_short_schedule_leaves_exactly_once_clean() {
         );
         assert!(done.at_records >= want.at_records, "{done:?}");
         assert!(done.ended_s >= done.started_s, "{done:?}");
-        if let Target::Broker(_) = done.target {
-            assert!(done.detail.contains("it led"), "{done:?}");
+        // A broker fault names the broker it struck and what that broker
+        // led; one aimed at a role says where the role was.
+        match done.target {
+            Target::Broker(_) | Target::Leader { .. } => {
+                assert!(
+                    done.broker.is_some_and(|b| brokers.contains(&b)),
+                    "{done:?}"
+                );
+                assert!(done.detail.contains("it led"), "{done:?}");
+            }
+            _ => assert_eq!(done.broker, None, "{done:?}"),
+        }
+        if let (Target::Leader { .. }, Some(b)) = (done.target, done.broker) {
+            assert!(done.detail.starts_with(&format!("broker {b}")), "{done:?}");
         }
     }
     let reached = injected.len()

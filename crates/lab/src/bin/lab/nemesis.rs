@@ -78,6 +78,7 @@ impl NemesisArgs {
         }
         if let Some(path) = &self.json {
             let record = NemesisRecord {
+                version: nemesis::NEMESIS_VERSION,
                 cluster: cluster.describe(),
                 runs,
                 seconds: started.elapsed().as_secs_f64(),

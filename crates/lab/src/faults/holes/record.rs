@@ -19,11 +19,19 @@ pub struct HolesRecord {
     pub metadata: Vec<StaleMetadataReport>,
 }
 
-/// Runs (a) in both cases and (c) both ways (about a minute).
+/// Runs (a) in both cases, with the broker's partition verification as it
+/// is configured (on) and then turned off, and (c) both ways (about two
+/// minutes).
 pub fn measure_holes(cluster: &Cluster) -> Result<HolesRecord> {
     let mut late = Vec::new();
-    for case in LateCase::ALL {
-        late.push(late_produce(cluster, &LateProduceOptions::new(case))?);
+    for verification in [None, Some(false)] {
+        for case in LateCase::ALL {
+            let options = LateProduceOptions {
+                verification,
+                ..LateProduceOptions::new(case)
+            };
+            late.push(late_produce(cluster, &options)?);
+        }
     }
     let mut metadata = Vec::new();
     for m in [MetadataUse::TakenOnce, MetadataUse::FreshPerCommit] {
@@ -48,6 +56,7 @@ pub fn holes_markdown(record: &HolesRecord) -> String {
             LateCase::Retried => "request timed out, records still valid",
             LateCase::Expired => "records timed out",
         };
+        let run = format!("{run}; `{}={}`", super::VERIFICATION, r.verification);
         let client = if r.t1_committed {
             "sent the batch again, committed T1".to_string()
         } else {

@@ -104,7 +104,9 @@ impl Role {
 
 /// One thing a broker leads: a partition of the input or output topic, or
 /// one of the two coordinators.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct Led {
     pub role: Role,
     /// The partition, for the input and output topics.
@@ -322,7 +324,7 @@ fn strike_in_turn(
         let led = snapshot
             .iter()
             .filter(|(_, leader)| *leader == broker as i32)
-            .map(|(led, _)| led.clone())
+            .map(|(led, _)| *led)
             .collect();
         let since = |t: Instant| t.duration_since(started).as_secs_f64();
         let killed_at = since(Instant::now());

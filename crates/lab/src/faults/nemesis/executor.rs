@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::{Deserialize, Serialize};
 
+use super::aim::{self, Leaderships};
+use super::brokers::Brokers;
 use super::plan::{Action, Target};
 use super::processors::{Processors, Role};
 use super::schedule::FaultKind;
@@ -50,6 +52,9 @@ pub struct Injected {
     pub step: usize,
     pub kind: FaultKind,
     pub target: Target,
+    /// The broker a broker fault struck (a role resolved when it struck).
+    #[serde(default)]
+    pub broker: Option<u32>,
     /// What the target was: the broker's leaderships at the time, the
     /// processor's pid, what the proxy did.
     pub detail: String,
@@ -98,79 +103,6 @@ pub(super) struct Rig<'a> {
     pub limit: Duration,
 }
 
-/// Brokers this run stopped or killed: continued and started again when
-/// dropped, whatever happened.
-struct Brokers<'a> {
-    local: &'a mut LocalCluster,
-    stopped: Vec<u32>,
-    killed: Vec<u32>,
-}
-
-impl Brokers<'_> {
-    fn signal(&self, node: u32, signal: i32) -> Result<()> {
-        let broker = self
-            .local
-            .brokers
-            .iter()
-            .find(|b| b.node_id == node)
-            .ok_or_else(|| Error::BadConfig(format!("no local broker {node}")))?;
-        broker.signal(signal);
-        Ok(())
-    }
-
-    fn kill(&mut self, node: u32) -> Result<()> {
-        self.signal(node, libc::SIGKILL)?;
-        self.killed.push(node);
-        let broker = self
-            .local
-            .brokers
-            .iter()
-            .find(|b| b.node_id == node)
-            .cloned();
-        wait_until(
-            "a broker's SIGKILL",
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || {
-                Ok(broker
-                    .as_ref()
-                    .filter(|b| b.alive())
-                    .map(|b| format!("broker {node} (pid {}) still runs", b.pid)))
-            },
-        )
-    }
-
-    fn restart(&mut self, node: u32) -> Result<()> {
-        self.killed.retain(|&n| n != node);
-        self.local.restart(node).map_err(|e| Error::Process {
-            what: format!("restarting broker {node}"),
-            detail: e.to_string(),
-        })
-    }
-
-    fn stop(&mut self, node: u32) -> Result<()> {
-        self.signal(node, libc::SIGSTOP)?;
-        self.stopped.push(node);
-        Ok(())
-    }
-
-    fn resume(&mut self, node: u32) -> Result<()> {
-        self.stopped.retain(|&n| n != node);
-        self.signal(node, libc::SIGCONT)
-    }
-}
-
-impl Drop for Brokers<'_> {
-    fn drop(&mut self) {
-        for &node in &self.stopped {
-            let _ = self.signal(node, libc::SIGCONT);
-        }
-        for node in std::mem::take(&mut self.killed) {
-            let _ = self.local.restart(node);
-        }
-    }
-}
-
 /// A fault in force, and how to end it.
 struct Live {
     index: usize,
@@ -178,8 +110,27 @@ struct Live {
     ended: bool,
     /// A processor paused or started by the fault (its pid).
     pid: Option<u32>,
+    /// The broker killed or frozen.
+    broker: Option<u32>,
     /// A proxy fault: what to arm, and how far it got.
     arm: Option<Arm>,
+}
+
+/// What a fault struck, as [`Exec::strike`] tells it.
+struct Struck {
+    detail: String,
+    pid: Option<u32>,
+    broker: Option<u32>,
+}
+
+impl Struck {
+    fn with(detail: String, pid: Option<u32>) -> Struck {
+        Struck {
+            detail,
+            pid,
+            broker: None,
+        }
+    }
 }
 
 /// A proxy fault of a step. One Produce fault is armed at a time, so a
@@ -483,13 +434,20 @@ impl Exec<'_, '_> {
         self.last_step = Some(index);
         let at = self.procs.committed();
         let mut live = Vec::new();
+        let mut taken = Vec::new();
         for &(_, action) in step {
-            let (detail, pid) = self.strike(action)?;
+            let Struck {
+                detail,
+                pid,
+                broker,
+            } = self.strike(action, &taken)?;
+            taken.extend(broker);
             let now = epoch_ms();
             self.out.injected.push(Injected {
                 step: index,
                 kind: action.kind,
                 target: action.target,
+                broker,
                 detail,
                 planned_at_records: action.at_records,
                 at_records: at,
@@ -504,6 +462,7 @@ impl Exec<'_, '_> {
                 until: Instant::now() + Duration::from_millis(action.duration_ms),
                 ended: false,
                 pid,
+                broker,
                 arm: match action.kind {
                     FaultKind::LostProduceResponse => {
                         Some(Arm::new(Some(ProduceFault::DropResponses { count: 1 })))
@@ -547,19 +506,41 @@ impl Exec<'_, '_> {
     }
 
     /// Starts one fault: what it struck, the processor it paused or
-    /// started.
-    fn strike(&mut self, a: &Action) -> Result<(String, Option<u32>)> {
-        let none = |d: String| Ok((d, None));
+    /// started, the broker it killed or froze (`taken`: brokers this step
+    /// struck already).
+    fn strike(&mut self, a: &Action, taken: &[u32]) -> Result<Struck> {
+        let none = |detail: String| Ok(Struck::with(detail, None));
         match (a.kind, a.target) {
-            (FaultKind::BrokerKill, Target::Broker(node)) => {
-                let led = self.led_by(node);
-                self.brokers.kill(node)?;
-                none(format!("SIGKILL; it led {led}"))
-            }
-            (FaultKind::FollowerPause, Target::Broker(node)) => {
-                let led = self.led_by(node);
-                self.brokers.stop(node)?;
-                none(format!("SIGSTOP; it led {led}"))
+            (FaultKind::BrokerKill | FaultKind::FollowerPause, target)
+                if matches!(target, Target::Broker(_) | Target::Leader { .. }) =>
+            {
+                let now = self.leaderships();
+                let ids: Vec<u32> = self
+                    .brokers
+                    .local
+                    .brokers
+                    .iter()
+                    .map(|b| b.node_id)
+                    .collect();
+                let (node, how) = aim::resolve(target, &now, &ids, taken);
+                let exactly_once = self.rig.semantic == Semantic::ExactlyOnce;
+                let led = aim::led_words(&now, node, exactly_once);
+                let signal = match a.kind {
+                    FaultKind::BrokerKill => {
+                        self.brokers.kill(node)?;
+                        "SIGKILL"
+                    }
+                    _ => {
+                        self.brokers.stop(node)?;
+                        "SIGSTOP"
+                    }
+                };
+                let how = if how.is_empty() { how } else { how + "; " };
+                Ok(Struck {
+                    detail: format!("{how}{signal}; it led {led}"),
+                    pid: None,
+                    broker: Some(node),
+                })
             }
             (FaultKind::LostProduceResponse, _) => {
                 none("the next Produce response to be dropped".into())
@@ -584,9 +565,15 @@ impl Exec<'_, '_> {
             (FaultKind::SecondProcessor, _) => {
                 let tid = self.tid_of(1000 + a.step as u32);
                 let pid = self.procs.start(Role::Second, tid)?;
-                Ok((format!("pid {pid} joined the group"), Some(pid)))
+                Ok(Struck::with(
+                    format!("pid {pid} joined the group"),
+                    Some(pid),
+                ))
             }
-            (FaultKind::ZombiePause, _) => self.pause_main(),
+            (FaultKind::ZombiePause, _) => {
+                let (detail, pid) = self.pause_main()?;
+                Ok(Struck::with(detail, pid))
+            }
             (kind, target) => none(format!("skipped: {kind:?} cannot strike {target}")),
         }
     }
@@ -612,19 +599,12 @@ impl Exec<'_, '_> {
     /// Ends one fault.
     fn end(&mut self, l: &mut Live) -> Result<()> {
         l.ended = true;
-        let (kind, target) = {
-            let i = &self.out.injected[l.index];
-            (i.kind, i.target)
-        };
+        let kind = self.out.injected[l.index].kind;
         let proxy = self.rig.proxy;
         let mut note = String::new();
-        match (kind, target) {
-            (FaultKind::BrokerKill, Target::Broker(node)) => {
-                self.brokers.restart(node)?
-            }
-            (FaultKind::FollowerPause, Target::Broker(node)) => {
-                self.brokers.resume(node)?
-            }
+        match (kind, l.broker) {
+            (FaultKind::BrokerKill, Some(node)) => self.brokers.restart(node)?,
+            (FaultKind::FollowerPause, Some(node)) => self.brokers.resume(node)?,
             (
                 FaultKind::LostProduceResponse
                 | FaultKind::DelayedProduceResponse
@@ -698,8 +678,8 @@ impl Exec<'_, '_> {
         )
     }
 
-    /// What broker `node` leads of the pipeline, in words.
-    fn led_by(&self, node: u32) -> String {
+    /// Who leads what the pipeline depends on, asked of the cluster now.
+    fn leaderships(&self) -> Leaderships {
         let s = &self.rig.spec;
         let tid = self.main_tid.clone().unwrap_or_default();
         let names = (
@@ -708,25 +688,7 @@ impl Exec<'_, '_> {
             s.group.as_str(),
             tid.as_str(),
         );
-        match leaders_of(self.rig.cluster, &self.client, names) {
-            Ok(all) => {
-                let led: Vec<String> = all
-                    .iter()
-                    .filter(|(led, leader)| {
-                        *leader == node as i32
-                            && !(self.rig.semantic != Semantic::ExactlyOnce
-                                && led.partition.is_none()
-                                && led.to_string().contains("transaction"))
-                    })
-                    .map(|(led, _)| led.to_string())
-                    .collect();
-                match led.is_empty() {
-                    true => "nothing of the pipeline".into(),
-                    false => led.join(", "),
-                }
-            }
-            Err(e) => format!("(not known: {e})"),
-        }
+        leaders_of(self.rig.cluster, &self.client, names)
     }
 
     /// After a step: every broker answers and the pipeline's partitions

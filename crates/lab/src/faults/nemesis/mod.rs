@@ -12,6 +12,8 @@
 //! chaos proxy ([`crate::faults::proxy`]), which loses and delays their
 //! responses when a step says so.
 
+mod aim;
+mod brokers;
 mod executor;
 mod plan;
 mod processors;
@@ -23,6 +25,7 @@ pub use executor::{Executed, Injected, Replacement, HANG_LIMIT};
 pub use plan::{plan, Action, Target};
 pub use report::{
     nemesis_markdown, nemesis_steps_markdown, summary_table, NemesisRecord, Summary,
+    NEMESIS_VERSION,
 };
 pub use runner::{
     run, run_schedules, NemesisOptions, NemesisRun, PipelineRun, PARTITIONS,

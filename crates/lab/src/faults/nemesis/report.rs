@@ -2,7 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::plan::Target;
 use super::runner::{NemesisRun, PipelineRun};
+use super::schedule::FaultKind;
+
+/// Bumped whenever what a seed's schedule does changes (its faults, their
+/// targets, the pipeline): recorded runs of another version are run again.
+/// 2: broker kills aimed at leaders and coordinators.
+pub const NEMESIS_VERSION: u32 = 2;
 
 /// One schedule's row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,10 +106,43 @@ pub fn summary_table(runs: &[NemesisRun]) -> String {
 /// Several schedules run on one cluster: what the book records.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NemesisRecord {
+    /// [`NEMESIS_VERSION`] when the runs were recorded (1 if not said).
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// The cluster, as [`crate::Cluster::describe`] says it.
     pub cluster: String,
     pub runs: Vec<NemesisRun>,
     pub seconds: f64,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// What the exactly-once runs' broker kills were aimed at, as a sentence
+/// (empty for runs recorded before kills were aimed).
+fn kill_aims(runs: &[NemesisRun]) -> String {
+    let mut aims: std::collections::BTreeMap<String, usize> = Default::default();
+    let kills = runs
+        .iter()
+        .flat_map(|r| &r.exactly_once.executed.injected)
+        .filter(|i| i.kind == FaultKind::BrokerKill && i.broker.is_some());
+    for i in kills {
+        let aim = match i.target {
+            Target::Leader { led, .. } => led.role.name().to_string(),
+            _ => "a broker picked by the seed".to_string(),
+        };
+        *aims.entry(aim).or_default() += 1;
+    }
+    let total: usize = aims.values().sum();
+    let each: Vec<String> = aims.iter().map(|(a, n)| format!("{a} {n}")).collect();
+    match total {
+        0 => String::new(),
+        _ => format!(
+            " The exactly-once runs' {total} broker kills were aimed at: {}.",
+            each.join(", ")
+        ),
+    }
 }
 
 /// The record as the book shows it: the table, the totals, and every
@@ -130,12 +170,13 @@ pub fn nemesis_markdown(record: &NemesisRecord) -> String {
          Exactly-once: {clean} of {} histories clean (nothing lost, duplicated, read from an \
          aborted transaction or out of order; output = input); the processor hung and was \
          replaced {hung} times. At-least-once under the same schedules: {alo_lost} records \
-         lost, {alo_dup} duplicated.\n\n",
+         lost, {alo_dup} duplicated.{}\n\n",
         runs.len(),
         record.cluster,
         faults,
         record.seconds / 60.0,
         runs.len(),
+        kill_aims(runs),
     );
     out += &summary_table(runs);
     for r in runs.iter().filter(|r| !r.exactly_once.verdict.clean()) {

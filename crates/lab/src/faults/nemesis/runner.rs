@@ -149,7 +149,7 @@ pub fn run(cluster: &Cluster, options: &NemesisOptions) -> Result<NemesisRun> {
     })?;
     let schedule = options.schedule()?;
     let brokers: Vec<u32> = local.brokers.iter().map(|b| b.node_id).collect();
-    let actions = plan(&schedule, &brokers);
+    let actions = plan(&schedule, &brokers, PARTITIONS);
     let proxy = ChaosProxy::start(cluster.bootstrap())?;
     let through = proxy_bootstrap(&proxy)?;
     let exactly_once = pipeline(
