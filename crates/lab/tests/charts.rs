@@ -747,3 +747,215 @@ fn side_effects_timeline_from_the_recorded_runs() {
         ],
     );
 }
+
+fn nemesis_record() -> lab::faults::nemesis::NemesisRecord {
+    serde_json::from_str(&generated("nemesis.json"))
+        .expect("nemesis.json is a recorded nemesis run")
+}
+
+/// `#RRGGBB`, as the SVG backend writes a colour.
+fn hex(c: plotters::style::RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+}
+
+/// How many filled rectangles of `color` (`#RRGGBB`) the SVG draws.
+fn rects(svg: &str, color: &str) -> usize {
+    svg.split("<rect")
+        .skip(1)
+        .filter(|r| {
+            r[..r.find("/>").unwrap_or(r.len())].contains(&format!("fill=\"{color}\""))
+        })
+        .count()
+}
+
+/// A recorded run cut down by hand: exactly-once met a broker kill, a lost
+/// EndTxn response and a skipped zombie, and had one hung processor
+/// replaced; at-least-once met the broker kill only and duplicated 5
+/// records, one of them shown at 25 s on the checker's clock.
+fn small_nemesis_run() -> lab::faults::nemesis::NemesisRun {
+    use lab::faults::nemesis::{FaultKind, Replacement};
+    let mut run = nemesis_record().runs.remove(0);
+    let template = run.exactly_once.executed.injected[0].clone();
+    let fault =
+        |step, kind, from: f64, to: f64, detail: &str| lab::faults::nemesis::Injected {
+            step,
+            kind,
+            detail: detail.into(),
+            at_records: 1000 * (step as u64 + 1),
+            started_s: from,
+            ended_s: to,
+            ..template.clone()
+        };
+    let e = &mut run.exactly_once.executed;
+    e.injected = vec![
+        fault(0, FaultKind::BrokerKill, 10.0, 20.0, "broker 1: SIGKILL"),
+        fault(0, FaultKind::LostEndTxnResponse, 10.0, 14.0, "used"),
+        fault(
+            1,
+            FaultKind::ZombiePause,
+            40.0,
+            40.0,
+            "skipped: no processor running",
+        ),
+    ];
+    e.replacements = vec![Replacement {
+        at_s: 30.0,
+        after_step: Some(0),
+        hung: true,
+        reason: "committed nothing".into(),
+    }];
+    assert!(
+        run.exactly_once.verdict.clean(),
+        "the recorded first run is clean"
+    );
+    let alo = run.at_least_once.as_mut().expect("at-least-once ran");
+    alo.executed.injected = vec![fault(
+        0,
+        FaultKind::BrokerKill,
+        11.0,
+        19.0,
+        "broker 1: SIGKILL",
+    )];
+    alo.executed.replacements.clear();
+    let d = &mut alo.verdict.duplicated;
+    d.count = 5;
+    d.shown = vec![lab::audit::checker::Finding {
+        id: 7,
+        at_ms: 25_000,
+        faults: Vec::new(),
+    }];
+    alo.verdict.lost.count = 0;
+    run
+}
+
+#[test]
+fn a_nemesis_timeline_draws_each_fault_kind_replacement_and_verdict() {
+    use charts::nemesis::{ANOMALY, HUNG, PROGRESS};
+    use lab::faults::nemesis::FaultKind;
+    let run = small_nemesis_run();
+    let chart = charts::nemesis_timeline(&run);
+    let svg = chart.to_svg_string();
+    // A bar per fault that struck, in its kind's colour (one per panel for
+    // the broker kill), plus the kind's legend swatch; the skipped zombie
+    // and the kinds that never struck have no bar, no row, no legend entry.
+    assert_eq!(
+        rects(&svg, &hex(charts::kind_color(FaultKind::BrokerKill))),
+        2 + 1
+    );
+    assert_eq!(
+        rects(
+            &svg,
+            &hex(charts::kind_color(FaultKind::LostEndTxnResponse))
+        ),
+        1 + 1
+    );
+    for kind in FaultKind::ALL {
+        let present =
+            matches!(kind, FaultKind::BrokerKill | FaultKind::LostEndTxnResponse);
+        if !present {
+            assert_eq!(rects(&svg, &hex(charts::kind_color(kind))), 0, "{kind:?}");
+        }
+        // Named on its row and in the legend; the skipped one in a note only.
+        let named = svg.matches(&escaped(kind.label())).count();
+        let want = match kind {
+            _ if present => 2,
+            FaultKind::ZombiePause => 1,
+            _ => 0,
+        };
+        assert!(
+            named >= want && (present || named == want),
+            "{kind:?}: {named}"
+        );
+    }
+    // The hung processor's replacement: a point and its legend marker.
+    assert_eq!(circles(&svg, "#5A5A5A"), 1 + 1);
+    // The anomaly, red, on its own row, labelled with its kind.
+    assert_eq!(circles(&svg, "#C80000"), 1 + 1);
+    // Each panel's heading is its verdict, in words, from the counts.
+    let eos =
+        charts::verdict_words(run.exactly_once.semantic, &run.exactly_once.verdict);
+    assert!(
+        eos.starts_with("exactly-once: clean (0 lost, 0 duplicated"),
+        "{eos}"
+    );
+    let alo = run.at_least_once.as_ref().unwrap();
+    assert_eq!(
+        charts::verdict_words(alo.semantic, &alo.verdict),
+        "at-least-once: 0 lost, 5 duplicated"
+    );
+    let mut expected =
+        vec![HUNG, PROGRESS, ANOMALY, "duplicated", "not struck", "1,000"];
+    expected.extend(eos.split_whitespace());
+    expected.push("at-least-once: 0 lost, 5 duplicated");
+    check(&chart, "nemesis-timeline", &expected);
+
+    // No replacement: no point and no legend entry for one.
+    let mut quiet = run.clone();
+    quiet.exactly_once.executed.replacements.clear();
+    let svg = charts::nemesis_timeline(&quiet).to_svg_string();
+    assert_eq!(circles(&svg, "#5A5A5A"), 0);
+    assert!(!svg.contains(HUNG));
+
+    // A history that is not clean says so in its heading.
+    let mut broken = run;
+    broken.exactly_once.verdict.lost.count = 3;
+    let words = charts::verdict_words(
+        broken.exactly_once.semantic,
+        &broken.exactly_once.verdict,
+    );
+    assert!(
+        words.starts_with("exactly-once: NOT clean (3 lost, 0 duplicated"),
+        "{words}"
+    );
+    let svg = charts::nemesis_timeline(&broken).to_svg_string();
+    assert!(
+        svg.contains("NOT") && !svg.contains(">clean"),
+        "the heading says NOT clean"
+    );
+}
+
+#[test]
+fn the_nemesis_summary_has_one_position_per_schedule() {
+    let mut record = nemesis_record();
+    let first = record.runs[0].clone();
+    // Fifty schedules: the recorded first one under fifty seeds, one of them
+    // not clean.
+    record.runs = (1..=50)
+        .map(|seed| {
+            let mut r = first.clone();
+            r.seed = seed;
+            r
+        })
+        .collect();
+    record.runs[9].exactly_once.verdict.duplicated.count = 4;
+    let chart = charts::nemesis_summary_chart(&record);
+    let svg = chart.to_svg_string();
+    // Each series a point per schedule, and a legend marker.
+    for color in ["#0072B2", "#D55E00", "#009E73", "#5A5A5A"] {
+        assert_eq!(circles(&svg, color), 50 + 1, "{color}");
+    }
+    check(
+        &chart,
+        "nemesis-summary",
+        &[
+            "at-least-once: duplicated",
+            "exactly-once: anomalies",
+            "50 schedules",
+            &record.cluster,
+        ],
+    );
+    // The book's charts: the summary, the first schedule, and the one that
+    // is not clean.
+    let stems: Vec<String> = charts::nemesis_charts(&record)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        stems,
+        [
+            "nemesis-summary",
+            "nemesis-timeline-seed-1",
+            "nemesis-timeline-seed-10"
+        ]
+    );
+}

@@ -233,6 +233,7 @@ fn legend_items(chart: &Chart) -> Vec<(Mark, String)> {
                     .map(|x| x.style);
                 let mark = match style {
                     Some(xy::XyStyle::Points) => Mark::Point(s.color),
+                    Some(xy::XyStyle::Spans) => Mark::Swatch(s.color),
                     _ => Mark::Line(s.color),
                 };
                 items.push((mark, s.name.clone()));
@@ -309,8 +310,9 @@ fn draw_mark<DB: DrawingBackend>(
     }
 }
 
-/// A panel's heading, at `x` from the left; returns how far down the plot
-/// starts (None without a heading: the caller's own margin).
+/// A panel's heading, at `x` from the left (wrapped at spaces if it is wider
+/// than the area); returns how far down the plot starts (None without a
+/// heading: the caller's own margin).
 pub(super) fn draw_heading<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     heading: Option<&str>,
@@ -319,12 +321,16 @@ pub(super) fn draw_heading<DB: DrawingBackend>(
     let Some(heading) = heading else {
         return Ok(None);
     };
-    area.draw_text(
-        heading,
-        &font(HEADING_SIZE).pos(Pos::new(HPos::Left, VPos::Top)),
-        (x, 6),
-    )?;
-    Ok(Some(HEADING_SIZE as i32 + 16))
+    let style = font(HEADING_SIZE).pos(Pos::new(HPos::Left, VPos::Top));
+    let max = (area.dim_in_pixel().0 as i32 - x - 12).max(100) as u32;
+    let lines = wrap(area, &style, heading, " ", max)?;
+    let line = HEADING_SIZE as i32 + 6;
+    for (i, text) in lines.iter().enumerate() {
+        area.draw_text(text, &style, (x, 6 + i as i32 * line))?;
+    }
+    Ok(Some(
+        HEADING_SIZE as i32 + 16 + line * (lines.len() as i32 - 1),
+    ))
 }
 
 /// Splits `text` at `separator` into lines no wider than `max` pixels (a piece

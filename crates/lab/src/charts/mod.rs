@@ -2,7 +2,7 @@
 //! the benchmark numbers, as charts a learner can read at a glance: grouped
 //! bars (drawn in `bars`), lines and points over a numeric axis in `xy`, and
 //! the charts built from them in `outcomes`, `matrix`, `plain`, `bench`,
-//! `timeline`, `monitor`, `corrections` and `pipeline`.
+//! `timeline`, `monitor`, `corrections`, `pipeline` and `nemesis`.
 //!
 //! Every chart is a [`Chart`]: build one from recorded data, then draw it on any
 //! plotters backend ([`Chart::draw`]), or use a shortcut: [`Chart::to_svg_string`],
@@ -40,6 +40,7 @@ mod bench;
 mod corrections;
 mod matrix;
 mod monitor;
+pub mod nemesis;
 mod outcomes;
 mod pipeline;
 mod plain;
@@ -54,6 +55,9 @@ pub use font::register_fonts;
 pub use matrix::{matrix_chart, matrix_chart_of};
 pub use model::{Chart, Unit};
 pub use monitor::{monitoring_chart, open_transaction_chart};
+pub use nemesis::{
+    kind_color, nemesis_charts, nemesis_summary_chart, nemesis_timeline, verdict_words,
+};
 pub use outcomes::outcomes_chart;
 pub use output::{save_all, write_charts};
 pub use pipeline::{pipeline_chart, pipeline_charts};

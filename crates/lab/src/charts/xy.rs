@@ -26,8 +26,8 @@ use super::draw::{at, draw_heading, DrawResult, Frame, Plot};
 use super::format::{format_value, trim};
 use super::model::{Body, Chart, Series, Unit};
 use super::style::{
-    font, AXIS_DESC_SIZE, BLUE, GREEN, GRID, MUTED, ORANGE, PURPLE, SKY, TICK_SIZE,
-    VERMILLION,
+    font, AXIS_DESC_SIZE, BLUE, GREEN, GRID, INK, MUTED, ORANGE, PURPLE, SKY,
+    TICK_SIZE, VERMILLION,
 };
 use crate::support::distinct;
 
@@ -43,6 +43,10 @@ pub enum XyStyle {
     Points,
     /// A staircase: each value holds until the next point's x.
     Steps,
+    /// Bars from point to point, in pairs: the first and second point are
+    /// one bar, the third and fourth the next. A pair at one y is a
+    /// horizontal bar (a fault from its start to its end, on its row).
+    Spans,
 }
 
 /// How an axis maps values to positions.
@@ -65,6 +69,9 @@ pub struct XySeries {
     pub points: Vec<(f64, f64)>,
     /// A colour of the palette's choosing if `None`.
     pub color: Option<RGBColor>,
+    /// Words written above the points, one per point in order (none if
+    /// empty); labels that would overlap are stacked.
+    pub labels: Vec<String>,
 }
 
 impl XySeries {
@@ -78,11 +85,18 @@ impl XySeries {
             style,
             points,
             color: None,
+            labels: Vec::new(),
         }
     }
 
     pub fn with_color(mut self, color: RGBColor) -> XySeries {
         self.color = Some(color);
+        self
+    }
+
+    /// Writes `labels` above the points, one per point in order.
+    pub fn with_labels(mut self, labels: Vec<String>) -> XySeries {
+        self.labels = labels;
         self
     }
 }
@@ -110,6 +124,13 @@ pub struct XyPanel {
     pub y_from_zero: bool,
     pub series: Vec<XySeries>,
     pub bands: Vec<Band>,
+    /// Named rows instead of a numeric y axis (a timeline of kinds): each
+    /// row's y and its name, written above the row's line at the left of
+    /// the plot (an empty name: the line only). Empty: a numeric y axis.
+    pub rows: Vec<(f64, String)>,
+    /// The x range in data units, to line several panels up; fitted to the
+    /// data if `None`.
+    pub x_range: Option<(f64, f64)>,
 }
 
 impl XyPanel {
@@ -126,6 +147,8 @@ impl XyPanel {
             y_from_zero: true,
             series: Vec::new(),
             bands: Vec::new(),
+            rows: Vec::new(),
+            x_range: None,
         }
     }
 }
@@ -273,7 +296,9 @@ pub(super) fn draw_xy_panel<DB: DrawingBackend>(
     series: &[Series],
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let (y_area, left, right) = (96, 12, 28);
+    // Named rows need no room for numbers at the left.
+    let y_area = if panel.rows.is_empty() { 96 } else { 20 };
+    let (left, right) = (12, 28);
     let top =
         draw_heading(area, panel.heading.as_deref(), y_area + left)?.unwrap_or(12);
     let (x, y) = panel_ranges(panel);
@@ -321,7 +346,14 @@ fn panel_ranges(panel: &XyPanel) -> ((f64, f64), (f64, f64)) {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .collect();
-    let x = axis_range(panel.x_scale, &xs, false);
+    let x = match panel.x_range {
+        Some((a, b)) => (panel.x_scale.to_axis(a), panel.x_scale.to_axis(b)),
+        None => axis_range(panel.x_scale, &xs, false),
+    };
+    if let Some((lo, hi)) = row_range(&panel.rows) {
+        // Room above the top row for its name and two lines of its points' labels.
+        return (x, (lo - 0.6, hi + 1.3));
+    }
     let (y0, mut y1) = axis_range(panel.y_scale, &ys, panel.y_from_zero);
     if !panel.bands.is_empty() {
         y1 += (y1 - y0) * 0.1; // room for the bands' labels above the data
@@ -369,14 +401,18 @@ fn draw_grid<DB: DrawingBackend>(
     (x0, x1): (f64, f64),
     (y0, y1): (f64, f64),
 ) -> DrawResult<DB> {
-    grid_lines(
-        chart,
-        area,
-        axis_ticks(panel.y_scale, panel.y_unit, (y0, y1)),
-        |t| [(x0, t), (x1, t)],
-        &font(TICK_SIZE).pos(Pos::new(HPos::Right, VPos::Center)),
-        (-8, 0),
-    )?;
+    if panel.rows.is_empty() {
+        grid_lines(
+            chart,
+            area,
+            axis_ticks(panel.y_scale, panel.y_unit, (y0, y1)),
+            |t| [(x0, t), (x1, t)],
+            &font(TICK_SIZE).pos(Pos::new(HPos::Right, VPos::Center)),
+            (-8, 0),
+        )?;
+    } else {
+        draw_rows(chart, area, &panel.rows, (x0, x1))?;
+    }
     grid_lines(
         chart,
         area,
@@ -385,6 +421,42 @@ fn draw_grid<DB: DrawingBackend>(
         &font(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top)),
         (0, 6),
     )
+}
+
+/// The lowest and highest row, if there are rows.
+fn row_range(rows: &[(f64, String)]) -> Option<(f64, f64)> {
+    let ys = rows.iter().map(|r| r.0);
+    let lo = ys.clone().fold(f64::INFINITY, f64::min);
+    let hi = ys.fold(f64::NEG_INFINITY, f64::max);
+    lo.is_finite().then_some((lo, hi))
+}
+
+/// Height (pixels) of a [`XyStyle::Spans`] bar, and the size of the names
+/// and labels written on a plot.
+const SPAN_HEIGHT: i32 = 12;
+const LABEL_SIZE: u32 = 13;
+
+/// Each row's line, and its name above the line at the plot's left.
+fn draw_rows<DB: DrawingBackend>(
+    chart: &mut Plot<'_, DB>,
+    area: &DrawingArea<DB, Shift>,
+    rows: &[(f64, String)],
+    (x0, x1): (f64, f64),
+) -> DrawResult<DB> {
+    let style = font(LABEL_SIZE)
+        .color(&MUTED)
+        .pos(Pos::new(HPos::Left, VPos::Bottom));
+    for (y, name) in rows {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x0, *y), (x1, *y)],
+            GRID.stroke_width(1),
+        )))?;
+        if !name.is_empty() {
+            let (px, py) = at(chart, area, (x0, *y));
+            area.draw_text(name, &style, (px + 4, py - SPAN_HEIGHT / 2 - 2))?;
+        }
+    }
+    Ok(())
 }
 
 /// An axis's ticks: where each lies (in axis units) and its label.
@@ -435,6 +507,10 @@ fn draw_series<DB: DrawingBackend>(
         })
         .map(|(x, y)| (panel.x_scale.to_axis(*x), panel.y_scale.to_axis(*y)))
         .collect();
+    // Labels go with the points in their given order (all kept, or none).
+    if !s.labels.is_empty() && points.len() == s.points.len() {
+        draw_labels(chart, &points, &s.labels, &panel.rows)?;
+    }
     match s.style {
         XyStyle::Line => {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -453,11 +529,85 @@ fn draw_series<DB: DrawingBackend>(
         }
         XyStyle::Points => {
             chart.draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, color.filled())),
+                points.iter().map(|p| Circle::new(*p, 4, color.filled())),
             )?;
         }
+        XyStyle::Spans => draw_spans(chart, &points, color)?,
+    }
+    Ok(())
+}
+
+/// The bars of a [`XyStyle::Spans`] series, [`SPAN_HEIGHT`] pixels thick
+/// and at least 3 pixels long, however short their span.
+fn draw_spans<DB: DrawingBackend>(
+    chart: &mut Plot<'_, DB>,
+    points: &[(f64, f64)],
+    color: RGBColor,
+) -> DrawResult<DB> {
+    let half = SPAN_HEIGHT / 2;
+    let bars: Vec<_> = points
+        .chunks_exact(2)
+        .map(|pair| {
+            let (a, b) = (chart.backend_coord(&pair[0]), chart.backend_coord(&pair[1]));
+            // Pixel offsets from the first point: plotters' y grows downwards.
+            let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+            let (x0, x1) = (dx.min(0), dx.max(0).max(dx.min(0) + 3));
+            let corners = if dy == 0 {
+                [(x0, -half), (x1, half)]
+            } else {
+                [(-half, dy.min(0)), (half, dy.max(0))]
+            };
+            EmptyElement::at(pair[0]) + Rectangle::new(corners, color.filled())
+        })
+        .collect();
+    chart.draw_series(bars)?;
+    Ok(())
+}
+
+/// Each point's label above it, in order of x; a label that would overlap
+/// the one before it, or its row's name, goes a line higher (two lines at
+/// most).
+fn draw_labels<DB: DrawingBackend>(
+    chart: &mut Plot<'_, DB>,
+    points: &[(f64, f64)],
+    labels: &[String],
+    rows: &[(f64, String)],
+) -> DrawResult<DB> {
+    let style = font(LABEL_SIZE)
+        .color(&INK)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    let width = |text: &str| {
+        chart
+            .plotting_area()
+            .estimate_text_size(text, &style)
+            .map_or(0, |(w, _)| w as i32)
+    };
+    // Where the name of the row a point sits on ends (pixels), if any.
+    let left = chart.plotting_area().get_pixel_range().0.start;
+    let names: Vec<(f64, i32)> = rows
+        .iter()
+        .filter(|(_, name)| !name.is_empty())
+        .map(|(y, name)| (*y, left + 4 + width(name)))
+        .collect();
+    let mut placed: Vec<(f64, f64, &String, i32)> = points
+        .iter()
+        .zip(labels)
+        .map(|(p, l)| (p.0, p.1, l, width(l)))
+        .collect();
+    placed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // The right edge (pixels) of the last label on each line.
+    let mut right = [i32::MIN; 2];
+    let line = LABEL_SIZE as i32 + 2;
+    for (x, y, label, label_width) in placed {
+        let (px, _) = chart.backend_coord(&(x, y));
+        let half = label_width / 2;
+        let name = names.iter().find(|n| n.0 == y).map_or(i32::MIN, |n| n.1);
+        let level = usize::from(px - half <= right[0].max(name) + 4);
+        right[level] = px + half;
+        let dy = -7 - line * level as i32;
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((x, y)) + Text::new(label.clone(), (0, dy), style.clone()),
+        ))?;
     }
     Ok(())
 }
