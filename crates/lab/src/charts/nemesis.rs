@@ -32,7 +32,10 @@ pub const ANOMALY: &str = "anomaly found by the checker";
 
 /// The names of the rows under the faults.
 const REPLACED_ROW: &str = "processors the lab replaced (not a planned fault)";
-const ANOMALY_ROW: &str = "anomalies (on the checker's clock)";
+const ANOMALY_ROW: &str = "anomalies";
+/// The row's name when a run's record does not say where the checker's
+/// clock starts (recorded before it did): its anomalies are not moved.
+const ANOMALY_ROW_UNALIGNED: &str = "anomalies (on the checker's clock)";
 
 /// Anomalies stand out in red, a colour no fault kind has.
 const RED: RGBColor = RGBColor(200, 0, 0);
@@ -143,7 +146,15 @@ impl Rows {
         rows.named = std::iter::once((rows.progress, String::new()))
             .chain(rows.kinds.iter().map(|(k, y)| (*y, k.label().to_string())))
             .chain(rows.replaced.map(|y| (y, REPLACED_ROW.to_string())))
-            .chain(rows.anomalies.map(|y| (y, ANOMALY_ROW.to_string())))
+            .chain(rows.anomalies.map(|y| {
+                let aligned = all.iter().all(|p| p.checker_clock_ms.is_some());
+                let name = if aligned {
+                    ANOMALY_ROW
+                } else {
+                    ANOMALY_ROW_UNALIGNED
+                };
+                (y, name.to_string())
+            }))
             .collect();
         rows
     }
@@ -167,11 +178,11 @@ fn end_of(run: &NemesisRun) -> f64 {
         .iter()
         .flat_map(|p| {
             let e = &p.executed;
-            let anomalies = p
-                .verdict
-                .all()
-                .into_iter()
-                .flat_map(|a| a.shown.iter().map(|f| f.at_ms as f64 / 1000.0));
+            let anomalies = p.verdict.all().into_iter().flat_map(|a| {
+                a.shown.iter().map(|f| {
+                    (f.at_ms as i64 + p.checker_clock_ms.unwrap_or(0)) as f64 / 1000.0
+                })
+            });
             std::iter::once(e.seconds)
                 .chain(e.injected.iter().map(|i| i.ended_s))
                 .chain(e.replacements.iter().map(|r| r.at_s))
@@ -204,9 +215,8 @@ pub fn nemesis_timeline(run: &NemesisRun) -> Chart {
         )),
         format!(
             "x: seconds since each pipeline started; numbers on the top row: records \
-             committed when a step struck; anomalies: the first {SHOWN} of each kind, where \
-             the checker placed them; the checker's clock starts at the first input record, \
-             written before the pipeline started."
+             committed when a step struck; anomalies: the first {SHOWN} of each kind, when \
+             the record in question was written (a lost record: about when it went missing)."
         ),
         panels,
     );
@@ -250,7 +260,8 @@ fn timeline_panel(p: &PipelineRun, rows: &Rows, end: f64) -> XyPanel {
         }
     }
     if let Some(y) = rows.anomalies {
-        if let Some(series) = anomalies(&p.verdict, y) {
+        if let Some(series) = anomalies(&p.verdict, y, p.checker_clock_ms.unwrap_or(0))
+        {
             panel.series.push(series);
         }
     }
@@ -275,12 +286,14 @@ fn progress(p: &PipelineRun, y: f64) -> XySeries {
 }
 
 /// The anomalies the verdict shows, one point (labelled with its kind) per
-/// kind and tenth of a second, in seconds on the checker's clock.
-fn anomalies(v: &Verdict, y: f64) -> Option<XySeries> {
-    let mut points: Vec<(u64, &str)> = Vec::new();
+/// kind and tenth of a second, in seconds on the pipeline's clock
+/// (`clock_ms`: where the checker's clock starts on it; 0 for runs recorded
+/// before it was known, which stay on the checker's clock).
+fn anomalies(v: &Verdict, y: f64, clock_ms: i64) -> Option<XySeries> {
+    let mut points: Vec<(i64, &str)> = Vec::new();
     for a in v.all() {
         for f in &a.shown {
-            let at = (f.at_ms + 50) / 100;
+            let at = (f.at_ms as i64 + clock_ms + 50).div_euclid(100);
             if !points.contains(&(at, a.kind.label())) {
                 points.push((at, a.kind.label()));
             }

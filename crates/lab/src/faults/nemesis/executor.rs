@@ -90,6 +90,9 @@ pub struct Executed {
     /// Records the processors committed (for at-least-once, copies included).
     pub committed: u64,
     pub seconds: f64,
+    /// When the run started, in milliseconds since the epoch (0: not recorded).
+    #[serde(default)]
+    pub started_epoch_ms: i64,
 }
 
 /// What the executor works with.
@@ -241,6 +244,7 @@ pub(super) fn execute(
         quiet_since: Instant::now(),
         last_count: 0,
     };
+    exec.out.started_epoch_ms = epoch_ms();
     exec.start_main()?;
     let mut next = 0;
     while !exec.finished {

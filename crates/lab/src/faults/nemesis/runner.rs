@@ -106,6 +106,12 @@ pub struct PipelineRun {
     pub dump_log: Option<(u64, u64)>,
     pub verdict: Verdict,
     pub seconds: f64,
+    /// Where the checker's clock starts (the first input record, written
+    /// before the pipeline started), in milliseconds after the pipeline's
+    /// start: the verdict's times plus this are on the pipeline's clock.
+    /// `None` in runs recorded before it was.
+    #[serde(default)]
+    pub checker_clock_ms: Option<i64>,
 }
 
 impl PipelineRun {
@@ -297,9 +303,11 @@ fn pipeline(
         input: stage.input.clone(),
         output,
         group: stage.group.clone(),
-        executed,
         aborted_from,
         dump_log: recounted,
+        checker_clock_ms: (executed.started_epoch_ms > 0)
+            .then(|| history.started_at_ms - executed.started_epoch_ms),
+        executed,
         verdict,
         seconds: started.elapsed().as_secs_f64(),
     })
