@@ -23,6 +23,10 @@ pub enum Layout {
     /// Three brokers on 127.0.0.1:19092-19094, replication factor 3,
     /// min.insync.replicas=2: the leader-failure scenarios.
     Three,
+    /// A second cluster like `Three`, on 127.0.0.1:29092-29094: a long run
+    /// (the nemesis campaign runs two schedules at once when it is up) or a
+    /// second experiment goes on while the first cluster is busy.
+    ThreeSpare,
     /// One broker on 127.0.0.1:9192 whose only client listener asks for a
     /// user name and password (SASL/PLAIN): how a team's or a managed cluster
     /// is reached. Its client settings are written to [`secured_client_config`].
@@ -34,6 +38,7 @@ impl Layout {
         match self {
             Layout::Single => "single",
             Layout::Three => "three",
+            Layout::ThreeSpare => "three-spare",
             Layout::Secured => "secured",
         }
     }
@@ -43,6 +48,7 @@ impl Layout {
         match self {
             Layout::Single => "",
             Layout::Three => " --three",
+            Layout::ThreeSpare => " --three-spare",
             Layout::Secured => " --secured",
         }
     }
@@ -54,6 +60,9 @@ impl Layout {
             Layout::Secured => vec![(1, 9192, 9193)],
             Layout::Three => (0..3)
                 .map(|i| (i + 1, 19092 + i as u16, 19192 + i as u16))
+                .collect(),
+            Layout::ThreeSpare => (0..3)
+                .map(|i| (i + 1, 29092 + i as u16, 29192 + i as u16))
                 .collect(),
         }
     }
@@ -542,7 +551,12 @@ fn random_base64_id() -> String {
 
 /// Prints what is running.
 pub fn status() -> Result<()> {
-    for layout in [Layout::Single, Layout::Three, Layout::Secured] {
+    for layout in [
+        Layout::Single,
+        Layout::Three,
+        Layout::ThreeSpare,
+        Layout::Secured,
+    ] {
         match running(layout) {
             Some(c) => println!(
                 "{}: Apache Kafka {} at {} (pids {:?})",

@@ -87,6 +87,10 @@ enum KafkaAction {
         /// Three brokers on 127.0.0.1:19092-19094 (replication 3, min.insync.replicas=2)
         #[arg(long)]
         three: bool,
+        /// A second such cluster, on 127.0.0.1:29092-29094 (the nemesis
+        /// campaign then runs two schedules at once)
+        #[arg(long, conflicts_with_all = ["three", "secured"])]
+        three_spare: bool,
         /// One broker on 127.0.0.1:9192 that asks for a password (SASL/PLAIN);
         /// its client settings are written to a file `up` names
         #[arg(long, conflicts_with = "three")]
@@ -96,6 +100,8 @@ enum KafkaAction {
     Down {
         #[arg(long)]
         three: bool,
+        #[arg(long, conflicts_with_all = ["three", "secured"])]
+        three_spare: bool,
         #[arg(long, conflicts_with = "three")]
         secured: bool,
     },
@@ -110,10 +116,16 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Setup => tools::setup(tools::Purpose::Course),
         Task::Kafka { action } => match action {
-            KafkaAction::Up { three, secured } => {
-                kafka::up(layout(three, secured)).map(|_| ())
-            }
-            KafkaAction::Down { three, secured } => kafka::down(layout(three, secured)),
+            KafkaAction::Up {
+                three,
+                three_spare,
+                secured,
+            } => kafka::up(layout(three, three_spare, secured)).map(|_| ()),
+            KafkaAction::Down {
+                three,
+                three_spare,
+                secured,
+            } => kafka::down(layout(three, three_spare, secured)),
             KafkaAction::Status => kafka::status(),
         },
         Task::Book { check } => book::build().and_then(|_| {
@@ -143,10 +155,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn layout(three: bool, secured: bool) -> Layout {
-    match (three, secured) {
-        (true, _) => Layout::Three,
-        (_, true) => Layout::Secured,
+fn layout(three: bool, three_spare: bool, secured: bool) -> Layout {
+    match (three, three_spare, secured) {
+        (true, _, _) => Layout::Three,
+        (_, true, _) => Layout::ThreeSpare,
+        (_, _, true) => Layout::Secured,
         _ => Layout::Single,
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::Target;
 use super::runner::{NemesisRun, PipelineRun};
 use super::schedule::FaultKind;
+use crate::error::Doing;
 
 /// Bumped whenever what a seed's schedule does changes (its faults, their
 /// targets, the pipeline): recorded runs of another version are run again.
@@ -117,6 +118,26 @@ pub struct NemesisRecord {
 
 fn first_version() -> u32 {
     1
+}
+
+impl NemesisRecord {
+    /// Reads a recorded campaign (the book's is
+    /// `book/src/generated/nemesis.json`).
+    pub fn read(
+        path: impl AsRef<std::path::Path>,
+    ) -> crate::error::Result<NemesisRecord> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).doing(format!(
+            "cannot read {} (record one with `cargo xtask regen --only nemesis`)",
+            path.display()
+        ))?;
+        serde_json::from_str(&text).map_err(|e| {
+            crate::error::Error::BadData(format!(
+                "{} is not a recorded nemesis campaign: {e}",
+                path.display()
+            ))
+        })
+    }
 }
 
 /// What the exactly-once runs' broker kills were aimed at, as a sentence
