@@ -150,18 +150,21 @@ fn kill_aims(runs: &[NemesisRun]) -> String {
         .filter(|i| i.kind == FaultKind::BrokerKill && i.broker.is_some());
     for i in kills {
         let aim = match i.target {
-            Target::Leader { led, .. } => led.role.name().to_string(),
+            Target::Leader { led, .. } if led.partition.is_some() => {
+                format!("an {}'s leader", led.role.name())
+            }
+            Target::Leader { led, .. } => format!("the {}", led.role.name()),
             _ => "a broker picked by the seed".to_string(),
         };
         *aims.entry(aim).or_default() += 1;
     }
     let total: usize = aims.values().sum();
-    let each: Vec<String> = aims.iter().map(|(a, n)| format!("{a} {n}")).collect();
+    let each: Vec<String> = aims.iter().map(|(a, n)| format!("{a}: {n}")).collect();
     match total {
         0 => String::new(),
         _ => format!(
-            " The exactly-once runs' {total} broker kills were aimed at: {}.",
-            each.join(", ")
+            " The exactly-once runs' {total} broker kills were aimed at {}.",
+            each.join("; ")
         ),
     }
 }
@@ -190,7 +193,7 @@ pub fn nemesis_markdown(record: &NemesisRecord) -> String {
         "{} schedules on {}, {} faults injected in all, {:.0} minutes of running. \
          Exactly-once: {clean} of {} histories clean (nothing lost, duplicated, read from an \
          aborted transaction or out of order; output = input); the processor hung and was \
-         replaced {hung} times. At-least-once under the same schedules: {alo_lost} records \
+         replaced {hung} time(s). At-least-once under the same schedules: {alo_lost} records \
          lost, {alo_dup} duplicated.{}\n\n",
         runs.len(),
         record.cluster,
