@@ -5,6 +5,7 @@
 
 mod book;
 mod book_holes;
+mod book_holes_leader;
 mod book_nemesis;
 mod book_pipeline;
 mod book_protocols;
@@ -445,19 +446,27 @@ fn cargo_test() -> Result<()> {
         test(&["--workspace", "--no-run"]).arg("--quiet"),
         "building the tests",
     )?;
-    // The leader-failure tests spend minutes waiting for brokers to die and
-    // come back on the three-broker cluster, which nothing else uses: they
-    // run beside the rest instead of after it. Their output goes to a file,
-    // printed when they end, so the two runs' lines never mix.
-    const APART: &str = "leader_failure";
+    // The tests that kill brokers of the three-broker cluster (scenario D,
+    // the nemesis, hole (b)) spend minutes waiting for brokers to die and
+    // come back, and must not strike while another one runs: they run one
+    // file after another, beside the rest instead of after it. Their output
+    // goes to a file, printed when they end, so the two runs' lines never mix.
+    const APART: &[&str] = &["leader_failure", "nemesis", "holes_leader"];
     let log_path = repo_root().join("target").join("leader_failure.log");
     fs::create_dir_all(repo_root().join("target"))?;
     let log = fs::File::create(&log_path)?;
-    let mut apart = test(&["-p", "lab", "--test", APART, "--", "--include-ignored"])
+    let mut apart_args = vec!["-p", "lab"];
+    for name in APART {
+        apart_args.extend(["--test", name]);
+    }
+    // cargo runs the files one after another; each file makes its own
+    // tests take turns.
+    apart_args.extend(["--", "--include-ignored"]);
+    let mut apart = test(&apart_args)
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .context("starting the leader-failure tests")?;
+        .context("starting the tests that kill brokers")?;
     let mut lab_targets = vec![
         "-p".to_string(),
         "lab".into(),
@@ -471,7 +480,9 @@ fn cargo_test() -> Result<()> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        if path.extension().is_some_and(|e| e == "rs") && stem != APART {
+        if path.extension().is_some_and(|e| e == "rs")
+            && !APART.contains(&stem.as_str())
+        {
             lab_targets.extend(["--test".to_string(), stem]);
         }
     }
@@ -504,11 +515,11 @@ fn cargo_test() -> Result<()> {
         });
     let status = apart
         .wait()
-        .context("waiting for the leader-failure tests")?;
+        .context("waiting for the tests that kill brokers")?;
     print!("{}", fs::read_to_string(&log_path).unwrap_or_default());
     rest?;
     if !status.success() {
-        bail!("cargo test (the leader-failure tests) failed ({status}); its output is above");
+        bail!("cargo test (the tests that kill brokers) failed ({status}); its output is above");
     }
     Ok(())
 }
