@@ -58,6 +58,14 @@ pub const IN_FLIGHT_PER_TRANSACTION: u64 = 2_000;
 /// Bytes of each record's value.
 pub(crate) const PAYLOAD_BYTES: usize = 100;
 
+/// The most records the client holds unacknowledged
+/// (`queue.buffering.max.messages`): a sender faster than the brokers
+/// waits for room, so a kill point is a point in the stream, with the
+/// records before it mostly acknowledged and up to this many queued or in
+/// requests in flight. Without it, every record was handed over before
+/// the first acknowledgement came back.
+pub const UNACKNOWLEDGED_AT_MOST: u64 = 5_000;
+
 /// How often a transaction that had to be aborted is written again.
 const TRANSACTION_ATTEMPTS: usize = 3;
 
@@ -124,9 +132,16 @@ impl InFlightProducer {
 
     /// The settings it changes from its semantic's: idempotence for the
     /// idempotent one, and for all a short linger so that the client sends
-    /// many small requests, five at a time per broker.
+    /// many small requests, five at a time per broker, and a bounded queue
+    /// ([`UNACKNOWLEDGED_AT_MOST`]).
     fn overrides(self) -> Vec<(String, String)> {
-        let mut out = vec![("linger.ms".to_string(), "2".to_string())];
+        let mut out = vec![
+            ("linger.ms".to_string(), "2".to_string()),
+            (
+                "queue.buffering.max.messages".to_string(),
+                UNACKNOWLEDGED_AT_MOST.to_string(),
+            ),
+        ];
         if self == InFlightProducer::Idempotent {
             out.push(("enable.idempotence".into(), "true".into()));
         }
@@ -206,8 +221,14 @@ pub struct LeaderInFlightReport {
     /// Copies only a read_uncommitted reader sees (what aborted
     /// transactions left in the log).
     pub aborted_in_log: u64,
-    /// Requests sent again (librdkafka's `txretries`).
+    /// Requests sent again (librdkafka's `txretries`; a request lost with
+    /// its connection is not retried as such, its records are re-queued).
     pub retries: u64,
+    /// Records sent more than once (`txmsgs` beyond the records produced):
+    /// the records of requests that died with the leader, among others
+    /// (None in a record made before the lab counted it).
+    #[serde(default)]
+    pub records_resent: Option<u64>,
     /// Producer id and epoch assignments (1: the epoch never changed;
     /// 0: not idempotent), and the last epoch.
     pub producer_id_assignments: i64,
@@ -359,20 +380,21 @@ fn send_and_strike(
         });
         let (struck, restarted) = match heard.recv() {
             Ok(struck) => {
-                let restarted = cluster
-                    .client_config()
-                    .create::<BaseConsumer>()
-                    .doing("creating a metadata client")
-                    .and_then(|metadata| {
-                        let mut local = local;
-                        kill_and_restart(
-                            cluster,
-                            &mut local,
-                            &metadata,
-                            &names,
-                            victim.node_id,
-                        )
-                    });
+                let mut local = local;
+                let restarted = match cluster.client_config().create::<BaseConsumer>() {
+                    Ok(metadata) => kill_and_restart(
+                        cluster,
+                        &mut local,
+                        &metadata,
+                        &names,
+                        victim.node_id,
+                    ),
+                    Err(e) => {
+                        // Never leave the cluster a broker short.
+                        let _ = local.restart(victim.node_id);
+                        Err(e).doing("creating a metadata client")
+                    }
+                };
                 (struck, restarted.map(Some))
             }
             // The sender ended before the kill point: it failed.
@@ -505,7 +527,11 @@ fn send_all(
     let kill_at = options.kill_point();
     let mut struck = false;
     let mut send = |id: u64| -> Result<()> {
-        if !struck && id >= kill_at && client.in_flight_count() > 0 {
+        // The client is under way: acknowledgements have come back, and
+        // records are unacknowledged.
+        let under_way =
+            client.context().0.delivered_count() > 0 && client.in_flight_count() > 0;
+        if !struck && id >= kill_at && under_way {
             strike(client, id);
             struck = true;
         }
@@ -604,6 +630,7 @@ fn report_of(
         audit: Tally::default(),
         aborted_in_log: 0,
         retries: 0,
+        records_resent: None,
         producer_id_assignments: 0,
         producer_epoch: -1,
         seconds: 0.0,
@@ -619,6 +646,7 @@ fn stats_into(monitor: &Monitor, report: &mut LeaderInFlightReport) {
         .map(|c| c.totals());
     if let Some(totals) = totals {
         report.retries = totals.retries;
+        report.records_resent = Some(totals.records_resent);
         report.producer_id_assignments = totals.producer_id_assignments;
         report.producer_epoch = totals.producer_epoch;
     }
@@ -722,6 +750,7 @@ mod tests {
                 .producer_config("127.0.0.1:1", Some("t"), &p.overrides())
                 .unwrap();
             let get = |k: &str| c.get(k).map(str::to_string);
+            assert_eq!(get("queue.buffering.max.messages"), Some("5000".into()));
             (
                 get("enable.idempotence"),
                 get("acks"),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::leader_in_flight::{
     leader_in_flight, InFlightProducer, LeaderInFlightOptions, LeaderInFlightReport,
     IN_FLIGHT_PARTITIONS, IN_FLIGHT_PER_TRANSACTION, PAYLOAD_BYTES,
+    UNACKNOWLEDGED_AT_MOST,
 };
 use crate::cluster::Cluster;
 use crate::error::Result;
@@ -21,6 +22,10 @@ pub struct LeaderInFlightRecord {
     pub records: u64,
     pub per_transaction: u64,
     pub partitions: i32,
+    /// The most records the client held unacknowledged (None in a record
+    /// made before the lab bounded it).
+    #[serde(default)]
+    pub unacknowledged_at_most: Option<u64>,
     pub seeds: Vec<u64>,
     pub trials: Vec<LeaderInFlightReport>,
     pub seconds: f64,
@@ -51,6 +56,7 @@ pub fn measure_leader_in_flight(
         records,
         per_transaction: IN_FLIGHT_PER_TRANSACTION,
         partitions: IN_FLIGHT_PARTITIONS,
+        unacknowledged_at_most: Some(UNACKNOWLEDGED_AT_MOST),
         seeds: seeds.to_vec(),
         trials,
         seconds: started.elapsed().as_secs_f64(),
@@ -151,15 +157,27 @@ pub fn leader_in_flight_markdown(record: &LeaderInFlightRecord) -> String {
             aborted(&trials),
         ));
     }
+    out + &trials_table(record)
+}
+
+/// One row per trial, under a line saying what each trial wrote.
+fn trials_table(record: &LeaderInFlightRecord) -> String {
+    let mut out = String::new();
+    let bound = record.unacknowledged_at_most.map_or(String::new(), |n| {
+        format!(
+            ", the client holding at most {} unacknowledged",
+            thousands(n)
+        )
+    });
     out.push_str(&format!(
-        "\nEach trial, {} records of {} bytes to {} partitions ({} per transaction):\n\n",
+        "\nEach trial, {} records of {} bytes to {} partitions ({} per transaction{bound}):\n\n",
         thousands(record.records),
         PAYLOAD_BYTES,
         record.partitions,
         thousands(record.per_transaction),
     ));
     out.push_str(
-        "| Seed | Producer | Broker killed (partitions it led) | After record | Unacknowledged | Awaiting an answer | New leaders after | Back in sync after | Acknowledged | Failed | Lost | Duplicated | Out of order | Retries |\n\
+        "| Seed | Producer | Broker killed (partitions it led) | After record | Unacknowledged | Awaiting an answer | New leaders after | Back in sync after | Acknowledged | Failed | Lost | Duplicated | Out of order | Records sent again |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for t in &record.trials {
@@ -185,7 +203,7 @@ pub fn leader_in_flight_markdown(record: &LeaderInFlightRecord) -> String {
             t.audit.lost,
             t.audit.duplicated,
             t.audit.out_of_order,
-            thousands(t.retries),
+            t.records_resent.map_or("–".into(), thousands),
         ));
     }
     out
@@ -228,6 +246,7 @@ mod tests {
             },
             aborted_in_log: 0,
             retries: 17,
+            records_resent: Some(420),
             producer_id_assignments: 1,
             producer_epoch: 0,
             seconds: 30.0,
@@ -241,6 +260,7 @@ mod tests {
             records: 30_000,
             per_transaction: 2_000,
             partitions: 6,
+            unacknowledged_at_most: Some(5_000),
             seeds: vec![1, 2],
             trials: vec![
                 trial(InFlightProducer::Idempotent, 1, 0),
@@ -273,7 +293,8 @@ mod tests {
         );
         assert!(md.contains("| 9.5 s | 21.0 s |"), "{md}");
         assert!(md.contains(
-            "30,000 records of 100 bytes to 6 partitions (2,000 per transaction)"
+            "30,000 records of 100 bytes to 6 partitions (2,000 per transaction, the client \
+         holding at most 5,000 unacknowledged)"
         ));
     }
 }
