@@ -9,19 +9,15 @@
 //! It kills brokers: `cargo xtask test` runs it apart, after the other
 //! files that kill brokers, never beside them.
 
+mod common;
+
 use lab::faults::holes::{
     leader_in_flight, InFlightProducer, LeaderInFlightOptions, LeaderInFlightReport,
     IN_FLIGHT_RECORDS,
 };
 use lab::{Cluster, Error};
 
-fn three_brokers() -> Cluster {
-    let bootstrap = std::env::var("KAFKA_THREE_BOOTSTRAP_SERVERS")
-        .unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let cluster = Cluster::connect(&bootstrap).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cluster.broker_count(), 3, "{}", cluster.describe());
-    cluster
-}
+use common::three_brokers;
 
 /// What every trial must show whatever the producer: the leader really
 /// died with records in flight, others took over, it came back, and the

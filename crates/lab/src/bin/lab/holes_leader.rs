@@ -68,12 +68,7 @@ impl HolesLeaderArgs {
         )?;
         println!("{}", leader_in_flight_markdown(&record));
         if let Some(path) = &self.json {
-            let text =
-                serde_json::to_string_pretty(&record).expect("a record serializes");
-            std::fs::write(path, text).map_err(|source| lab::Error::Io {
-                doing: format!("cannot write {}", path.display()),
-                source,
-            })?;
+            crate::write_json(path, &record)?;
         }
         Ok(())
     }

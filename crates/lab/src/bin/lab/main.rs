@@ -123,6 +123,18 @@ pub fn records(text: &str) -> Result<u64, String> {
 }
 
 /// The mock cluster, else Kafka at `bootstrap`, else where the environment says.
+/// Writes a record as pretty JSON to `path`, or says which file it could not write.
+pub fn write_json(
+    path: &std::path::Path,
+    value: &impl serde::Serialize,
+) -> lab::Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("a record serializes");
+    std::fs::write(path, text).map_err(|source| lab::Error::Io {
+        doing: format!("cannot write {}", path.display()),
+        source,
+    })
+}
+
 pub fn cluster(bootstrap: Option<&str>, mock: bool) -> lab::Result<Cluster> {
     match (bootstrap, mock) {
         (_, true) => Cluster::mock(),

@@ -57,7 +57,11 @@ pub fn holes_markdown(record: &HolesRecord) -> String {
             LateCase::Expired => "records timed out",
         };
         // `transaction.partition.verification.enable`, in words that wrap.
-        let verification = if r.verification == "false" { "off" } else { "on" };
+        let verification = if r.verification == "false" {
+            "off"
+        } else {
+            "on"
+        };
         let run = format!("{run}; partition verification {verification}");
         let client = if r.t1_committed {
             "sent the batch again, committed T1".to_string()
