@@ -332,6 +332,12 @@ pub fn parts() -> Vec<Part> {
             needs_three: false,
         },
         Part {
+            name: "holes-leader",
+            measure: crate::book_holes_leader::measure,
+            pages: crate::book_holes_leader::pages,
+            needs_three: true,
+        },
+        Part {
             name: "group-protocols",
             measure: crate::book_protocols::measure,
             pages: crate::book_protocols::pages,

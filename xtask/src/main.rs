@@ -5,6 +5,7 @@
 
 mod book;
 mod book_holes;
+mod book_holes_leader;
 mod book_nemesis;
 mod book_pipeline;
 mod book_protocols;
@@ -458,13 +459,12 @@ fn cargo_test() -> Result<()> {
         test(&["--workspace", "--no-run"]).arg("--quiet"),
         "building the tests",
     )?;
-    // The leader-failure tests spend minutes waiting for brokers to die and
-    // come back on the three-broker cluster, which nothing else uses: they
-    // run beside the rest instead of after it. Their output goes to a file,
-    // printed when they end, so the two runs' lines never mix.
-    // The nemesis kills brokers too: it runs after them in the same run,
-    // never at the same time.
-    const APART: &[&str] = &["leader_failure", "nemesis"];
+    // The tests that kill brokers of the three-broker cluster (scenario D,
+    // the nemesis, hole (b)) spend minutes waiting for brokers to die and
+    // come back, and must not strike while another one runs: they run one
+    // file after another, beside the rest instead of after it. Their output
+    // goes to a file, printed when they end, so the two runs' lines never mix.
+    const APART: &[&str] = &["leader_failure", "nemesis", "holes_leader"];
     let log_path = repo_root().join("target").join("leader_failure.log");
     fs::create_dir_all(repo_root().join("target"))?;
     let log = fs::File::create(&log_path)?;
@@ -472,12 +472,14 @@ fn cargo_test() -> Result<()> {
     for name in APART {
         apart_args.extend(["--test", name]);
     }
+    // cargo runs the files one after another; each file makes its own
+    // tests take turns.
     apart_args.extend(["--", "--include-ignored"]);
     let mut apart = test(&apart_args)
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .context("starting the leader-failure tests")?;
+        .context("starting the tests that kill brokers")?;
     let mut lab_targets = vec![
         "-p".to_string(),
         "lab".into(),
@@ -526,11 +528,11 @@ fn cargo_test() -> Result<()> {
         });
     let status = apart
         .wait()
-        .context("waiting for the leader-failure tests")?;
+        .context("waiting for the tests that kill brokers")?;
     print!("{}", fs::read_to_string(&log_path).unwrap_or_default());
     rest?;
     if !status.success() {
-        bail!("cargo test (the leader-failure tests) failed ({status}); its output is above");
+        bail!("cargo test (the tests that kill brokers) failed ({status}); its output is above");
     }
     Ok(())
 }

@@ -21,13 +21,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const RECORDS: u64 = 2000;
 const SEEDS: [u64; 3] = [1, 2, 3];
 
-fn three_brokers() -> Cluster {
-    let bootstrap = std::env::var("KAFKA_THREE_BOOTSTRAP_SERVERS")
-        .unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let cluster = Cluster::connect(&bootstrap).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cluster.broker_count(), 3, "{}", cluster.describe());
-    cluster
-}
+use common::three_brokers;
 
 fn each_seed(semantic: Semantic, acks: Option<&str>, check: impl Fn(&lab::Outcome)) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());

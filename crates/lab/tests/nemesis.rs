@@ -8,16 +8,11 @@
 //!
 //! It kills brokers: do not run it beside the leader-failure tests.
 
-use lab::faults::nemesis::{self, plan, FaultKind, NemesisOptions, Target};
-use lab::Cluster;
+mod common;
 
-fn three_brokers() -> Cluster {
-    let bootstrap = std::env::var("KAFKA_THREE_BOOTSTRAP_SERVERS")
-        .unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let cluster = Cluster::connect(&bootstrap).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cluster.broker_count(), 3, "{}", cluster.describe());
-    cluster
-}
+use lab::faults::nemesis::{self, plan, FaultKind, NemesisOptions, Target};
+
+use common::three_brokers;
 
 #[test]
 #[ignore = "needs the three-broker cluster: run through `cargo xtask test`"]

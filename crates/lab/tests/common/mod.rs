@@ -23,6 +23,16 @@ pub fn kafka() -> Cluster {
     cluster
 }
 
+/// The three-broker cluster at KAFKA_THREE_BOOTSTRAP_SERVERS (the course's
+/// own on 127.0.0.1:19092-19094 if unset).
+pub fn three_brokers() -> Cluster {
+    let bootstrap = std::env::var("KAFKA_THREE_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let cluster = Cluster::connect(&bootstrap).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cluster.broker_count(), 3, "{}", cluster.describe());
+    cluster
+}
+
 /// Makes the crash workers use this test build's `lab` binary.
 pub fn use_this_lab_binary() {
     // SAFETY (edition 2021: set_var is safe): every test sets the same value.

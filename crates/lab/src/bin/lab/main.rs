@@ -9,6 +9,7 @@
 //!     lab ping
 //!     lab bench --records 200000 --json bench.json --charts charts/
 //!     lab pipeline-bench --three-bootstrap 127.0.0.1:19092 --json pipeline.json
+//!     lab holes-leader --seeds 3 --bootstrap 127.0.0.1:19092 --json holes-leader.json
 //!     lab nemesis --schedules 5 --seed 1 --bootstrap 127.0.0.1:19092 --json nemesis.json
 //!     lab matrix --repetitions 3 --json matrix.json --charts charts/
 //!     lab charts --from-matrix book/src/generated/matrix.json --out charts
@@ -18,6 +19,7 @@
 //! the library knows neither clap nor indicatif.
 
 mod bench;
+mod holes_leader;
 mod matrix;
 mod nemesis;
 mod pipeline;
@@ -121,6 +123,18 @@ pub fn records(text: &str) -> Result<u64, String> {
 }
 
 /// The mock cluster, else Kafka at `bootstrap`, else where the environment says.
+/// Writes a record as pretty JSON to `path`, or says which file it could not write.
+pub fn write_json(
+    path: &std::path::Path,
+    value: &impl serde::Serialize,
+) -> lab::Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("a record serializes");
+    std::fs::write(path, text).map_err(|source| lab::Error::Io {
+        doing: format!("cannot write {}", path.display()),
+        source,
+    })
+}
+
 pub fn cluster(bootstrap: Option<&str>, mock: bool) -> lab::Result<Cluster> {
     match (bootstrap, mock) {
         (_, true) => Cluster::mock(),
@@ -191,6 +205,10 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Hole (b), on the three-broker cluster: the partition leader SIGKILLed
+    /// with requests in flight; idempotent, transactional and plain acks=all
+    /// producers; about half a minute per producer and seed
+    HolesLeader(holes_leader::HolesLeaderArgs),
     /// Remove the topics and consumer groups the lab's runs left on a broker (nothing else)
     Clean {
         /// Only list what would be removed
@@ -272,6 +290,7 @@ fn dispatch(command: Command) -> lab::Result<()> {
             }
             Ok(())
         }
+        Command::HolesLeader(args) => args.run(),
         Command::Clean { dry_run, target } => clean(&target.cluster()?, dry_run),
         Command::Worker { spec } => {
             lab::faults::crash::worker::run(&WorkerSpec::from_json(&spec)?)

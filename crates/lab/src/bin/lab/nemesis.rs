@@ -83,12 +83,7 @@ impl NemesisArgs {
                 runs,
                 seconds: started.elapsed().as_secs_f64(),
             };
-            let text =
-                serde_json::to_string_pretty(&record).expect("a record serializes");
-            std::fs::write(path, text).map_err(|source| lab::Error::Io {
-                doing: format!("cannot write {}", path.display()),
-                source,
-            })?;
+            crate::write_json(path, &record)?;
         }
         Ok(())
     }

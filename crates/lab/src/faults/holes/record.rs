@@ -56,7 +56,13 @@ pub fn holes_markdown(record: &HolesRecord) -> String {
             LateCase::Retried => "request timed out, records still valid",
             LateCase::Expired => "records timed out",
         };
-        let run = format!("{run}; `{}={}`", super::VERIFICATION, r.verification);
+        // `transaction.partition.verification.enable`, in words that wrap.
+        let verification = if r.verification == "false" {
+            "off"
+        } else {
+            "on"
+        };
+        let run = format!("{run}; partition verification {verification}");
         let client = if r.t1_committed {
             "sent the batch again, committed T1".to_string()
         } else {

@@ -165,12 +165,13 @@ fn struck(kills: &[Kill]) -> BTreeSet<Role> {
     kills.iter().flat_map(Kill::roles).collect()
 }
 
-/// The names the pipeline runs under.
-struct Names {
-    input: String,
-    output: String,
-    group: String,
-    transactional_id: String,
+/// The names the pipeline runs under (another fault scenario that kills
+/// leaders names its own topic, group and `transactional.id` here).
+pub(crate) struct Names {
+    pub(crate) input: String,
+    pub(crate) output: String,
+    pub(crate) group: String,
+    pub(crate) transactional_id: String,
 }
 
 /// Runs the exactly-once pipeline on the course's three-broker cluster
@@ -369,7 +370,7 @@ impl Drop for Killed<'_> {
 /// SIGKILLs broker `node`, waits until everything it led has a new leader,
 /// starts it again and waits until it is back in sync: when the new leaders
 /// took over, and when it was back.
-fn kill_and_restart(
+pub(crate) fn kill_and_restart(
     cluster: &Cluster,
     local: &mut LocalCluster,
     client: &BaseConsumer,
