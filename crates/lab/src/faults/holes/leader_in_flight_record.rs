@@ -98,17 +98,25 @@ fn over_trials(values: impl Iterator<Item = u64>) -> String {
 }
 
 /// Transactions aborted over the trials, and the copies they left that
-/// only a read_uncommitted reader sees.
-fn aborted(trials: &[&LeaderInFlightReport]) -> String {
-    if trials
+/// only a read_uncommitted reader sees (None without transactional trials).
+fn aborted(trials: &[&LeaderInFlightReport]) -> Option<String> {
+    let transactional: Vec<&&LeaderInFlightReport> = trials
         .iter()
-        .all(|t| t.producer != InFlightProducer::Transactional)
-    {
-        return "–".into();
+        .filter(|t| t.producer == InFlightProducer::Transactional)
+        .collect();
+    if transactional.is_empty() {
+        return None;
     }
-    let count = over_trials(trials.iter().map(|t| t.aborted_transactions.len() as u64));
-    let copies: u64 = trials.iter().map(|t| t.aborted_in_log).sum();
-    format!("{count}; {} aborted copies in the log", thousands(copies))
+    let count = over_trials(
+        transactional
+            .iter()
+            .map(|t| t.aborted_transactions.len() as u64),
+    );
+    let copies: u64 = transactional.iter().map(|t| t.aborted_in_log).sum();
+    Some(format!(
+        "{count}, leaving {} aborted copies in the log",
+        thousands(copies)
+    ))
 }
 
 /// The reader the audit used, as the table says it.
@@ -119,12 +127,13 @@ fn reader(producer: InFlightProducer) -> &'static str {
     }
 }
 
-/// The book's tables: one row per producer over all its trials, then one
-/// row per trial.
+/// The book's summary: one row per producer over all its trials (five
+/// columns, so that it fits the book's column), a sentence for what every
+/// trial shares, then a line per trial.
 pub fn leader_in_flight_markdown(record: &LeaderInFlightRecord) -> String {
     let mut out = String::from(
-        "| Producer (reader) | Trials | Records unacknowledged at the kill | Requests awaiting an answer | Acknowledged | Failed deliveries | Lost | Duplicated | Out of order | Producer id/epoch assignments | Transactions aborted (read_uncommitted) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| Producer (reader) | Trials | At the kill: records unacknowledged; requests awaiting an answer | Lost / duplicated / out of order | Producer id/epoch assignments |\n\
+         |---|---|---|---|---|\n",
     );
     for producer in InFlightProducer::ALL {
         let trials: Vec<&LeaderInFlightReport> = record
@@ -143,25 +152,37 @@ pub fn leader_in_flight_markdown(record: &LeaderInFlightRecord) -> String {
             spread(each(|t| t.producer_id_assignments.max(0) as u64))
         };
         out.push_str(&format!(
-            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {ids} | {} |\n",
+            "| {} ({}) | {} | {}; {} | {} / {} / {} | {ids} |\n",
             producer.name(),
             reader(producer),
             trials.len(),
             spread(each(|t| t.unacknowledged_at_kill)),
             spread(each(|t| t.requests_awaiting_answer.unwrap_or(0))),
-            spread(each(|t| t.acknowledged)),
-            over_trials(each(|t| t.failures.values().sum())),
             over_trials(each(|t| t.audit.lost)),
             over_trials(each(|t| t.audit.duplicated)),
             over_trials(each(|t| t.audit.out_of_order)),
-            aborted(&trials),
         ));
     }
-    out + &trials_table(record)
+    let all: Vec<&LeaderInFlightReport> = record.trials.iter().collect();
+    out.push_str(&format!(
+        "\nAcknowledged per trial: {} of {}; failed deliveries: {}.",
+        spread(all.iter().map(|t| t.acknowledged)),
+        thousands(record.records),
+        over_trials(all.iter().map(|t| t.failures.values().sum())),
+    ));
+    if let Some(aborted) = aborted(&all) {
+        out.push_str(&format!(
+            " Transactions the transactional producer aborted: {aborted} \
+             (what a read_uncommitted reader would see)."
+        ));
+    }
+    out.push('\n');
+    out + &trials_list(record)
 }
 
-/// One row per trial, under a line saying what each trial wrote.
-fn trials_table(record: &LeaderInFlightRecord) -> String {
+/// One line per trial, under a line saying what each trial wrote (a list,
+/// not a table: a table of this many columns is wider than the book).
+fn trials_list(record: &LeaderInFlightRecord) -> String {
     let mut out = String::new();
     let bound = record.unacknowledged_at_most.map_or(String::new(), |n| {
         format!(
@@ -176,26 +197,30 @@ fn trials_table(record: &LeaderInFlightRecord) -> String {
         record.partitions,
         thousands(record.per_transaction),
     ));
-    out.push_str(
-        "| Seed | Producer | Broker killed (partitions it led) | After record | Unacknowledged | Awaiting an answer | New leaders after | Back in sync after | Acknowledged | Failed | Lost | Duplicated | Out of order | Records sent again |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
     for t in &record.trials {
         let partitions: Vec<String> =
             t.killed_partitions.iter().map(i32::to_string).collect();
         let coordinator = match t.killed_coordinator {
-            Some(true) => ", transaction coordinator",
+            Some(true) => " and the transaction coordinator",
             _ => "",
         };
+        let awaiting = t.requests_awaiting_answer.map_or(String::new(), |n| {
+            format!(" and {} requests awaiting an answer", thousands(n))
+        });
+        let resent = t.records_resent.map_or(String::new(), |n| {
+            format!("; {} records sent again", thousands(n))
+        });
         out.push_str(&format!(
-            "| {} | {} | {} ({}{coordinator}) | {} | {} | {} | {:.1} s | {:.1} s | {} | {} | {} | {} | {} | {} |\n",
+            "- seed {}, {}: broker {} killed (it led partitions {}{coordinator}) after record {}, \
+             with {} records unacknowledged{awaiting}; new leaders after {:.1} s, back in sync \
+             after {:.1} s; {} acknowledged, {} failed; {} lost, {} duplicated, {} out of \
+             order{resent}\n",
             t.seed,
             t.producer.slug(),
             t.killed_broker,
             partitions.join(", "),
             thousands(t.killed_after),
             thousands(t.unacknowledged_at_kill),
-            t.requests_awaiting_answer.map_or("–".into(), thousands),
             t.taken_over_s,
             t.back_in_sync_s,
             thousands(t.acknowledged),
@@ -203,7 +228,6 @@ fn trials_table(record: &LeaderInFlightRecord) -> String {
             t.audit.lost,
             t.audit.duplicated,
             t.audit.out_of_order,
-            t.records_resent.map_or("–".into(), thousands),
         ));
     }
     out
@@ -279,19 +303,41 @@ mod tests {
                 .to_string()
         };
         let idem = row("| idempotent, no transactions (read_uncommitted) | 2 |");
-        assert!(idem.contains("| 1,000–2,000 |"), "{idem}");
-        assert!(idem.contains("| 0 | 0 | 0 | 0 | 1 | – |"), "{idem}");
+        assert!(idem.contains("| 1,000–2,000; 4 |"), "{idem}");
+        assert!(idem.ends_with("| 0 / 0 / 0 | 1 |"), "{idem}");
         let plain = row("| acks=all, retries, no idempotence (read_uncommitted) | 2 |");
-        assert!(plain.contains("| 250 (in 1 of 2) |"), "{plain}");
+        assert!(plain.contains("| 0 / 250 (in 1 of 2) / 0 |"), "{plain}");
         let txn = row("| transactional (read_committed) | 1 |");
-        assert!(txn.ends_with("| 0; 0 aborted copies in the log |"), "{txn}");
-        // One row per trial, the killed broker with what it led.
-        assert_eq!(md.matches("| 2 (0, 3) |").count(), 4, "{md}");
+        assert!(txn.ends_with("| 0 / 0 / 0 | 1 |"), "{txn}");
+        assert!(md.contains(
+            "Acknowledged per trial: 30,000 of 30,000; failed deliveries: 0."
+        ));
+        assert!(md.contains("aborted: 0, leaving 0 aborted copies in the log"));
+        // One line per trial, the killed broker with what it led.
         assert_eq!(
-            md.matches("| 2 (0, 3, transaction coordinator) |").count(),
+            md.matches("broker 2 killed (it led partitions 0, 3)")
+                .count(),
+            4,
+            "{md}"
+        );
+        assert_eq!(
+            md.matches("(it led partitions 0, 3 and the transaction coordinator)")
+                .count(),
             1
         );
-        assert!(md.contains("| 9.5 s | 21.0 s |"), "{md}");
+        assert!(md.contains("- seed 2, plain: broker 2 killed"), "{md}");
+        assert!(
+            md.contains("new leaders after 9.5 s, back in sync after 21.0 s"),
+            "{md}"
+        );
+        assert!(md.contains(
+            "0 lost, 250 duplicated, 0 out of order; 420 records sent again"
+        ));
+        // Nothing of the summary is a table wider than five columns.
+        assert!(md
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .all(|l| l.matches('|').count() == 6));
         assert!(md.contains(
             "30,000 records of 100 bytes to 6 partitions (2,000 per transaction, the client \
          holding at most 5,000 unacknowledged)"
