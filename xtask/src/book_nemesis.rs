@@ -56,8 +56,8 @@ fn kept(options: &NemesisOptions, cluster: &str) -> Vec<NemesisRun> {
 /// Where the schedules run (bootstrap addresses; a client is not shared
 /// between threads): the three-broker cluster, and the spare one beside it
 /// if it is up (two schedules at once); or the clusters `NEMESIS_CLUSTERS`
-/// names (`three`, `three-spare`, comma-separated), e.g. to leave the first
-/// free for other work.
+/// names (`three`, `three-spare`, comma-separated, or `both`), e.g. to leave
+/// the first free for other work.
 fn lanes(clusters: &Clusters) -> Result<Vec<String>> {
     let spare = || {
         kafka::running(Layout::ThreeSpare).map(|c| c.bootstrap).ok_or_else(|| {
@@ -65,13 +65,19 @@ fn lanes(clusters: &Clusters) -> Result<Vec<String>> {
         })
     };
     if let Ok(names) = std::env::var("NEMESIS_CLUSTERS") {
+        let names = if names.trim() == "both" {
+            "three,three-spare".to_string()
+        } else {
+            names
+        };
         return names
             .split(',')
             .map(|n| match n.trim() {
                 "three" => Ok(clusters.three()?.bootstrap().to_string()),
                 "three-spare" => spare(),
                 other => bail!(
-                    "NEMESIS_CLUSTERS names `{other}`: use three, three-spare or both"
+                    "NEMESIS_CLUSTERS names `{other}`: use three, three-spare, both, or \
+                     three,three-spare"
                 ),
             })
             .collect();

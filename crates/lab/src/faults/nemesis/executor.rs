@@ -375,15 +375,25 @@ impl Exec<'_, '_> {
         };
         let mut short = Vec::new();
         for p in 0..super::runner::PARTITIONS {
-            let end = self
-                .client
-                .fetch_watermarks(&spec.input, p, Duration::from_secs(10))
-                .map(|(_, high)| high)
-                .unwrap_or(i64::MAX);
             let next = committed
                 .iter()
                 .find(|g| g.partition == p)
                 .map_or(0, |g| g.next);
+            // An end that cannot be read (a broker down) counts as short:
+            // a replacement that finds nothing to do costs seconds.
+            let end = match self.client.fetch_watermarks(
+                &spec.input,
+                p,
+                Duration::from_secs(10),
+            ) {
+                Ok((_, high)) => high,
+                Err(e) => {
+                    short.push(format!(
+                        "partition {p} committed to {next}, its end unreadable ({e})"
+                    ));
+                    continue;
+                }
+            };
             if next < end - marker {
                 short.push(format!("partition {p} committed to {next} of {end}"));
             }
