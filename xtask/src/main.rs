@@ -384,6 +384,17 @@ fn test() -> Result<()> {
             }),
         ),
         (
+            "API docs (broken links are errors)",
+            Box::new(|| {
+                run_loud(
+                    Command::new("cargo")
+                        .args(["doc", "--workspace", "--no-deps", "--quiet"])
+                        .env("RUSTDOCFLAGS", "-D warnings"),
+                    "cargo doc",
+                )
+            }),
+        ),
+        (
             "start Apache Kafka (one broker, three, and one behind a password)",
             Box::new(|| {
                 kafka::up(Layout::Single)?;

@@ -30,7 +30,7 @@ use crate::faults::proxy::{ApiKey, ChaosProxy};
 pub const EXIT_FENCED: i32 = 3;
 
 /// The exit code the kit gives a program it stopped after
-/// [`ABORTABLE_LIMIT`] abortable errors in a row (redoing a batch that can
+/// `ABORTABLE_LIMIT` abortable errors in a row (redoing a batch that can
 /// never commit).
 pub const EXIT_GAVE_UP: i32 = 4;
 

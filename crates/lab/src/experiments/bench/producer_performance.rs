@@ -313,7 +313,7 @@ pub fn parse_summaries(output: &str) -> Summaries {
 ///
 /// (one line). The periodic lines before it have no percentiles and are
 /// skipped; with a warm-up, the last summary is the steady state's (see
-/// [`parse_summaries`] for both).
+/// `parse_summaries` for both).
 pub fn parse_producer_performance(output: &str) -> Option<PerfResult> {
     let line = output
         .lines()

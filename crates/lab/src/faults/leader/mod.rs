@@ -62,7 +62,7 @@ fn refuse(cluster: &Cluster, why: &str) -> Error {
 }
 
 /// Runs scenario D for `semantic` (at-most-once or at-least-once: override
-/// `acks` to compare; exactly-once: [`exactly_once::leader_failure`]'s
+/// `acks` to compare; exactly-once: [`exactly_once::run`]'s
 /// pipeline, and its outcome).
 pub fn leader_failure(
     cluster: &Cluster,
