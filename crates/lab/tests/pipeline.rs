@@ -18,7 +18,6 @@ use lab::experiments::pipeline::{
     claims_markdown, consumer_cost, consumer_cost_markdown, pipeline_bench,
     pipeline_markdown, Cell, ConsumerCostOptions, Pipeline, PipelineOptions,
 };
-use lab::Cluster;
 
 fn small(intervals: &[u64]) -> PipelineOptions {
     PipelineOptions {
@@ -148,10 +147,7 @@ fn read_committed_never_hands_over_an_aborted_record() {
 #[test]
 #[ignore = "needs Apache Kafka's three-broker cluster at KAFKA_THREE_BOOTSTRAP_SERVERS"]
 fn three_brokers_replicate_the_pipeline_with_min_isr_two() {
-    let bootstrap = std::env::var("KAFKA_THREE_BOOTSTRAP_SERVERS")
-        .unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let three = Cluster::connect(&bootstrap).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(three.broker_count(), 3, "{}", three.describe());
+    let three = common::three_brokers();
     let options = small(&[100]);
     let report = pipeline_bench(&[&three], &options, &mut |_| {}).unwrap();
     let run = &report.clusters[0];

@@ -97,10 +97,10 @@ fn over_trials(values: impl Iterator<Item = u64>) -> String {
     }
 }
 
-/// Transactions aborted over the trials, and the copies they left that
-/// only a read_uncommitted reader sees (None without transactional trials).
-fn aborted(trials: &[&LeaderInFlightReport]) -> Option<String> {
-    let transactional: Vec<&&LeaderInFlightReport> = trials
+/// Transactions aborted over the transactional trials, and the copies they
+/// left that only a read_uncommitted reader sees (None without such trials).
+fn aborted(trials: &[LeaderInFlightReport]) -> Option<String> {
+    let transactional: Vec<&LeaderInFlightReport> = trials
         .iter()
         .filter(|t| t.producer == InFlightProducer::Transactional)
         .collect();
@@ -163,14 +163,14 @@ pub fn leader_in_flight_markdown(record: &LeaderInFlightRecord) -> String {
             over_trials(each(|t| t.audit.out_of_order)),
         ));
     }
-    let all: Vec<&LeaderInFlightReport> = record.trials.iter().collect();
+    let trials = &record.trials;
     out.push_str(&format!(
         "\nAcknowledged per trial: {} of {}; failed deliveries: {}.",
-        spread(all.iter().map(|t| t.acknowledged)),
+        spread(trials.iter().map(|t| t.acknowledged)),
         thousands(record.records),
-        over_trials(all.iter().map(|t| t.failures.values().sum())),
+        over_trials(trials.iter().map(|t| t.failures.values().sum())),
     ));
-    if let Some(aborted) = aborted(&all) {
+    if let Some(aborted) = aborted(trials) {
         out.push_str(&format!(
             " Transactions the transactional producer aborted: {aborted} \
              (what a read_uncommitted reader would see)."
@@ -205,7 +205,8 @@ fn trials_list(record: &LeaderInFlightRecord) -> String {
             _ => "",
         };
         let awaiting = t.requests_awaiting_answer.map_or(String::new(), |n| {
-            format!(" and {} requests awaiting an answer", thousands(n))
+            let s = if n == 1 { "" } else { "s" };
+            format!(" and {} request{s} awaiting an answer", thousands(n))
         });
         let resent = t.records_resent.map_or(String::new(), |n| {
             format!("; {} records sent again", thousands(n))
@@ -225,9 +226,9 @@ fn trials_list(record: &LeaderInFlightRecord) -> String {
             t.back_in_sync_s,
             thousands(t.acknowledged),
             thousands(t.failures.values().sum()),
-            t.audit.lost,
-            t.audit.duplicated,
-            t.audit.out_of_order,
+            thousands(t.audit.lost),
+            thousands(t.audit.duplicated),
+            thousands(t.audit.out_of_order),
         ));
     }
     out
