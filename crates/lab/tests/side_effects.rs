@@ -256,11 +256,12 @@ fn v4_a_paused_instance_past_its_session_timeout_writes_its_batch_again_and_sets
             assert_eq!(p.applied_on_resume, p.held.len(), "{o}");
             assert!(p.moved_back() > 0, "the offsets went back\n{o}");
             assert_eq!(o.rows.missing, 0, "{o}");
-            assert_eq!(
-            o.rows.duplicated,
-            p.applied_on_resume + p.moved_back(),
-            "the held batch, and the records read again from the set-back offsets\n{o}"
-        );
+            // At least these: a rebalance after the resume (the woken
+            // instance rejoining) can send a partition back further still.
+            assert!(
+                o.rows.duplicated >= p.applied_on_resume + p.moved_back(),
+                "the held batch, and the records read again from the set-back offsets\n{o}"
+            );
             assert_eq!(o.notifications.duplicated, o.rows.duplicated, "{o}");
         },
     );
